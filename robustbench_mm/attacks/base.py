@@ -1,0 +1,412 @@
+"""The attack registry and the one driver every attack runs through.
+
+An attack is registered as an :class:`AttackSpec`: its threat model (norm, whether it is
+bounded by ε), how many classes it needs, and a *batch function* that turns one batch of
+clean, correctly labelled images into adversarial images. :func:`attack` owns everything
+around it, so no attack can skip it:
+
+* validation of the user's numbers (one-line :class:`UserError`);
+* eval mode restored afterwards (:func:`evaluating`) and parameters frozen (no parameter
+  gradients are ever computed or accumulated, and the caller's ``requires_grad`` flags return);
+* batching on the model's device, optional bf16 autocast + channels_last on CUDA;
+* only examples classified correctly on clean inputs are attacked (AutoAttack's habit: an
+  example misclassified clean is not robust whatever the attack does);
+* every adversarial batch is checked: finite, inside [0, 1] and inside the ε-ball. A violation
+  raises :class:`AttackCheckError` -- a broken attack must never produce a number.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator
+
+import torch
+from torch import nn
+
+from ..errors import UserError
+from ..inference import evaluating, model_device
+from ..registry import Registry
+
+NORMS = ("linf", "l2", "none")
+PRECISIONS = ("auto", "fp32", "bf16")
+LINF_TOL = 1e-6  # float32 rounding of x + ε stays far below this
+L2_TOL = 1e-5
+
+
+class AttackCheckError(RuntimeError):
+    """An attack produced an example outside the threat model (ε-ball or [0, 1]) or non-finite."""
+
+
+@dataclass
+class BatchJob:
+    """What a batch function gets: one batch on the model's device, plus the attack settings.
+
+    ``x``/``y`` hold only the examples to attack (with ``only_correct`` the clean-correct ones).
+    """
+
+    model: nn.Module
+    x: torch.Tensor
+    y: torch.Tensor
+    eps: float
+    grad_model: nn.Module  # the same function for gradient steps (BatchNorm folded into convs)
+    num_classes: int
+    steps: int
+    restarts: int
+    step_size: float | None
+    random_start: bool
+    generator: torch.Generator
+    only_correct: bool
+    autocast: Callable[[], contextlib.AbstractContextManager]
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def seed(self) -> int:
+        """An integer seed drawn from the generator (for libraries that seed the global RNG)."""
+        return int(torch.randint(0, 2**31 - 1, (1,), generator=self.generator))
+
+
+# A batch function returns the adversarial images and, when it knows it, a bool "still
+# correct" per example (None: the driver decides by a forward pass).
+BatchFn = Callable[[BatchJob], tuple[torch.Tensor, "torch.Tensor | None"]]
+
+
+@dataclass(frozen=True)
+class AttackSpec:
+    name: str
+    norm: str  # linf | l2 | none (unbounded, minimal-perturbation attacks: cw-l2, deepfool)
+    bounded: bool  # ε-bounded: the result is robust accuracy at ε
+    run: BatchFn
+    min_classes: int = 2
+    min_classes_why: str = ""
+    options: tuple[str, ...] = ()  # attack-specific keyword options run_attack accepts
+    gradient_free: bool = False  # black-box (square): used by the gradient-masking checks
+    fold_bn: bool = False  # may take gradient steps on a BatchNorm-folded copy (see fold_batchnorm)
+    description: str = ""
+
+
+ATTACKS: Registry[AttackSpec] = Registry("attack")
+
+
+def register(spec: AttackSpec) -> AttackSpec:
+    if spec.norm not in NORMS:
+        raise ValueError(f"attack {spec.name}: norm must be one of {NORMS}")
+    ATTACKS.register(spec.name)(spec)
+    return spec
+
+
+@dataclass
+class AttackResult:
+    """Per-example outcome of one attack, on the CPU."""
+
+    correct: torch.Tensor  # bool: correct on clean input AND under the attack
+    logits: torch.Tensor | None  # float32 logits of the adversarial examples (when asked for)
+    l2: torch.Tensor  # ‖x_adv - x‖₂ per example (0 where nothing was changed)
+    linf: torch.Tensor  # ‖x_adv - x‖∞ per example
+    x_adv: torch.Tensor | None = None  # when asked for
+
+
+# --------------------------------------------------------------------------------------------
+# validation
+
+
+def validate(name: str, eps: float, num_classes: int, *, steps: int = 10, restarts: int = 1,
+             step_size: float | None = None, precision: str = "fp32", batch_size: int = 500,
+             options: dict[str, Any] | None = None) -> AttackSpec:
+    """Check the user's settings for attack ``name``; return its spec or raise one-line UserError."""
+    spec = ATTACKS.get(name)
+    try:
+        eps = float(eps)
+    except (TypeError, ValueError):
+        raise UserError(f"ε must be a number, got {eps!r}") from None
+    if not (eps >= 0 and math.isfinite(eps)):
+        raise UserError(f"ε must be >= 0 and finite, got {eps} (attack {name})")
+    if spec.norm == "linf" and eps > 1.0:
+        raise UserError(
+            f"ε={eps} is larger than the [0,1] pixel range: an L2 radius given to the L∞ attack {name}? use --eps-l2"
+        )
+    if num_classes < spec.min_classes:
+        raise UserError(
+            f"attack {name} needs at least {spec.min_classes} classes{spec.min_classes_why}; "
+            f"the dataset has {num_classes}"
+        )
+    if int(steps) <= 0:
+        raise UserError(f"attack steps must be > 0, got {steps}")
+    if int(restarts) <= 0:
+        raise UserError(f"attack restarts must be > 0, got {restarts}")
+    if step_size is not None and not (step_size > 0 and math.isfinite(step_size)):
+        raise UserError(f"attack step size must be > 0, got {step_size}")
+    if precision not in PRECISIONS:
+        raise UserError(f"unknown attack precision {precision!r}; valid: {', '.join(PRECISIONS)}")
+    if batch_size < 0:
+        raise UserError(f"attack batch size must be >= 0 (0: from free memory), got {batch_size}")
+    unknown = sorted(set(options or {}) - set(spec.options))
+    if unknown:
+        valid = ", ".join(spec.options) or "none"
+        raise UserError(f"attack {name} has no option {', '.join(unknown)}; valid: {valid}")
+    return spec
+
+
+def _check_inputs(x: torch.Tensor, y: torch.Tensor, num_classes: int) -> None:
+    if x.dim() != 4:
+        raise UserError(f"attacks take NCHW image batches, got shape {tuple(x.shape)}")
+    if len(x) != len(y):
+        raise UserError(f"{len(x)} images but {len(y)} labels")
+    if not x.is_floating_point():
+        raise UserError(f"attacks take float images in [0, 1], got dtype {x.dtype}")
+    if x.numel() and not (torch.isfinite(x).all() and x.min() >= 0 and x.max() <= 1):
+        raise UserError("attacks take images in [0, 1]; these are outside it (normalized twice?)")
+    if len(y) and (y.min() < 0 or y.max() >= num_classes):
+        raise UserError(f"labels must be in 0..{num_classes - 1}")
+
+
+def check_adversarial(x: torch.Tensor, x_adv: torch.Tensor, eps: float | None, norm: str, name: str = "attack") -> None:
+    """Raise :class:`AttackCheckError` unless ``x_adv`` is finite, in [0, 1] and within ε of ``x``.
+
+    ``eps=None`` (unbounded attacks) checks the pixel range only.
+    """
+    if x_adv.shape != x.shape:
+        raise AttackCheckError(f"{name}: adversarial batch has shape {tuple(x_adv.shape)}, expected {tuple(x.shape)}")
+    if not torch.isfinite(x_adv).all():
+        raise AttackCheckError(f"{name}: adversarial examples contain NaN or inf")
+    lo, hi = float(x_adv.min()) if x_adv.numel() else 0.0, float(x_adv.max()) if x_adv.numel() else 0.0
+    if lo < 0.0 or hi > 1.0:
+        raise AttackCheckError(f"{name}: adversarial examples leave [0, 1] (min {lo:.6g}, max {hi:.6g})")
+    if eps is None or norm == "none" or not x.numel():
+        return
+    delta = (x_adv.float() - x.float()).flatten(1)
+    if norm == "linf":
+        worst = float(delta.abs().amax())
+        if worst > eps + LINF_TOL:
+            raise AttackCheckError(f"{name}: ‖δ‖∞ = {worst:.8g} exceeds ε = {eps:.8g}")
+    elif norm == "l2":
+        worst = float(delta.norm(dim=1).amax())
+        if worst > eps + L2_TOL:
+            raise AttackCheckError(f"{name}: ‖δ‖₂ = {worst:.8g} exceeds ε = {eps:.8g}")
+
+
+# --------------------------------------------------------------------------------------------
+# model handling
+
+
+@contextlib.contextmanager
+def frozen(model: nn.Module) -> Iterator[nn.Module]:
+    """Parameters' ``requires_grad`` off for the duration (gradients w.r.t. the input only)."""
+    flags = [(p, p.requires_grad) for p in model.parameters()]
+    for p, _ in flags:
+        p.requires_grad_(False)
+    try:
+        yield model
+    finally:
+        for p, flag in flags:
+            p.requires_grad_(flag)
+
+
+def fold_batchnorm(model: nn.Module) -> nn.Module:
+    """An eval-mode copy of ``model`` with every Conv2d -> BatchNorm2d pair of an ``nn.Sequential``
+    folded into one convolution; ``model`` itself when there is nothing to fold.
+
+    In eval mode BatchNorm is a fixed per-channel affine map, so the copy computes the same
+    function (up to float rounding, ~1e-6 in the logits of the digits CNN) with two fewer passes
+    over every activation per layer, forward and backward -- the standard inference fusion.
+    Attacks take their gradient steps on it; clean and final verdicts use ``model`` itself.
+    """
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    def pairs(m: nn.Module):
+        for seq in m.modules():
+            if isinstance(seq, nn.Sequential):
+                for i in range(len(seq) - 1):
+                    conv, bn = seq[i], seq[i + 1]
+                    if (type(conv) is nn.Conv2d and type(bn) is nn.BatchNorm2d and bn.track_running_stats
+                            and bn.running_mean is not None and conv.out_channels == bn.num_features):
+                        yield seq, i
+
+    if model.training or next(pairs(model), None) is None:
+        return model
+    import copy
+
+    folded = copy.deepcopy(model).eval()
+    for seq, i in list(pairs(folded)):
+        seq[i] = fuse_conv_bn_eval(seq[i], seq[i + 1])
+        seq[i + 1] = nn.Identity()
+    for p in folded.parameters():
+        p.requires_grad_(False)
+    return folded
+
+
+def _is_channels_last(model: nn.Module) -> bool:
+    for p in model.parameters():
+        if p.dim() == 4:
+            return p.is_contiguous(memory_format=torch.channels_last) and not p.is_contiguous()
+    return False
+
+
+@contextlib.contextmanager
+def precision_mode(model: nn.Module, device: torch.device, precision: str) -> Iterator[tuple[str, Callable]]:
+    """Resolve ``auto`` and yield (precision, autocast factory).
+
+    bf16 = autocast to bfloat16 with the model in channels_last (CUDA only); the model's memory
+    format is given back afterwards. fp32 is the default: it is what the cross-checks against
+    torchattacks hold for.
+    """
+    if precision == "auto":
+        precision = "bf16" if device.type == "cuda" else "fp32"
+    if precision == "bf16" and device.type != "cuda":
+        raise UserError("attack precision bf16 needs a CUDA device; use fp32 (or auto) on the CPU")
+    if precision == "fp32":
+        yield "fp32", contextlib.nullcontext
+        return
+    was_cl = _is_channels_last(model)
+    model.to(memory_format=torch.channels_last)
+    try:
+        yield "bf16", lambda: torch.autocast("cuda", dtype=torch.bfloat16)
+    finally:
+        if not was_cl:
+            model.to(memory_format=torch.contiguous_format)
+
+
+def auto_batch_size(model: nn.Module, x: torch.Tensor, device: torch.device, autocast: Callable) -> int:
+    """Batch size from free CUDA memory: measure one forward+backward of a probe batch.
+
+    On the CPU there is no memory pressure worth modelling: 1024.
+    """
+    if device.type != "cuda" or len(x) == 0:
+        return 1024
+    probe = min(32, len(x))
+    xb = x[:probe].to(device).requires_grad_(True)
+    torch.cuda.synchronize(device)
+    base = torch.cuda.memory_allocated(device)
+    torch.cuda.reset_peak_memory_stats(device)
+    with autocast():
+        out = model(xb)
+    torch.autograd.grad(out.float().logsumexp(1).sum(), xb)
+    per_example = max((torch.cuda.max_memory_allocated(device) - base) / probe, 1.0)
+    del xb, out
+    free, _ = torch.cuda.mem_get_info(device)
+    # half the free memory: the attack keeps a few image-sized buffers besides the activations
+    return int(max(16, min(8192, 0.5 * free / per_example)))
+
+
+# --------------------------------------------------------------------------------------------
+# the driver
+
+
+def attack(
+    name: str,
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    eps: float,
+    *,
+    num_classes: int,
+    steps: int = 10,
+    restarts: int = 1,
+    step_size: float | None = None,
+    random_start: bool = True,
+    generator: torch.Generator | None = None,
+    batch_size: int = 500,
+    only_correct: bool = True,
+    precision: str = "fp32",
+    keep_logits: bool = False,
+    keep_adv: bool = False,
+    **options: Any,
+) -> AttackResult:
+    """Run attack ``name`` on every example of ``x`` and report the per-example outcome.
+
+    ``x`` (float, [0, 1], NCHW) and ``y`` may live anywhere; batches go to the model's device.
+    Randomness comes only from ``generator`` (a CPU generator; default: seeded with 0). Libraries
+    that seed torch's global RNG (torchattacks) run inside ``fork_rng``: the caller's global RNG
+    state is left as it was.
+    """
+    spec = validate(name, eps, num_classes, steps=steps, restarts=restarts, step_size=step_size,
+                    precision=precision, batch_size=batch_size, options=options)
+    _check_inputs(x, y, num_classes)
+    eps = float(eps)
+    generator = generator if generator is not None else torch.Generator().manual_seed(0)
+    device = model_device(model)
+    n = len(x)
+    correct = torch.zeros(n, dtype=torch.bool)
+    l2 = torch.zeros(n)
+    linf = torch.zeros(n)
+    logits_out = torch.zeros(n, num_classes) if keep_logits else None
+    adv_out = torch.empty_like(x, device="cpu", dtype=torch.float32) if keep_adv else None
+
+    with evaluating(model), frozen(model), precision_mode(model, device, precision) as (prec, autocast):
+        bs = batch_size or auto_batch_size(model, x, device, autocast)
+        grad_model = fold_batchnorm(model) if spec.fold_bn else model
+        for start in range(0, n, bs):
+            sl = slice(start, min(start + bs, n))
+            xb = x[sl].to(device, torch.float32, non_blocking=True)
+            yb = y[sl].to(device, non_blocking=True)
+            if prec == "bf16":
+                xb = xb.contiguous(memory_format=torch.channels_last)
+            with torch.no_grad():
+                clean_ok = model(xb).argmax(1) == yb  # fp32: the verdict every suite shares
+            if only_correct:
+                todo = clean_ok.nonzero().squeeze(1)
+            else:
+                todo = torch.arange(len(xb), device=device)
+            adv = xb.clone()
+            ok = clean_ok.clone()
+            if len(todo):
+                job = BatchJob(model=model, x=xb[todo], y=yb[todo], eps=eps, grad_model=grad_model,
+                               num_classes=num_classes,
+                               steps=int(steps), restarts=int(restarts), step_size=step_size,
+                               random_start=random_start, generator=generator, only_correct=only_correct,
+                               autocast=autocast, options=dict(options))
+                adv_todo, ok_todo = spec.run(job)
+                adv_todo = adv_todo.detach().to(torch.float32)
+                check_adversarial(job.x, adv_todo, eps if spec.bounded else None, spec.norm, name)
+                adv[todo] = adv_todo
+                if ok_todo is not None and prec == "fp32":
+                    ok[todo] = clean_ok[todo] & ok_todo.to(device)
+                    ok_known = True
+                else:
+                    ok_known = False
+            else:
+                ok_known = True
+            if keep_logits or not ok_known:
+                with torch.no_grad():
+                    adv_logits = model(adv).float()
+                if not ok_known:
+                    ok = clean_ok & (adv_logits.argmax(1) == yb)
+                if keep_logits:
+                    logits_out[sl] = adv_logits.cpu()
+            delta = (adv - xb).flatten(1).float()
+            correct[sl] = ok.cpu()
+            l2[sl] = delta.norm(dim=1).cpu()
+            linf[sl] = delta.abs().amax(dim=1).cpu() if delta.shape[1] else 0.0
+            if keep_adv:
+                adv_out[sl] = adv.cpu()
+    return AttackResult(correct=correct, logits=logits_out, l2=l2, linf=linf, x_adv=adv_out)
+
+
+def run_attack(
+    name: str,
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    eps: float,
+    *,
+    num_classes: int,
+    steps: int = 10,
+    restarts: int = 1,
+    step_size: float | None = None,
+    random_start: bool = True,
+    generator: torch.Generator | None = None,
+    batch_size: int = 500,
+    only_correct: bool = True,
+    precision: str = "fp32",
+    **options: Any,
+) -> torch.Tensor:
+    """Bool per example: still correctly classified under attack ``name`` at radius ``eps``.
+
+    Examples misclassified on clean inputs count as not correct. ``steps``/``restarts`` are the
+    iterations and random restarts of iterative attacks (FGSM ignores them); ``step_size``
+    defaults to 2.5·ε/steps for PGD (Madry et al.). ``options`` are attack-specific
+    (e.g. ``n_queries`` for square, ``c`` for cw-l2); see ``ATTACKS.get(name).options``.
+    """
+    return attack(name, model, x, y, eps, num_classes=num_classes, steps=steps, restarts=restarts,
+                  step_size=step_size, random_start=random_start, generator=generator,
+                  batch_size=batch_size, only_correct=only_correct, precision=precision, **options).correct

@@ -1,0 +1,112 @@
+"""torchattacks-backed attacks: APGD-CE, APGD-DLR (targeted), FAB, Square, CW-L2, DeepFool, AutoAttack.
+
+The adapter keeps torchattacks' attack code and leaves its habits we do not want:
+
+* our models normalize inside, so ``set_normalization_used`` is never called;
+* torchattacks seeds torch's *global* RNG (``torch.random.manual_seed(self.seed)``); we draw
+  the seed from the caller's generator and run inside ``torch.random.fork_rng`` so the global
+  RNG state is untouched and results depend on our generator only;
+* torchattacks' defaults assume 10 classes; the number of classes comes from the dataset and,
+  as in the original AutoAttack, targeted attacks use at most 9 target classes;
+* its outputs go through the same ε-ball/[0, 1] check as ours (in :func:`base.attack`).
+
+These attacks run in float32 whatever the requested precision: they convert losses to NumPy,
+which has no bfloat16.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Callable
+
+import torch
+import torchattacks
+
+from .base import AttackSpec, BatchJob, register
+
+_NORM = {"linf": "Linf", "l2": "L2"}
+
+
+def _targets(num_classes: int) -> int:
+    # AutoAttack's n_target_classes = 9: the 9 most likely wrong classes (all of them for 10 classes)
+    return min(9, num_classes - 1)
+
+
+@contextlib.contextmanager
+def _own_rng(device: torch.device):
+    devices = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        yield
+
+
+def _zoo(build: Callable[[BatchJob], torchattacks.Attack]):
+    """A batch function running the torchattacks attack ``build(job)`` on the job's batch."""
+
+    def run(job: BatchJob):
+        with _own_rng(job.x.device):
+            torch.manual_seed(job.seed())
+            atk = build(job)
+            adv = atk(job.x, job.y)
+        return adv, None  # verdict by the driver's own forward pass
+
+    return run
+
+
+def _apgd_ce(job: BatchJob):
+    return torchattacks.APGD(job.model, norm="Linf", eps=job.eps, steps=job.steps, n_restarts=job.restarts,
+                             seed=job.seed(), loss="ce", rho=0.75)
+
+
+def _apgd_dlr(job: BatchJob):
+    # targeted APGD on the DLR loss (AutoAttack's "apgd-t")
+    atk = torchattacks.APGDT(job.model, norm="Linf", eps=job.eps, steps=job.steps, n_restarts=job.restarts,
+                             seed=job.seed(), n_classes=job.num_classes)
+    atk.n_target_classes = _targets(job.num_classes)
+    return atk
+
+
+def _fab(job: BatchJob):
+    return torchattacks.FAB(job.model, norm="Linf", eps=job.eps, steps=job.steps, n_restarts=job.restarts,
+                            seed=job.seed(), multi_targeted=False, n_classes=job.num_classes)
+
+
+def _square(job: BatchJob):
+    return torchattacks.Square(job.model, norm="Linf", eps=job.eps, n_queries=int(job.options.get("n_queries", 1000)),
+                               n_restarts=job.restarts, p_init=0.8, loss="margin", seed=job.seed())
+
+
+def _cw(job: BatchJob):
+    return torchattacks.CW(job.model, c=float(job.options.get("c", 1.0)), kappa=float(job.options.get("kappa", 0.0)),
+                           steps=job.steps, lr=float(job.options.get("lr", 0.01)))
+
+
+def _deepfool(job: BatchJob):
+    return torchattacks.DeepFool(job.model, steps=job.steps, overshoot=float(job.options.get("overshoot", 0.02)))
+
+
+def _autoattack(job: BatchJob):
+    atk = torchattacks.AutoAttack(job.model, norm="Linf", eps=job.eps, version="standard",
+                                  n_classes=job.num_classes, seed=job.seed())
+    for sub in atk._autoattack.attacks:  # APGD-CE, APGD-T, FAB-T, Square
+        if hasattr(sub, "n_target_classes"):
+            sub.n_target_classes = _targets(job.num_classes)
+        if isinstance(sub, torchattacks.Square):
+            sub.n_queries = int(job.options.get("n_queries", sub.n_queries))
+        elif hasattr(sub, "steps"):
+            sub.steps = job.steps
+    return atk
+
+
+_DLR = " (targeted DLR loss: the 4 largest logits; AutoAttack refuses 3 classes)"
+register(AttackSpec("apgd-ce", "linf", True, _zoo(_apgd_ce), description="APGD on cross-entropy (torchattacks)"))
+register(AttackSpec("apgd-dlr", "linf", True, _zoo(_apgd_dlr), min_classes=4, min_classes_why=_DLR,
+                    description="targeted APGD on the DLR loss (torchattacks APGDT)"))
+register(AttackSpec("fab", "linf", True, _zoo(_fab), description="FAB-L∞ (torchattacks)"))
+register(AttackSpec("square", "linf", True, _zoo(_square), options=("n_queries",), gradient_free=True,
+                    description="Square attack, black-box (torchattacks)"))
+register(AttackSpec("cw-l2", "none", False, _zoo(_cw), options=("c", "kappa", "lr"),
+                    description="Carlini-Wagner L2, minimal perturbation (torchattacks)"))
+register(AttackSpec("deepfool", "none", False, _zoo(_deepfool), options=("overshoot",),
+                    description="DeepFool, minimal perturbation (torchattacks)"))
+register(AttackSpec("autoattack", "linf", True, _zoo(_autoattack), min_classes=4, min_classes_why=_DLR,
+                    options=("n_queries",), description="AutoAttack standard (torchattacks)"))

@@ -1,0 +1,108 @@
+"""The non-adversarial lenses: clean accuracy, novel deformations, common corruptions, calibration.
+
+(The adversarial suite lives in ``robustbench_mm.attacks.suite``.) Each suite turns shifted
+test images into per-example correctness and logits; calibration runs last and measures the
+clean logits and every shifted set the other suites left behind.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .calibration import calibration_rows, fit_temperature
+from .errors import UserError
+from .inference import predict_logits
+from .results import row
+from .suites import SUITES, SuiteContext, SuiteOutput
+
+
+def _score(ctx: SuiteContext, images: torch.Tensor) -> torch.Tensor:
+    return predict_logits(ctx.model, images, batch_size=ctx.config.batch_size or 1000)
+
+
+def _transformed(ctx: SuiteContext, transform, generator: torch.Generator) -> torch.Tensor:
+    """Apply ``transform(batch, generator)`` batch by batch on the model's device (one generator)."""
+    chunks = []
+    step = ctx.config.batch_size or 1000
+    for start in range(0, len(ctx.x), step):
+        batch = ctx.x[start : start + step].to(ctx.device)
+        chunks.append(transform(batch, generator).cpu())
+    return torch.cat(chunks)
+
+
+def _accuracy_output(ctx: SuiteContext, suite: str, test: str, severity: float, logits: torch.Tensor, out: SuiteOutput) -> None:
+    correct = (logits.argmax(1) == ctx.y).numpy()
+    out.rows.append(row(suite, test, severity, "accuracy", correct.mean(), len(correct)))
+    out.per_example[(suite, test, float(severity))] = correct
+    out.logits[(suite, test, float(severity))] = logits
+
+
+@SUITES.register("clean")
+def clean_suite(ctx: SuiteContext) -> SuiteOutput:
+    out = SuiteOutput()
+    _accuracy_output(ctx, "clean", "clean", 0.0, ctx.clean_logits, out)
+    return out
+
+
+@SUITES.register("deformation")
+def deformation_suite(ctx: SuiteContext) -> SuiteOutput:
+    """The paper's novel deformations (Table 4, or Table 9 with ``paper-full``)."""
+    from .corruptions import deform, deformation_grid
+
+    out = SuiteOutput()
+    for name, severity in deformation_grid(ctx.config.deformations):
+        generator = ctx.generator("deformation", name, severity)
+        images = _transformed(ctx, lambda b, g: deform(b, name, severity, g), generator)
+        _accuracy_output(ctx, "deformation", name, severity, _score(ctx, images), out)
+    return out
+
+
+@SUITES.register("corruption")
+def corruption_suite(ctx: SuiteContext) -> SuiteOutput:
+    """Common corruptions (generated on the device, or the published CIFAR-C files)."""
+    from .corruptions import corrupt, corruption_names, load_cifar_c, CORRUPTIONS
+
+    out = SuiteOutput()
+    names = ctx.config.corruptions or corruption_names()
+    for name in names:
+        CORRUPTIONS.get(name)  # unknown names fail before any work
+    severities = ctx.config.severities or [1, 2, 3, 4, 5]
+    accuracies = []
+    for name in names:
+        for severity in severities:
+            if ctx.config.cifar_c_root:
+                if ctx.dataset not in ("cifar10", "cifar100"):
+                    raise UserError(f"--cifar-c-root only applies to cifar10/cifar100, not {ctx.dataset}")
+                images, labels = load_cifar_c(ctx.config.cifar_c_root, ctx.dataset, name, severity)
+                images, labels = images[: len(ctx.y)], labels[: len(ctx.y)]
+                if not torch.equal(labels, ctx.y):
+                    raise UserError(f"labels.npy under {ctx.config.cifar_c_root} do not match the {ctx.dataset} test labels")
+            else:
+                generator = ctx.generator("corruption", name, severity)
+                images = _transformed(ctx, lambda b, g: corrupt(b, name, severity, g), generator)
+            _accuracy_output(ctx, "corruption", name, severity, _score(ctx, images), out)
+            accuracies.append(out.rows[-1]["value"])
+    out.rows.append(row("corruption", "mean", 0.0, "accuracy", float(np.mean(accuracies)), len(ctx.y)))
+    return out
+
+
+def calibration_suite(ctx: SuiteContext, shifted: dict) -> SuiteOutput:
+    """Calibration of the clean logits and of every shifted set, before and after temperature scaling.
+
+    The temperature is fitted on the held-out part of the training split (never the test set).
+    """
+    temperature = None
+    if ctx.holdout is not None and len(ctx.holdout[1]) > 0:
+        holdout_logits = predict_logits(ctx.model, ctx.holdout[0], batch_size=ctx.config.batch_size or 1000)
+        temperature = fit_temperature(holdout_logits, ctx.holdout[1])
+    out = SuiteOutput()
+    out.rows += calibration_rows(ctx.clean_logits, ctx.y, test="clean", severity=0.0, temperature=temperature, n_bins=ctx.config.n_bins)
+    for (suite, test, severity), logits in shifted.items():
+        if suite == "clean":
+            continue
+        out.rows += calibration_rows(logits, ctx.y, test=test, severity=severity, temperature=temperature, n_bins=ctx.config.n_bins)
+    return out
+
+
+SUITES.register("calibration")(calibration_suite)

@@ -1,0 +1,70 @@
+"""Hendrycks & Dietterich's common corruptions (CIFAR-10-C), batched in torch.
+
+Parameters are the CIFAR tables of the reference ``make_cifar_c.py`` (hendrycks/robustness,
+``ImageNet-C/create_c/make_cifar_c.py``), written for 32x32 images. For other sizes every
+*spatial* parameter measured in pixels (blur sigmas and radii, glass-blur displacement,
+motion-blur length, spatter smoothing) is multiplied by ``min(H, W) / 32``, which is also
+roughly how the authors' own ImageNet-C tables grow from the CIFAR ones. Parameters that are
+fractions of the image (zoom factors, pixelate ratio, elastic alpha/sigma, which the reference
+already writes as multiples of the image size) and pixel-value parameters are unchanged.
+
+The corruptions live in four files by family (noise, blur, weather, digital); each says
+where and why it departs from the reference. Every one takes and returns (N, C, H, W) floats
+with C in {1, 3}; :func:`corrupt` checks inputs, computes in float32 (float64 stays float64),
+clamps to [0, 1] and restores the caller's dtype.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+from ..errors import UserError
+from ..registry import Registry
+from ._util import check_images, chunk_size, finish, work_dtype
+
+Corruption = Callable[[torch.Tensor, int, torch.Generator], torch.Tensor]
+
+CORRUPTIONS: Registry[Corruption] = Registry("corruption")
+
+# CIFAR-10-C's order: the 15 benchmark corruptions, then the 4 held-out extras.
+_CANONICAL = [
+    "gaussian_noise", "shot_noise", "impulse_noise", "defocus_blur", "glass_blur",
+    "motion_blur", "zoom_blur", "snow", "frost", "fog", "brightness", "contrast",
+    "elastic_transform", "pixelate", "jpeg_compression",
+    "speckle_noise", "gaussian_blur", "spatter", "saturate",
+]
+
+
+def corruption_names() -> list[str]:
+    """All 19 corruption names in CIFAR-10-C order (15 benchmark ones first, then 4 extras)."""
+    return [n for n in _CANONICAL if n in CORRUPTIONS]
+
+
+def check_severity(severity: object) -> int:
+    """Severities are the integers 1..5 of the published tables; anything else is refused."""
+    ok = isinstance(severity, (int, float)) and not isinstance(severity, bool)
+    if not ok or severity not in (1, 2, 3, 4, 5):
+        raise UserError(f"severity must be 1..5, got {severity!r}")
+    return int(severity)  # type: ignore[arg-type]
+
+
+def corrupt(x: torch.Tensor, name: str, severity: int, generator: torch.Generator) -> torch.Tensor:
+    """Apply corruption ``name`` at ``severity`` (1..5) to a batch of images in [0, 1].
+
+    Random numbers come from ``generator`` only, so a seed and a batch shape fix the output.
+    On CPU the batch is processed in cache-sized chunks (see ``_util.chunk_size``).
+    """
+    fn = CORRUPTIONS.get(name)
+    level = check_severity(severity)
+    check_images(x)
+    if x.shape[0] == 0:
+        return x.clone()
+    with torch.no_grad():
+        parts = [fn(part.to(work_dtype(x)), level, generator) for part in x.split(chunk_size(x))]
+    return finish(parts[0] if len(parts) == 1 else torch.cat(parts), x)
+
+
+# Importing the families registers them; they import CORRUPTIONS from this module.
+from . import blur, digital, noise, weather  # noqa: E402,F401

@@ -1,0 +1,200 @@
+"""The suite runner: any [0, 1]-input model + a dataset -> one DataFrame in the results schema.
+
+``evaluate(model, dataset)`` works for a user's own ``nn.Module``; ``evaluate_run(run_dir)``
+does the same for a run directory and writes ``metrics.csv`` (atomically), the per-example
+correctness (``per_example.npz``) and the clean reliability bins (``reliability.csv``).
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from . import builtin_suites  # noqa: F401  (registers clean/deformation/corruption/calibration)
+from .config import EvalConfig
+from .data import DatasetSplits, load_dataset, to_float
+from .errors import UserError
+from .inference import evaluating, model_device, predict_logits, resolve_device
+from .results import COLUMNS, frame
+from .storage import atomic_write_bytes, atomic_write_text
+from .suites import SUITES, SuiteContext, SuiteOutput
+
+SUITE_ORDER = ("clean", "adversarial", "deformation", "corruption", "calibration")
+
+
+@dataclass
+class Evaluation:
+    metrics: pd.DataFrame  # the results schema
+    per_example: dict[tuple[str, str, float], np.ndarray] = field(default_factory=dict)
+    reliability: pd.DataFrame | None = None
+    seconds: float = 0.0
+
+
+def _register_adversarial() -> None:
+    from . import attacks  # noqa: F401  (registers the adversarial suite)
+
+
+def check_suites(suites: Sequence[str]) -> list[str]:
+    _register_adversarial()
+    names = list(dict.fromkeys(suites))
+    for name in names:
+        SUITES.get(name)
+    if not names:
+        raise UserError("no suite selected")
+    return sorted(names, key=lambda s: SUITE_ORDER.index(s) if s in SUITE_ORDER else len(SUITE_ORDER))
+
+
+def evaluate(
+    model: nn.Module,
+    dataset: str | DatasetSplits,
+    suites: Sequence[str] | None = None,
+    config: EvalConfig | None = None,
+    *,
+    identity: dict[str, Any] | None = None,
+    holdout: tuple[torch.Tensor, torch.Tensor] | None = None,
+    details: bool = False,
+    **overrides: Any,
+) -> pd.DataFrame | Evaluation:
+    """Evaluate any model that takes [0, 1] NCHW images on ``dataset``'s test split.
+
+    ``suites`` defaults to clean, adversarial, deformation and calibration. Keyword
+    ``overrides`` set :class:`EvalConfig` fields (``eps=[...]``, ``pgd_steps=20``, ...).
+    ``holdout`` (images, labels) is used to fit the calibration temperature; ``details=True``
+    returns an :class:`Evaluation` with per-example results and reliability bins.
+    """
+    config = config or EvalConfig()
+    for key, value in overrides.items():
+        if not hasattr(config, key):
+            raise UserError(f"unknown evaluation setting {key!r}")
+        setattr(config, key, value)
+    config.validate()
+    if suites is not None:
+        config.suites = list(suites)
+    names = check_suites(config.suites)
+    data = dataset if isinstance(dataset, DatasetSplits) else load_dataset(dataset)
+    started = time.perf_counter()
+
+    device = resolve_device(config.device) if config.device != "auto" else model_device(model)
+    if config.device == "auto" and device.type == "cpu" and torch.cuda.is_available():
+        device = torch.device("cuda")
+    x = to_float(data.test_x)
+    y = data.test_y
+    if config.max_examples is not None:
+        x, y = x[: config.max_examples], y[: config.max_examples]
+    if len(y) == 0:
+        raise UserError(f"dataset {data.name} has an empty test split")
+    identity = identity or {"run": "model", "dataset": data.name, "arch": type(model).__name__, "method": "", "seed": 0}
+
+    model.to(device)
+    with evaluating(model):
+        clean_logits = predict_logits(model, x, batch_size=config.batch_size or 1000)
+        if clean_logits.ndim != 2 or clean_logits.shape[1] != data.num_classes:
+            raise UserError(
+                f"the model outputs shape {tuple(clean_logits.shape)}, expected (N, {data.num_classes}) for {data.name}"
+            )
+        if holdout is not None:
+            holdout = (to_float(holdout[0]), holdout[1])
+        ctx = SuiteContext(
+            model=model, x=x, y=y, num_classes=data.num_classes, dataset=data.name,
+            config=config, device=device, clean_logits=clean_logits, holdout=holdout,
+        )
+        rows: list[dict] = []
+        per_example: dict = {}
+        shifted_logits: dict = {}
+        for name in names:
+            if name == "calibration":
+                output = SUITES.get(name)(ctx, shifted_logits)
+            else:
+                output: SuiteOutput = SUITES.get(name)(ctx)
+            rows += output.rows
+            per_example.update(output.per_example)
+            shifted_logits.update(output.logits)
+    metrics = frame(rows, identity)
+    reliability = None
+    if "calibration" in names:
+        from .calibration import reliability_bins
+
+        reliability = reliability_bins(clean_logits, y, n_bins=config.n_bins)
+        for key in ("run", "method", "seed"):
+            reliability.insert(0, key, identity[key])
+    evaluation = Evaluation(metrics, per_example, reliability, time.perf_counter() - started)
+    return evaluation if details else metrics
+
+
+def evaluate_run(
+    run_dir: str | Path,
+    suites: Sequence[str] | None = None,
+    config: EvalConfig | None = None,
+    *,
+    data: DatasetSplits | None = None,
+    write: bool = True,
+    data_root: str | None = None,
+) -> Evaluation:
+    """Evaluate a run directory's model.pt, writing metrics.csv, per_example.npz and reliability.csv."""
+    from .checkpoint import load_model
+    from .config import load_train_config
+    from .train import training_split
+
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise UserError(f"run directory not found: {run_dir}")
+    if not (run_dir / "model.pt").exists():
+        raise UserError(f"{run_dir} has no model.pt (is training finished? resume it with mmbench train --resume)")
+    train_cfg = load_train_config(run_dir / "config.toml")
+    if data is None:
+        data = load_dataset(train_cfg.dataset, data_root or train_cfg.data_root, False)
+    model, meta = load_model(run_dir / "model.pt", expect_arch=train_cfg.arch, expect_dataset=train_cfg.dataset, expect_classes=data.classes)
+    _, holdout_idx = training_split(len(data.train_y), float(meta.get("holdout_fraction", 0.0)), int(meta.get("holdout_seed", meta["seed"])))
+    holdout = (data.train_x[holdout_idx], data.train_y[holdout_idx])
+    identity = {"run": run_dir.name, "dataset": data.name, "arch": meta["arch"], "method": meta["method"], "seed": int(meta["seed"])}
+    evaluation = evaluate(model, data, suites, config, identity=identity, holdout=holdout, details=True)
+    if write:
+        write_evaluation(run_dir, evaluation)
+    return evaluation
+
+
+def write_evaluation(run_dir: Path, evaluation: Evaluation) -> None:
+    atomic_write_text(run_dir / "metrics.csv", evaluation.metrics[COLUMNS].to_csv(index=False, float_format="%.6g"))
+    buffer = io.BytesIO()
+    arrays = {f"{s}|{t}|{sev:g}": np.asarray(v, dtype=bool) for (s, t, sev), v in evaluation.per_example.items()}
+    np.savez_compressed(buffer, **arrays)
+    atomic_write_bytes(run_dir / "per_example.npz", buffer.getvalue())
+    if evaluation.reliability is not None:
+        atomic_write_text(run_dir / "reliability.csv", evaluation.reliability.to_csv(index=False, float_format="%.6g"))
+
+
+def read_metrics(run_dir: Path) -> pd.DataFrame:
+    path = Path(run_dir) / "metrics.csv"
+    if not path.exists():
+        raise UserError(f"{run_dir} has no metrics.csv; run mmbench evaluate {run_dir} first")
+    try:
+        df = pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise UserError(f"{path} is not a valid metrics file ({str(exc).splitlines()[0]})") from None
+    missing = [c for c in COLUMNS if c not in df.columns]
+    if missing:
+        raise UserError(f"{path} lacks columns: {', '.join(missing)}")
+    return df
+
+
+def read_per_example(run_dir: Path) -> dict[tuple[str, str, float], np.ndarray]:
+    path = Path(run_dir) / "per_example.npz"
+    if not path.exists():
+        return {}
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            out = {}
+            for key in archive.files:
+                suite, test, severity = key.split("|")
+                out[(suite, test, float(severity))] = archive[key]
+            return out
+    except (ValueError, OSError) as exc:
+        raise UserError(f"{path} is unreadable ({exc})") from None

@@ -1,0 +1,73 @@
+"""The one mixing mechanism every architecture shares.
+
+A model is a sequence of stages followed by a head. ``model(x, mix=Mix(layer, lam, perm))``
+mixes the hidden state *after* stage ``layer`` (0 = the input, after normalization) with a
+paired copy of itself: ``h = lam * h + (1 - lam) * h[partner]``. Input mixup is ``layer=0``;
+Manifold Mixup draws ``layer`` from the eligible set every step. Method code never needs to
+know an architecture's internals.
+
+Models take images in [0, 1] and own their normalization (mean/std buffers), as RobustBench
+models do, so attacks and corruptions work in pixel space.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+from torch import nn
+
+
+@dataclass(frozen=True)
+class Mix:
+    """Mix the hidden state after stage ``layer`` with coefficient ``lam``.
+
+    ``perm`` is the partner index of each row. ``None`` pairs the batch with its reverse
+    (``h.flip(0)``), as timm's Mixup does: because the batch order is already a uniformly
+    random permutation, every example's partner is uniformly random, and a flip has a cheap
+    backward (another flip) where a gather by a random index needs a scatter-add.
+    """
+
+    layer: int
+    lam: float
+    perm: torch.Tensor | None = None
+
+    def partner(self, h: torch.Tensor) -> torch.Tensor:
+        return h.flip(0) if self.perm is None else h[self.perm]
+
+    def apply(self, h: torch.Tensor) -> torch.Tensor:
+        return self.lam * h + (1.0 - self.lam) * self.partner(h)
+
+
+class MixableNet(nn.Module):
+    """Normalization, then ``stages``, then ``head``; mixing possible after any stage."""
+
+    def __init__(
+        self,
+        stages: Sequence[nn.Module],
+        head: nn.Module,
+        mean: Sequence[float],
+        std: Sequence[float],
+    ) -> None:
+        super().__init__()
+        self.stages = nn.ModuleList(stages)
+        self.head = head
+        channels = len(mean)
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, channels, 1, 1))
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, channels, 1, 1))
+
+    @property
+    def mix_layers(self) -> list[int]:
+        """Every layer this model can mix at: 0 (input) .. number of stages."""
+        return list(range(len(self.stages) + 1))
+
+    def forward(self, x: torch.Tensor, mix: Mix | None = None) -> torch.Tensor:
+        h = (x - self.mean) / self.std
+        if mix is not None and mix.layer == 0:
+            h = mix.apply(h)
+        for index, stage in enumerate(self.stages, start=1):
+            h = stage(h)
+            if mix is not None and mix.layer == index:
+                h = mix.apply(h)
+        return self.head(h)

@@ -1,0 +1,201 @@
+"""``mmbench run``: train every (method, seed), evaluate every run, write the report.
+
+Trainings are independent, so ``--jobs N`` runs them in parallel processes (one per GPU
+when several are present); ``--plan`` prints one self-contained command per run for a
+cluster scheduler instead, after which ``mmbench report`` collects the run directories.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import shlex
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+from .config import TrainConfig
+from .errors import UserError
+
+DEFAULT_METHODS = ["erm", "mixup", "manifold-mixup"]
+DEFAULT_SEEDS = [0, 1, 2]
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def planned_configs(args: argparse.Namespace) -> tuple[list[TrainConfig], dict]:
+    """One TrainConfig per (method, seed), after preset and flags are applied."""
+    from .cli import _flatten, train_config
+    from .methods import METHODS
+
+    base = TrainConfig()
+    preset: dict = {}
+    if getattr(args, "preset", None):
+        from .presets import apply_preset
+
+        base, preset = apply_preset(args.preset, base)
+    base = train_config(args, base)
+    base.out_dir = args.runs_dir
+    methods = _flatten(args.methods) or preset.get("methods") or DEFAULT_METHODS
+    seeds = _flatten(args.seeds) or preset.get("seeds") or DEFAULT_SEEDS
+    if any(s < 0 for s in seeds):
+        raise UserError("--seeds must be >= 0")
+    for method in methods:
+        METHODS.get(method)
+    if len(set(methods)) != len(methods) or len(set(seeds)) != len(seeds):
+        raise UserError("--methods and --seeds must not repeat a value")
+    base.validate()
+    configs = []
+    for method in methods:
+        # Per-method alphas (a preset may give one per method); --alpha applies to all.
+        alpha = base.alpha if args.alpha is not None else preset.get("alpha", {}).get(method, base.alpha)
+        for seed in seeds:
+            configs.append(dataclasses.replace(base, method=method, seed=seed, alpha=None if method == "erm" else alpha,
+                                               mix_layers=None if method != "manifold-mixup" else base.mix_layers))
+    return configs, preset
+
+
+def plan_commands(configs: list[TrainConfig], args: argparse.Namespace) -> list[str]:
+    """Self-contained shell commands: train, then evaluate, one line per run."""
+    lines = []
+    for cfg in configs:
+        train = ["mmbench", "train", "--dataset", cfg.dataset, "--method", cfg.method, "--seed", str(cfg.seed), "--out-dir", cfg.out_dir, "--quiet"]
+        for flag, value in (("--arch", cfg.arch), ("--epochs", cfg.epochs), ("--batch-size", cfg.batch_size), ("--lr", cfg.lr),
+                            ("--weight-decay", cfg.weight_decay), ("--alpha", cfg.alpha), ("--data-root", cfg.data_root),
+                            ("--schedule", cfg.schedule), ("--device", cfg.device), ("--mix-loss", cfg.mix_loss)):
+            if value is not None:
+                train += [flag, str(value)]
+        if cfg.mix_layers:
+            train += ["--mix-layers", ",".join(map(str, cfg.mix_layers))]
+        if args.resume:
+            train.append("--resume")
+        lines.append(" ".join(shlex.quote(p) for p in train) + " | tail -n 1 | xargs mmbench evaluate " + _eval_flags(args))
+    return lines
+
+
+def _eval_flags(args: argparse.Namespace) -> str:
+    parts = []
+    from .cli import _flatten
+
+    for flag, name in (("--suite", "suites"), ("--attacks", "attacks"), ("--eps", "eps"), ("--eps-l2", "eps_l2"),
+                       ("--corruptions", "corruptions"), ("--severities", "severities")):
+        value = _flatten(getattr(args, name, None))
+        if value:
+            parts += [flag, ",".join(map(str, value))]
+    for flag, name in (("--pgd-steps", "pgd_steps"), ("--pgd-restarts", "pgd_restarts"), ("--deformations", "deformations"),
+                       ("--max-examples", "max_examples"), ("--eval-seed", "eval_seed")):
+        value = getattr(args, name, None)
+        if value is not None:
+            parts += [flag, str(value)]
+    return " ".join(shlex.quote(p) for p in parts)
+
+
+def _train_and_evaluate(cfg: TrainConfig, eval_cfg, force: bool, resume: bool, device: str | None) -> tuple[str, float, float]:
+    """One run end to end (also the body of a worker process)."""
+    import torch
+
+    from .data import load_dataset
+    from .evaluation import evaluate_run
+    from .train import train
+
+    if device is not None:
+        cfg = dataclasses.replace(cfg, device=device)
+        eval_cfg = dataclasses.replace(eval_cfg, device=device)
+    if torch.get_num_threads() > 1 and _worker_threads:
+        torch.set_num_threads(_worker_threads)
+    data = _cached_dataset(cfg, load_dataset)
+    started = time.perf_counter()
+    run_dir = Path(cfg.out_dir) / cfg.resolved(data.default_arch).run_name
+    if resume and (run_dir / "model.pt").exists() and not (run_dir / "checkpoint.pt").exists():
+        accuracy = float("nan")  # finished earlier (checkpoint removed): nothing to train
+    else:
+        result = train(cfg, force=force, resume=resume, progress=False, data=data, log=lambda s: None)
+        run_dir, accuracy = result.run_dir, result.test_accuracy
+    evaluate_run(run_dir, config=eval_cfg, data=data)
+    return str(run_dir), accuracy, time.perf_counter() - started
+
+
+_dataset_cache: dict = {}
+_worker_threads = 0
+
+
+def _cached_dataset(cfg: TrainConfig, loader):
+    key = (cfg.dataset, cfg.data_root)
+    if key not in _dataset_cache:
+        _dataset_cache[key] = loader(cfg.dataset, cfg.data_root, cfg.download)
+    return _dataset_cache[key]
+
+
+def _init_worker(threads: int) -> None:
+    global _worker_threads
+    _worker_threads = threads
+
+
+def run_benchmark(args: argparse.Namespace) -> int:
+    from .cli import _flatten, eval_config
+    from .inference import resolve_device
+    from .report import headline_markdown, write_report
+    from .storage import ensure_writable_dir
+
+    configs, preset = planned_configs(args)
+    eval_cfg = eval_config(args)
+    if preset.get("eval"):
+        from .presets import apply_eval_preset
+
+        eval_cfg = apply_eval_preset(preset["eval"], eval_cfg, args)
+    if args.plan:
+        for line in plan_commands(configs, args):
+            print(line)
+        return 0
+    resolve_device(configs[0].device)  # fail early on --device cuda without a GPU
+    formats = _flatten(args.format) or ["md"]
+    if any(f not in ("md", "html") for f in formats):
+        raise UserError("unknown report format; valid: md, html")
+    # Validate every destination before training anything: no run is half-overwritten.
+    from .data import load_dataset
+
+    data = _cached_dataset(configs[0], load_dataset)
+    run_dirs = [Path(cfg.out_dir) / cfg.resolved(data.default_arch).run_name for cfg in configs]
+    for run_dir in run_dirs:
+        if not args.force and not args.resume and (run_dir / "config.toml").exists():
+            raise UserError(f"run directory {run_dir} already exists; pass --force to replace it or --resume to continue it")
+    ensure_writable_dir(args.out)
+
+    started = time.perf_counter()
+    jobs = min(args.jobs, len(configs))
+    devices = _job_devices(jobs, configs[0].device)
+    if jobs == 1:
+        results = []
+        for cfg in configs:
+            results.append(_train_and_evaluate(cfg, eval_cfg, args.force, args.resume, None))
+            _say(f"{Path(results[-1][0]).name}: test accuracy {results[-1][1] * 100:.2f}%, {results[-1][2]:.1f} s")
+    else:
+        import multiprocessing as mp
+        import os
+
+        threads = max(1, (os.cpu_count() or 1) // jobs)
+        context = mp.get_context("spawn")
+        with ProcessPoolExecutor(jobs, mp_context=context, initializer=_init_worker, initargs=(threads,)) as pool:
+            futures = [pool.submit(_train_and_evaluate, cfg, eval_cfg, args.force, args.resume, devices[i % len(devices)])
+                       for i, cfg in enumerate(configs)]
+            results = []
+            for future in futures:
+                results.append(future.result())
+                _say(f"{Path(results[-1][0]).name}: test accuracy {results[-1][1] * 100:.2f}%, {results[-1][2]:.1f} s")
+    seconds = time.perf_counter() - started
+    write_report([r[0] for r in results], args.out, formats=formats, seconds=seconds)
+    print(headline_markdown([r[0] for r in results]))
+    print(f"\nreport: {Path(args.out) / 'report.md'} ({seconds:.1f} s)")
+    return 0
+
+
+def _job_devices(jobs: int, device: str) -> list[str | None]:
+    """One GPU per job when several are present; otherwise every job keeps the configured device."""
+    import torch
+
+    if device in ("auto", "cuda") and torch.cuda.device_count() > 1:
+        return [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    return [None]

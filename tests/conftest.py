@@ -1,0 +1,38 @@
+"""Shared fixtures: three real digits models (erm, mixup, manifold-mixup) trained once per session."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from robustbench_mm.config import TrainConfig
+from robustbench_mm.data import load_dataset
+
+METHODS = ("erm", "mixup", "manifold-mixup")
+
+
+@pytest.fixture(scope="session")
+def digits():
+    return load_dataset("digits")
+
+
+@pytest.fixture(scope="session")
+def trained_runs(tmp_path_factory, digits) -> dict[str, Path]:
+    """Run directories of the three default digits models (seed 0), trained with default settings."""
+    from robustbench_mm.train import train
+
+    out = tmp_path_factory.mktemp("runs")
+    runs = {}
+    for method in METHODS:
+        result = train(TrainConfig(method=method, out_dir=str(out)), progress=False, data=digits, log=lambda s: None)
+        runs[method] = result.run_dir
+    return runs
+
+
+@pytest.fixture(scope="session")
+def trained_models(trained_runs):
+    """The three digits models loaded on the CPU in eval mode: {method: model}."""
+    from robustbench_mm.checkpoint import load_model
+
+    return {method: load_model(run / "model.pt")[0] for method, run in trained_runs.items()}

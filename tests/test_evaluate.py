@@ -1,0 +1,93 @@
+"""The evaluation API and `mmbench evaluate/report/run` end to end on real digits models."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from torch import nn
+
+import robustbench_mm as rb
+from robustbench_mm.cli import main
+from robustbench_mm.evaluation import evaluate_run, read_per_example
+from robustbench_mm.results import COLUMNS
+
+FAST = ["--attacks", "fgsm,pgd-linf", "--eps", "0.05,0.1", "--eps-l2", "0.5", "--pgd-steps", "5"]
+
+
+class UserModel(nn.Module):
+    """A user's own model: not one of ours, no mix points, normalizes inside."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.net = nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10))
+
+    def forward(self, x):
+        return self.net((x - 0.3) / 0.4)
+
+
+def test_evaluate_any_module_returns_the_results_schema(digits):
+    df = rb.evaluate(UserModel(), digits, suites=["clean", "deformation", "calibration"])
+    assert list(df.columns) == COLUMNS
+    assert set(df.suite) == {"clean", "deformation", "calibration"}
+    assert df.query("suite == 'deformation'").test.nunique() == 4
+    assert ((df.query("metric == 'accuracy'").value >= 0) & (df.query("metric == 'accuracy'").value <= 1)).all()
+    assert (df.n == 360).all()
+
+
+def test_evaluation_restores_model_mode(trained_models, digits):
+    model = trained_models["erm"]
+    model.train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    rb.evaluate(model, digits, suites=["clean", "deformation"])
+    assert model.training
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, before[key]), key  # BatchNorm statistics did not move
+    model.eval()
+
+
+def test_evaluate_run_writes_metrics_per_example_and_bins(trained_runs, digits, tmp_path):
+    run = tmp_path / trained_runs["mixup"].name
+    shutil.copytree(trained_runs["mixup"], run)
+    evaluation = evaluate_run(run, suites=["clean", "deformation", "calibration"], data=digits)
+    metrics = pd.read_csv(run / "metrics.csv")
+    assert list(metrics.columns) == COLUMNS and len(metrics) == len(evaluation.metrics)
+    assert set(metrics.method) == {"mixup"} and set(metrics.run) == {run.name}
+    per_example = read_per_example(run)
+    clean = per_example[("clean", "clean", 0.0)]
+    assert clean.dtype == bool and clean.shape == (360,)
+    assert clean.mean() == pytest.approx(metrics.query("suite == 'clean'").value.iloc[0], abs=1e-6)
+    bins = pd.read_csv(run / "reliability.csv")
+    assert bins["count"].sum() == 360 and len(bins) == 15
+    # Calibration under shift and after temperature scaling, with the fitted temperature.
+    cal = metrics.query("suite == 'calibration'")
+    assert {"ece", "ece-ts", "nll-ts", "temperature"} <= set(cal.metric)
+    assert {"clean", "rotate", "zoom-out"} <= set(cal.test)
+    assert cal.query("metric == 'temperature'").value.gt(0).all()
+
+
+def test_cli_evaluate_report_and_reproducible_report_csv(trained_runs, tmp_path, capsys):
+    runs = []
+    for method, source in trained_runs.items():
+        runs.append(tmp_path / source.name)
+        shutil.copytree(source, runs[-1])
+    assert main(["evaluate", *map(str, runs), "--suite", "clean,adversarial,deformation,calibration", *FAST]) == 0
+    printed = capsys.readouterr().out
+    assert "| method |" in printed and "wrote" in printed
+    assert main(["report", *map(str, runs), "--out", str(tmp_path / "a"), "--format", "md,html"]) == 0
+    assert main(["report", *map(str, runs), "--out", str(tmp_path / "b"), "--no-plots"]) == 0
+    a, b = (tmp_path / "a" / "report.csv").read_bytes(), (tmp_path / "b" / "report.csv").read_bytes()
+    assert a == b
+    report = pd.read_csv(tmp_path / "a" / "report.csv")
+    assert {"mean", "std", "seeds", "diff", "ci_low", "ci_high"} <= set(report.columns)
+    diffs = report.dropna(subset=["diff"])
+    assert set(diffs.method) == {"mixup", "manifold-mixup"}
+    assert (diffs.ci_low <= diffs["diff"] + 1e-12).all() and (diffs["diff"] <= diffs.ci_high + 1e-12).all()
+    md = (tmp_path / "a" / "report.md").read_text()
+    assert "## Headline" in md and "**" in md and "Difference to ERM" in md and "![" in md
+    html = (tmp_path / "a" / "report.html").read_text()
+    assert html.startswith("<!DOCTYPE html>") and "data:image/png;base64," in html and "<table>" in html

@@ -1,0 +1,111 @@
+"""Every architecture mixes at its documented points; λ = 1 is exactly ERM; pairing is uniform."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from robustbench_mm.errors import UserError
+from robustbench_mm.methods import create_method, hard_target_loss, mixed_loss
+from robustbench_mm.models import ARCHS, Mix, create_model
+
+SHAPES = {"cnn": (1, 8), "mlp": (1, 8), "preactresnet18": (3, 16), "preactresnet34": (3, 16), "wrn28_10": (3, 16)}
+
+
+def test_registry_lists_all_architectures():
+    assert ARCHS.names() == sorted(SHAPES)
+    with pytest.raises(UserError, match="valid: cnn, mlp"):
+        create_model("resnet9000", 10, 3, 32)
+
+
+@pytest.mark.parametrize("arch", sorted(SHAPES))
+def test_mix_points_and_normalization(arch):
+    channels, size = SHAPES[arch]
+    torch.manual_seed(0)
+    model = create_model(arch, 10, channels, size, mean=[0.5] * channels, std=[0.25] * channels).eval()
+    x = torch.rand(4, channels, size, size)
+    plain = model(x)
+    assert plain.shape == (4, 10)
+    assert model.mix_layers[:3] == [0, 1, 2]
+    for layer in model.mix_layers:
+        # λ = 1 leaves the forward pass untouched, bit for bit, at every mix point.
+        assert torch.equal(model(x, mix=Mix(layer, 1.0)), plain)
+    # Mixing at the input with λ = 0.5 equals feeding the averaged normalized image.
+    mixed = model(x, mix=Mix(0, 0.5))
+    assert torch.allclose(mixed, model(0.5 * x + 0.5 * x.flip(0)), atol=1e-5)
+    # The model owns its normalization: buffers, saved in the state dict.
+    assert "mean" in model.state_dict() and "std" in model.state_dict()
+
+
+def test_lambda_one_gives_exactly_the_erm_loss():
+    torch.manual_seed(0)
+    model = create_model("cnn", 10, 1, 8)
+    x, y = torch.rand(16, 1, 8, 8), torch.randint(0, 10, (16,))
+    erm = create_method("erm")
+    erm_loss, _ = erm.loss(model, x, y, None)
+    for name in ("mixup", "manifold-mixup"):
+        method = create_method(name, available_layers=model.mix_layers)
+        for layer in method.mix_layers:
+            for perm in (None, torch.randperm(16)):
+                loss, _ = method.loss(model, x, y, Mix(layer, 1.0, perm))
+                assert torch.equal(loss, erm_loss)
+    assert torch.allclose(erm_loss, F.cross_entropy(model(x), y))
+
+
+def test_mixed_loss_equals_soft_target_cross_entropy():
+    logits, y = torch.randn(8, 5), torch.randint(0, 5, (8,))
+    mix = Mix(0, 0.3)
+    targets = 0.3 * F.one_hot(y, 5).float() + 0.7 * F.one_hot(y.flip(0), 5).float()
+    expected = -(targets * F.log_softmax(logits, 1)).sum(1).mean()
+    assert torch.allclose(mixed_loss(logits, y, mix), expected, atol=1e-6)
+    bce = mixed_loss(logits, y, mix, "bce")
+    assert torch.allclose(bce, F.binary_cross_entropy(F.softmax(logits, 1), targets), atol=1e-6)
+    assert torch.allclose(hard_target_loss(logits, y, "bce"), F.binary_cross_entropy(F.softmax(logits, 1), F.one_hot(y, 5).float()))
+
+
+def test_method_defaults_and_validation():
+    mm = create_method("manifold-mixup", available_layers=[0, 1, 2, 3])
+    assert mm.alpha == 2.0 and mm.mix_layers == (0, 1, 2)
+    assert create_method("mixup").alpha == 1.0 and create_method("mixup").mix_layers == (0,)
+    with pytest.raises(UserError, match="alpha must be > 0"):
+        create_method("mixup", alpha=0.0)
+    with pytest.raises(UserError, match=r"mix layer\(s\) \[7\] not available.*valid: 0, 1, 2, 3"):
+        create_method("manifold-mixup", mix_layers=[7], available_layers=[0, 1, 2, 3])
+    with pytest.raises(UserError, match="valid: erm, manifold-mixup, mixup"):
+        create_method("cutmix")
+
+
+def test_lambda_draws_follow_beta_and_layers_are_uniform():
+    method = create_method("manifold-mixup", available_layers=[0, 1, 2, 3])
+    rng = np.random.default_rng(0)
+    draws = [method.draw_mix(8, rng, torch.device("cpu")) for _ in range(6000)]
+    lams = np.array([d.lam for d in draws])
+    assert abs(lams.mean() - 0.5) < 0.01 and abs(lams.var() - 1 / 20) < 0.005  # Beta(2,2): var = 1/20
+    layers = np.bincount([d.layer for d in draws], minlength=3)
+    assert layers.min() > 1800  # each of the three layers ~2000 times
+
+
+def test_flip_pairing_of_a_shuffled_batch_is_uniformly_random():
+    """The partner of an example (reversed shuffled batch) is uniform over the other examples.
+
+    Chi-square test of the partner frequencies of example 0 over many epochs, as the training
+    loop draws them (randperm, then batches of a fixed size, each paired with its reverse).
+    """
+    n, batch, epochs = 40, 8, 4000
+    generator = torch.Generator().manual_seed(0)
+    partners = np.zeros(n, dtype=np.int64)
+    for _ in range(epochs):
+        order = torch.randperm(n, generator=generator)
+        for start in range(0, n, batch):
+            chunk = order[start : start + batch]
+            position = (chunk == 0).nonzero()
+            if len(position):
+                partners[int(chunk.flip(0)[position[0, 0]])] += 1
+    assert partners[0] == 0  # even batch size: nobody is paired with itself
+    observed = partners[1:]
+    expected = observed.sum() / (n - 1)
+    chi2 = float(((observed - expected) ** 2 / expected).sum())
+    # 38 degrees of freedom: the 99.9% quantile is about 70.7.
+    assert chi2 < 70.7, chi2

@@ -1,0 +1,99 @@
+"""Training: accuracy on digits, run directory contents, reproducibility, resume after SIGKILL."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from robustbench_mm.checkpoint import load_model
+from robustbench_mm.config import TrainConfig, load_train_config
+from robustbench_mm.errors import UserError
+from robustbench_mm.train import lr_factor, train
+
+
+@pytest.mark.parametrize("method", ["erm", "mixup", "manifold-mixup"])
+def test_default_digits_training_reaches_97_percent(trained_runs, method):
+    run_dir = trained_runs[method]
+    assert run_dir.name == f"digits-cnn-{method}-s0"
+    model, meta = load_model(run_dir / "model.pt")
+    assert meta["test_accuracy"] >= 0.97, meta["test_accuracy"]
+    assert meta["arch"] == "cnn" and meta["method"] == method and meta["dataset"] == "digits"
+    log = pd.read_csv(run_dir / "train_log.csv")
+    assert list(log.columns) == ["epoch", "loss", "train_accuracy", "lr", "seconds"]
+    assert len(log) == 30 and log["loss"].iloc[-1] < log["loss"].iloc[0]
+    cfg = load_train_config(run_dir / "config.toml")
+    assert cfg.epochs == 30 and cfg.arch == "cnn" and cfg.method == method
+    if method != "erm":
+        assert cfg.alpha == {"mixup": 1.0, "manifold-mixup": 2.0}[method]
+
+
+def test_same_seed_gives_bit_identical_model_file(tmp_path, digits):
+    files = []
+    for name in ("a", "b"):
+        cfg = TrainConfig(method="manifold-mixup", epochs=2, out_dir=str(tmp_path / name))
+        files.append(train(cfg, progress=False, data=digits, log=lambda s: None).run_dir / "model.pt")
+    assert files[0].read_bytes() == files[1].read_bytes()
+    other = train(TrainConfig(method="manifold-mixup", epochs=2, seed=1, out_dir=str(tmp_path / "c")), progress=False, data=digits, log=lambda s: None)
+    assert (other.run_dir / "model.pt").read_bytes() != files[0].read_bytes()
+
+
+def test_existing_run_is_not_overwritten_without_force(tmp_path, digits):
+    cfg = TrainConfig(epochs=1, out_dir=str(tmp_path))
+    run = train(cfg, progress=False, data=digits, log=lambda s: None).run_dir
+    before = (run / "model.pt").read_bytes()
+    with pytest.raises(UserError, match="already exists; pass --force"):
+        train(cfg, progress=False, data=digits, log=lambda s: None)
+    assert (run / "model.pt").read_bytes() == before
+    train(TrainConfig(epochs=1, lr=0.01, out_dir=str(tmp_path)), force=True, progress=False, data=digits, log=lambda s: None)
+    assert (run / "model.pt").read_bytes() != before
+
+
+def test_lr_schedules():
+    assert [lr_factor("step", e, 9) for e in range(9)] == [1, 1, 1, 0.1, 0.1, 0.1, 0.1**2, 0.1**2, 0.1**2]
+    assert lr_factor("cosine", 0, 10) == 1.0 and lr_factor("cosine", 5, 10) == pytest.approx(0.5)
+
+
+def _train_cmd(out: Path) -> list[str]:
+    return [sys.executable, "-m", "robustbench_mm", "train", "--method", "manifold-mixup", "--epochs", "8",
+            "--batch-size", "16", "--out-dir", str(out), "--quiet"]
+
+
+def test_resume_after_sigkill_is_bit_identical(tmp_path):
+    """Kill training mid-run with SIGKILL, resume, and get the uninterrupted run's exact model."""
+    reference = subprocess.run(_train_cmd(tmp_path / "ref"), capture_output=True, text=True, check=True)
+    ref_dir = Path(reference.stdout.strip().splitlines()[-1])
+
+    killed_out = tmp_path / "killed"
+    process = subprocess.Popen(_train_cmd(killed_out), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    log = killed_out / ref_dir.name / "train_log.csv"
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        if log.exists() and len(log.read_text().splitlines()) >= 3:  # header + 2 epochs done
+            break
+        time.sleep(0.01)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    run_dir = killed_out / ref_dir.name
+    assert not (run_dir / "model.pt").exists(), "the run finished before it could be killed"
+    epochs_done = torch.load(run_dir / "checkpoint.pt", weights_only=True)["epoch"]
+    assert 2 <= epochs_done < 8
+
+    resumed = subprocess.run(_train_cmd(killed_out) + ["--resume"], capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"resuming {run_dir} after epoch {epochs_done}" in resumed.stderr
+    assert (run_dir / "model.pt").read_bytes() == (ref_dir / "model.pt").read_bytes()
+    assert len(pd.read_csv(run_dir / "train_log.csv")) == 12
+
+
+def test_resume_with_different_settings_is_refused(tmp_path, digits):
+    train(TrainConfig(epochs=1, out_dir=str(tmp_path)), progress=False, data=digits, log=lambda s: None)
+    with pytest.raises(UserError, match="differ.*lr"):
+        train(TrainConfig(epochs=1, lr=0.5, out_dir=str(tmp_path)), resume=True, progress=False, data=digits, log=lambda s: None)
