@@ -38,6 +38,8 @@ def read_report(path: str | Path) -> pd.DataFrame:
     path = Path(path)
     if not path.exists():
         raise UserError(f"report table not found: {path}")
+    if path.is_dir():
+        raise UserError(f"report table {path} is a directory, expected a report.csv file")
     try:
         df = pd.read_csv(path)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
@@ -49,6 +51,13 @@ def read_report(path: str | Path) -> pd.DataFrame:
         raise UserError(f"{path} holds no rows")
     if "std" not in df.columns:
         df["std"] = 0.0
+    for column in ("severity", "mean", "std"):
+        if not pd.api.types.is_numeric_dtype(df[column]):
+            raise UserError(f"{path}: column {column!r} holds non-numeric values")
+    duplicated = df.duplicated(subset=KEYS)
+    if duplicated.any():
+        first = df[duplicated].iloc[0]
+        raise UserError(f"{path}: duplicate rows for {'/'.join(str(first[k]) for k in KEYS)}")
     return df
 
 

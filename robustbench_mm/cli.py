@@ -28,7 +28,7 @@ def _number(kind: Callable, minimum: float | None = None, strict: bool = False, 
         try:
             value = kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{name} must be a {kind.__name__}, got {text!r}") from None
+            raise argparse.ArgumentTypeError(f"{name} must be {'an integer' if kind is int else 'a number'}, got {text!r}") from None
         if kind is float and value != value:
             raise argparse.ArgumentTypeError(f"{name} must be a number, got {text!r}")
         if minimum is not None and (value <= minimum if strict else value < minimum):
@@ -82,6 +82,8 @@ def add_train_args(p: argparse.ArgumentParser, single_method: bool = True) -> No
     g.add_argument("--holdout-fraction", type=_number(float, 0, name="--holdout-fraction"), default=None, help="share of training data held out for temperature scaling (default 0.1)")
     g.add_argument("--device", default=None, help="auto (default: CUDA when present), cpu, cuda, cuda:N")
     g.add_argument("--amp", default=None, choices=["auto", "on", "off"], help="bf16 autocast + channels_last (auto: on for CUDA)")
+    g.add_argument("--compile", action="store_true", default=None, help="torch.compile the model (long CUDA runs)")
+    g.add_argument("--sync-bn", action="store_true", help="under torchrun: synchronized BatchNorm across processes")
     g.add_argument("--force", action="store_true", help="replace existing run directories")
     g.add_argument("--resume", action="store_true", help="continue from the last complete checkpoint")
     g.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -95,7 +97,7 @@ def train_config(args: argparse.Namespace, base=None):
         "dataset": "dataset", "data_root": "data_root", "download": "download", "arch": "arch", "method": "method",
         "alpha": "alpha", "mix_layers": "mix_layers", "mix_loss": "mix_loss", "pairing": "pairing", "epochs": "epochs",
         "batch_size": "batch_size", "lr": "lr", "weight_decay": "weight_decay", "schedule": "schedule", "seed": "seed",
-        "holdout_fraction": "holdout_fraction", "device": "device", "amp": "amp", "milestones": "milestones",
+        "holdout_fraction": "holdout_fraction", "device": "device", "amp": "amp", "milestones": "milestones", "compile": "compile",
     }
     changes = {field: getattr(args, flag) for flag, field in mapping.items() if getattr(args, flag, None) is not None}
     return dataclasses.replace(cfg, **changes)
@@ -178,7 +180,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.out_dir:
         cfg.out_dir = args.out_dir
     quiet = (lambda message: None) if args.quiet else None
-    result = train(cfg, force=args.force, resume=args.resume, progress=not args.quiet, log=quiet)
+    result = train(cfg, force=args.force, resume=args.resume, progress=not args.quiet, log=quiet, sync_bn=args.sync_bn)
     print(f"test accuracy: {result.test_accuracy * 100:.2f}% ({result.seconds:.1f} s)")
     print(result.run_dir)
     return 0

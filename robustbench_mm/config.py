@@ -74,6 +74,7 @@ class TrainConfig:
     holdout_fraction: float = 0.1  # share of the training split kept out for temperature scaling
     device: str = "auto"  # auto: cuda when present
     amp: str = "auto"  # auto: bf16 autocast + channels_last on CUDA, off on CPU
+    compile: bool = False  # torch.compile the model (worth it for long CUDA runs)
     out_dir: str = "runs"  # the run directory is out_dir/<dataset>-<arch>-<method>-s<seed>
 
     def resolved(self, default_arch: str) -> "TrainConfig":
@@ -173,7 +174,7 @@ def config_differences(a: TrainConfig, b: TrainConfig, ignore: tuple[str, ...] =
 
 @dataclass
 class EvalConfig:
-    suites: list[str] = field(default_factory=lambda: ["clean", "adversarial", "deformation", "calibration"])
+    suites: list[str] = field(default_factory=lambda: ["clean", "adversarial", "deformation", "corruption", "calibration"])
     attacks: list[str] | None = None  # None: the default set (fgsm, pgd-linf, pgd-l2, square)
     eps: list[float] | None = None  # L-inf radii; None: the dataset's grid
     eps_l2: list[float] | None = None  # L2 radii; None: the dataset's grid

@@ -49,6 +49,7 @@ def to_markdown(blocks: list[Block]) -> str:
 def _inline(text: str) -> str:
     escaped = html.escape(text)
     escaped = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", escaped)
+    escaped = re.sub(r"(?<![*\w])\*([^*]+?)\*(?![*\w])", r"<i>\1</i>", escaped)
     return re.sub(r"`(.+?)`", r"<code>\1</code>", escaped)
 
 
@@ -57,6 +58,9 @@ def to_html(blocks: list[Block], base_dir: Path, title: str) -> str:
     for block in blocks:
         if block.kind in ("h1", "h2", "h3"):
             body.append(f"<{block.kind}>{_inline(block.text)}</{block.kind}>")
+        elif block.kind == "p" and all(line.startswith("- ") for line in block.text.splitlines()):
+            items = "".join(f"<li>{_inline(line[2:])}</li>" for line in block.text.splitlines())
+            body.append(f"<ul>{items}</ul>")
         elif block.kind == "p":
             body.append(f"<p>{_inline(block.text)}</p>")
         elif block.kind == "code":

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import time
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -182,6 +183,9 @@ def read_metrics(run_dir: Path) -> pd.DataFrame:
     missing = [c for c in COLUMNS if c not in df.columns]
     if missing:
         raise UserError(f"{path} lacks columns: {', '.join(missing)}")
+    for column in ("seed", "severity", "value", "n"):
+        if not df.empty and not pd.api.types.is_numeric_dtype(df[column]):
+            raise UserError(f"{path}: column {column!r} holds non-numeric values")
     return df
 
 
@@ -196,5 +200,5 @@ def read_per_example(run_dir: Path) -> dict[tuple[str, str, float], np.ndarray]:
                 suite, test, severity = key.split("|")
                 out[(suite, test, float(severity))] = archive[key]
             return out
-    except (ValueError, OSError) as exc:
-        raise UserError(f"{path} is unreadable ({exc})") from None
+    except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile) as exc:
+        raise UserError(f"{path} is unreadable ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None

@@ -37,22 +37,25 @@ def soft_target_loss(logits: torch.Tensor, targets: torch.Tensor, kind: str = "c
 
 
 def hard_target_loss(logits: torch.Tensor, labels: torch.Tensor, kind: str = "ce") -> torch.Tensor:
+    """The ERM loss: cross-entropy (as ``nll_loss(log_softmax)``), or the official BCE variant."""
     logits = logits.float()
     if kind == "ce":
-        return F.cross_entropy(logits, labels)
+        return F.nll_loss(F.log_softmax(logits, dim=1), labels)
     return soft_target_loss(logits, F.one_hot(labels, logits.shape[1]).float(), kind)
 
 
 def mixed_loss(logits: torch.Tensor, labels: torch.Tensor, mix: Mix, kind: str = "ce") -> torch.Tensor:
     """Loss against ``lam * onehot(y) + (1 - lam) * onehot(y[partner])``.
 
-    Cross-entropy is linear in the target, so this is ``lam * CE(y) + (1 - lam) * CE(y')``;
-    with λ = 1 the second term is multiplied by exactly 0 and the result equals the ERM loss
-    bit for bit.
+    Cross-entropy is linear in the target, so this is ``lam * CE(y) + (1 - lam) * CE(y')``
+    with one shared log-softmax; with λ = 1 the second term is multiplied by exactly 0 and
+    the result equals the ERM loss bit for bit.
     """
     partner_labels = mix.partner(labels)
+    logits = logits.float()
     if kind == "ce":
-        return mix.lam * hard_target_loss(logits, labels) + (1.0 - mix.lam) * hard_target_loss(logits, partner_labels)
+        log_probs = F.log_softmax(logits, dim=1)
+        return mix.lam * F.nll_loss(log_probs, labels) + (1.0 - mix.lam) * F.nll_loss(log_probs, partner_labels)
     onehot = F.one_hot(labels, logits.shape[1]).float()
     targets = mix.lam * onehot + (1.0 - mix.lam) * mix.partner(onehot)
     return soft_target_loss(logits, targets, kind)
@@ -72,11 +75,17 @@ class Method:
     def mixes(self) -> bool:
         return bool(self.mix_layers)
 
-    def draw_mix(self, batch_size: int, rng: np.random.Generator, device: torch.device) -> Mix | None:
-        """λ and the mixing layer for one batch (None for ERM)."""
+    def draw_mix(self, batch_size: int, rng: np.random.Generator, device: torch.device, as_tensor: bool = False) -> Mix | None:
+        """λ and the mixing layer for one batch (None for ERM).
+
+        ``as_tensor`` gives λ as a 0-dim CPU tensor, so a compiled model sees one input rather
+        than a new constant (and a recompilation) for every λ.
+        """
         if not self.mixes:
             return None
         lam = float(rng.beta(self.alpha, self.alpha))
+        if as_tensor:
+            lam = torch.tensor(lam)
         layer = int(self.mix_layers[rng.integers(len(self.mix_layers))]) if len(self.mix_layers) > 1 else self.mix_layers[0]
         perm = None
         if self.pairing == "permute":

@@ -12,13 +12,15 @@ import io
 import os
 import pickle
 import tempfile
-import zipfile
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
 
 from .errors import UserError
+
+_UMASK = os.umask(0)
+os.umask(_UMASK)
 
 
 def atomic_write(path: str | Path, write: Callable[[Any], None], mode: str = "wb") -> Path:
@@ -36,6 +38,7 @@ def atomic_write(path: str | Path, write: Callable[[Any], None], mode: str = "wb
             write(handle)
             handle.flush()
             os.fsync(handle.fileno())
+        os.chmod(tmp_name, 0o666 & ~_UMASK)  # mkstemp makes 0600; results are meant to be shared
         os.replace(tmp_name, path)
     except BaseException:
         try:
@@ -88,8 +91,12 @@ def safe_torch_load(path: str | Path) -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "unsupported content"
-        raise UserError(f"refusing to load {path}: not a safe checkpoint ({first[:160]})") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UserError(f"cannot read checkpoint {path}: corrupt or truncated ({first[:160]})") from None
+        # torch's message opens with boilerplate; the line naming the refused global/opcode is the useful one.
+        boilerplate = ("Weights only load failed", "Please file an issue", "Check the documentation")
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip() and not line.strip().startswith(boilerplate)]
+        detail = lines[0] if lines else "unsupported content"
+        raise UserError(f"refusing to load {path}: not a safe checkpoint ({detail[:160]})") from None
+    except Exception as exc:  # noqa: BLE001 - garbage bytes make the unpickler raise KeyError, IndexError, struct.error, ...
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        detail = f"{type(exc).__name__}: {first}" if not isinstance(exc, (RuntimeError, OSError)) or not first else first
+        raise UserError(f"cannot read checkpoint {path}: corrupt, truncated or not a checkpoint ({detail[:160]})") from None

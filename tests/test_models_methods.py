@@ -109,3 +109,13 @@ def test_flip_pairing_of_a_shuffled_batch_is_uniformly_random():
     chi2 = float(((observed - expected) ** 2 / expected).sum())
     # 38 degrees of freedom: the 99.9% quantile is about 70.7.
     assert chi2 < 70.7, chi2
+
+
+def test_flip_mixing_gradient_matches_autograd_of_the_plain_formula():
+    h = torch.randn(6, 3, 4, 4, dtype=torch.float64, requires_grad=True)
+    plain = h.detach().clone().requires_grad_(True)
+    weights = torch.randn(6, 3, 4, 4, dtype=torch.float64)
+    (Mix(1, 0.3).apply(h) * weights).sum().backward()
+    ((0.3 * plain + 0.7 * plain.flip(0)) * weights).sum().backward()
+    assert torch.allclose(h.grad, plain.grad)
+    assert torch.autograd.gradcheck(lambda t: Mix(1, 0.3).apply(t), (h.detach().clone().requires_grad_(True),))

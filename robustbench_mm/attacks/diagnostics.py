@@ -1,0 +1,137 @@
+"""Gradient-masking checks: is the robust accuracy we report believable?
+
+Following AutoAttack's automatic checks (Croce & Hein 2020, ``autoattack/checks.py``) and the
+checklist of Carlini et al. (2019), "On Evaluating Adversarial Robustness" (§5.2, §7): each check
+turns a symptom of a broken attack or a masked gradient into a flag.
+
+=========================  ====================================================================
+check                      flagged when
+=========================  ====================================================================
+fgsm-beats-pgd             FGSM (one step) leaves lower accuracy than PGD at the same ε: the
+                           iterative attack is not following the gradient.
+blackbox-beats-whitebox    Square (no gradients) leaves lower accuracy than the white-box attacks
+                           together at the same ε: the gradients point the wrong way.
+unbounded-not-zero         PGD-L∞ with ε = 1 (any image in [0, 1] is allowed) does not reach
+                           ~0% accuracy: the attack cannot even find *some* misclassified image.
+non-monotone-eps           an attack's accuracy rises with ε (a larger ball contains the smaller).
+non-monotone-steps         more PGD steps leave higher accuracy than fewer.
+zero-gradients             the share of correctly classified examples whose input gradient of
+                           the loss is zero or non-finite exceeds 1% (AutoAttack warns at any).
+=========================  ====================================================================
+
+Comparisons of two accuracies allow a tolerance of max(1 example, 0.2%) (AutoAttack's Square
+check uses 0.2%): random starts legitimately move single examples.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..inference import evaluating, model_device
+from ..results import row
+from .base import frozen
+
+SUITE = "diagnostics"
+CHECKS = (
+    "fgsm-beats-pgd",
+    "blackbox-beats-whitebox",
+    "unbounded-not-zero",
+    "non-monotone-eps",
+    "non-monotone-steps",
+    "zero-gradients",
+)
+UNBOUNDED_EPS = 1.0  # the whole [0, 1] cube
+UNBOUNDED_MAX_ACCURACY = 0.01
+ZERO_GRADIENT_MAX_SHARE = 0.01
+
+
+def tolerance(n: int) -> float:
+    """Accuracy gap that counts as real: more than one example and more than 0.2%."""
+    return max(1.0 / max(n, 1), 0.002) + 1e-9
+
+
+def zero_gradient_share(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 500) -> tuple[float, int]:
+    """Share of the clean-correct examples whose cross-entropy input gradient is all zero or
+    non-finite (AutoAttack's ``check_zero_gradients``), and how many examples were looked at.
+    """
+    device = model_device(model)
+    zero, total = 0, 0
+    with evaluating(model), frozen(model):
+        for start in range(0, len(x), batch_size):
+            xb = x[start : start + batch_size].to(device, torch.float32).requires_grad_(True)
+            yb = y[start : start + batch_size].to(device)
+            with torch.enable_grad():
+                logits = model(xb)
+                loss = F.cross_entropy(logits.float(), yb, reduction="sum")
+                (grad,) = torch.autograd.grad(loss, xb)
+            ok = logits.detach().argmax(1) == yb
+            g = grad.flatten(1)
+            bad = (g.abs().sum(1) == 0) | ~torch.isfinite(g).all(1)
+            zero += int((bad & ok).sum())
+            total += int(ok.sum())
+    return (zero / total if total else 0.0), total
+
+
+def _max_rise(accs: Sequence[float]) -> float:
+    """Largest increase of a later value over an earlier one (<= 0 when non-increasing)."""
+    rise, low = float("-inf"), float("inf")
+    for a in accs:
+        if low < float("inf"):
+            rise = max(rise, a - low)
+        low = min(low, a)
+    return rise if rise > float("-inf") else 0.0
+
+
+def flag_rows(check: str, severity: float, value: float, flagged: bool, n: int) -> list[dict]:
+    return [row(SUITE, check, severity, "flag", 1.0 if flagged else 0.0, n), row(SUITE, check, severity, "value", value, n)]
+
+
+def fgsm_beats_pgd(acc: Mapping[tuple[str, float], float], n: int) -> list[dict]:
+    """acc: {(attack, ε): accuracy}. value = largest (PGD − FGSM) accuracy over the common ε."""
+    gaps = [acc[("pgd-linf", e)] - acc[("fgsm", e)] for (a, e) in acc if a == "fgsm" and ("pgd-linf", e) in acc]
+    if not gaps:
+        return []
+    value = max(gaps)
+    return flag_rows("fgsm-beats-pgd", 0.0, value, value > tolerance(n), n)
+
+
+def blackbox_beats_whitebox(eps: float, blackbox_acc: float, whitebox_acc: float, n: int) -> list[dict]:
+    """value = white-box worst-case accuracy − black-box accuracy at ``eps``."""
+    value = whitebox_acc - blackbox_acc
+    return flag_rows("blackbox-beats-whitebox", eps, value, value > tolerance(n), n)
+
+
+def unbounded_not_zero(accuracy: float, n: int, eps: float = UNBOUNDED_EPS) -> list[dict]:
+    return flag_rows("unbounded-not-zero", eps, accuracy, accuracy > UNBOUNDED_MAX_ACCURACY, n)
+
+
+def non_monotone_eps(curves: Mapping[str, Sequence[float]], n: int) -> list[dict]:
+    """curves: {attack: accuracies in increasing ε}. value = the largest rise over all attacks."""
+    rises = [_max_rise(c) for c in curves.values() if len(c) >= 2]
+    if not rises:
+        return []
+    value = max(rises)
+    return flag_rows("non-monotone-eps", 0.0, value, value > tolerance(n), n)
+
+
+def non_monotone_steps(eps: float, accs_by_steps: Sequence[float], n: int) -> list[dict]:
+    """accs_by_steps: PGD accuracies for an increasing number of steps at ``eps``."""
+    value = _max_rise(accs_by_steps)
+    return flag_rows("non-monotone-steps", eps, value, value > tolerance(n), n)
+
+
+def zero_gradients(share: float, n: int) -> list[dict]:
+    return flag_rows("zero-gradients", 0.0, share, share > ZERO_GRADIENT_MAX_SHARE, n)
+
+
+def flagged(rows: Sequence[dict]) -> dict[str, bool]:
+    """{check: flagged?} from diagnostics rows (a check is flagged if any of its flag rows is)."""
+    out: dict[str, bool] = {}
+    for r in rows:
+        if r["suite"] == SUITE and r["metric"] == "flag":
+            out[r["test"]] = out.get(r["test"], False) or r["value"] > 0
+    return out

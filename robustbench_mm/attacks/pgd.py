@@ -67,7 +67,7 @@ def pgd(job: BatchJob, norm: str, steps: int, alpha: float, random_start: bool,
     model, x, y, eps = job.model, job.x, job.y, job.eps
     n, device = len(x), x.device
     view = (-1,) + (1,) * (x.dim() - 1)
-    correct = torch.ones(n, dtype=torch.bool, device=device)
+    correct = job.clean_ok.clone()  # sticky: once fooled, never correct again
     x_best = x.clone()
     for _ in range(restarts):
         noise = start_noise(job.generator, x.shape, norm, eps).to(device) if random_start else None
@@ -146,6 +146,6 @@ def _pgd_l2(job: BatchJob):
     return pgd(job, "l2", job.steps, _alpha(job), job.random_start, job.restarts)
 
 
-register(AttackSpec("fgsm", "linf", True, _fgsm, fold_bn=True, description="FGSM (Goodfellow et al. 2015), ours"))
-register(AttackSpec("pgd-linf", "linf", True, _pgd_linf, fold_bn=True, description="PGD-L∞ (Madry et al. 2018), ours"))
-register(AttackSpec("pgd-l2", "l2", True, _pgd_l2, fold_bn=True, description="PGD-L2 (Madry et al. 2018), ours"))
+register(AttackSpec("fgsm", "linf", True, _fgsm, use_attack_copy=True, description="FGSM (Goodfellow et al. 2015), ours"))
+register(AttackSpec("pgd-linf", "linf", True, _pgd_linf, use_attack_copy=True, description="PGD-L∞ (Madry et al. 2018), ours"))
+register(AttackSpec("pgd-l2", "l2", True, _pgd_l2, use_attack_copy=True, description="PGD-L2 (Madry et al. 2018), ours"))

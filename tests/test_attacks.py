@@ -1,0 +1,271 @@
+"""Attacks: exactness at ε = 0, agreement with torchattacks, the ε-ball/[0, 1] checks, model mode,
+only-correct equivalence, bad input, and every torchattacks-backed attack on a small batch."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+import torchattacks
+
+from robustbench_mm.attacks import ATTACKS, AttackCheckError, AttackSpec, attack, check_adversarial, run_attack
+from robustbench_mm.attacks.pgd import start_noise
+from robustbench_mm.errors import UserError
+from robustbench_mm.inference import predict_logits
+
+METHODS = ("erm", "mixup", "manifold-mixup")
+ZOO = ("apgd-ce", "apgd-dlr", "fab", "square", "cw-l2", "deepfool", "autoattack")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    """Small batches of 8x8 images: one torch thread is faster, and on a shared 2-core machine
+    two threads spin against other processes and make these tests many times slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def data(digits):
+    return digits.test_x, digits.test_y
+
+
+@pytest.fixture(scope="module")
+def clean(trained_models, data):
+    x, y = data
+    return {m: predict_logits(model, x).argmax(1) == y for m, model in trained_models.items()}
+
+
+def _gen(seed: int = 0) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+# ------------------------------------------------------------------------------------------ exactness
+
+
+@pytest.mark.parametrize("name", ["fgsm", "pgd-linf", "pgd-l2"])
+def test_eps_zero_is_clean_accuracy(trained_models, data, clean, name):
+    x, y = data
+    for method, model in trained_models.items():
+        ok = run_attack(name, model, x, y, 0.0, num_classes=10, generator=_gen())
+        assert torch.equal(ok, clean[method]), (name, method)
+
+
+class _RecordingPGD(torchattacks.PGD):
+    """torchattacks' own PGD, recording whether each iterate it evaluates is misclassified."""
+
+    def get_logits(self, inputs, labels=None, *args, **kwargs):
+        logits = super().get_logits(inputs)
+        self.fooled.append(logits.argmax(1) != self.labels)
+        return logits
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_fgsm_and_pgd_agree_with_torchattacks(trained_models, data, clean, method):
+    """Same ε, steps, step size, no random start: within 0.5 points of torchattacks.
+
+    Our PGD counts an example as fooled when *any* iterate fools it (AutoAttack's rule, which
+    lets fooled examples leave the batch); torchattacks returns the last iterate. The exact
+    reference is therefore torchattacks' own trajectory read at every iterate; against its last
+    iterate alone we may only be *stronger*.
+    """
+    x, y = data
+    model = trained_models[method]
+    n = len(y)
+    for eps in (0.05, 0.1, 0.15):
+        ours = run_attack("fgsm", model, x, y, eps, num_classes=10).float().mean()
+        adv = torchattacks.FGSM(model, eps=eps)(x, y)
+        with torch.no_grad():
+            theirs = ((model(adv).argmax(1) == y) & clean[method]).float().mean()
+        assert abs(ours - theirs) <= 0.005, ("fgsm", eps, ours, theirs)
+
+        alpha = 2.5 * eps / 10
+        ours = run_attack("pgd-linf", model, x, y, eps, num_classes=10, steps=10, step_size=alpha, random_start=False)
+        atk = _RecordingPGD(model, eps=eps, alpha=alpha, steps=10, random_start=False)
+        atk.fooled, atk.labels = [], y
+        adv = atk(x, y)
+        with torch.no_grad():
+            last = (model(adv).argmax(1) == y) & clean[method]
+        any_iterate = last & ~torch.stack(atk.fooled).any(0)
+        assert abs(ours.float().mean() - any_iterate.float().mean()) <= 0.005, ("pgd", eps)
+        assert (ours & ~any_iterate).sum() <= 0.005 * n  # per example, not only on average
+        assert ours.float().mean() <= last.float().mean() + 0.005, ("pgd weaker than torchattacks", eps)
+
+
+@pytest.mark.parametrize("name", ["fgsm", "pgd-linf", "pgd-l2"])
+@pytest.mark.parametrize("random_start", [False, True])
+def test_only_correct_changes_nothing(trained_models, data, name, random_start):
+    """Dropping fooled examples is pure speed: identical per-example results.
+
+    (Random starts are drawn for the whole batch, so even they match.)
+    """
+    x, y = data
+    model = trained_models["erm"]
+    eps = 0.1 if name != "pgd-l2" else 0.5
+    kw = dict(num_classes=10, random_start=random_start, restarts=2)
+    a = run_attack(name, model, x, y, eps, only_correct=True, generator=_gen(3), **kw)
+    b = run_attack(name, model, x, y, eps, only_correct=False, generator=_gen(3), **kw)
+    assert torch.equal(a, b)
+
+
+def test_restarts_and_more_steps_only_help_and_seeding_is_deterministic(trained_models, data):
+    x, y = data
+    model = trained_models["mixup"]
+    one = run_attack("pgd-linf", model, x, y, 0.1, num_classes=10, generator=_gen(1))
+    again = run_attack("pgd-linf", model, x, y, 0.1, num_classes=10, generator=_gen(1))
+    assert torch.equal(one, again)
+    three = run_attack("pgd-linf", model, x, y, 0.1, num_classes=10, restarts=3, generator=_gen(1))
+    assert not (three & ~one).any()  # the first restart is the same run; later ones only remove
+
+
+def test_random_start_lies_in_the_ball():
+    g = _gen()
+    d = start_noise(g, torch.Size([500, 3, 4, 4]), "linf", 0.1)
+    assert d.abs().max() <= 0.1 and d.abs().max() > 0.09
+    d = start_noise(g, torch.Size([500, 3, 4, 4]), "l2", 0.5)
+    norms = d.flatten(1).norm(dim=1)
+    assert norms.max() <= 0.5 + 1e-6 and norms.median() > 0.4  # uniform in a 48-d ball: near the sphere
+
+
+# ------------------------------------------------------------------------------------------ checks
+
+
+@pytest.fixture
+def fake_attack():
+    """Register a throw-away attack for one test and remove it afterwards."""
+    added = []
+
+    def add(name, norm, run, bounded=True):
+        spec = AttackSpec(name, norm, bounded, run)
+        ATTACKS.register(name)(spec)
+        added.append(name)
+        return spec
+
+    yield add
+    for name in added:
+        ATTACKS._entries.pop(name, None)
+
+
+@pytest.mark.parametrize(
+    "norm, make, message",
+    [
+        ("linf", lambda job: (job.x + 2 * job.eps).clamp(0, 1), "‖δ‖∞"),
+        ("linf", lambda job: job.x + 0.5 * job.eps, "leave \\[0, 1\\]|‖δ‖∞"),
+        ("l2", lambda job: (job.x + job.eps).clamp(0, 1), "‖δ‖₂"),
+        ("linf", lambda job: job.x * float("nan"), "NaN"),
+    ],
+)
+def test_out_of_bounds_attack_raises(trained_models, data, fake_attack, norm, make, message):
+    x, y = data
+    fake_attack("test-broken", norm, lambda job: (make(job), None))
+    with pytest.raises(AttackCheckError, match=message):
+        run_attack("test-broken", trained_models["erm"], x, y, 0.1, num_classes=10)
+
+
+def test_check_adversarial_directly():
+    x = torch.rand(4, 1, 8, 8) * 0.5 + 0.25
+    check_adversarial(x, (x + 0.1).clamp(0, 1), 0.1, "linf")  # exactly at ε is fine
+    with pytest.raises(AttackCheckError):
+        check_adversarial(x, x + 0.1 + 1e-4, 0.1, "linf")
+    with pytest.raises(AttackCheckError):
+        check_adversarial(x, x - 0.3, None, "none")  # unbounded: still inside [0, 1]
+    delta = torch.zeros_like(x)
+    delta[:, 0, 0, 0] = 0.2
+    check_adversarial(x, x + delta, 0.2, "l2")
+    with pytest.raises(AttackCheckError):
+        check_adversarial(x, x + delta * 1.01, 0.2, "l2")
+
+
+@pytest.mark.parametrize("name", ["fgsm", "pgd-linf", "pgd-l2", "square", "apgd-ce"])
+def test_model_mode_and_state_restored(trained_models, data, name):
+    x, y = data
+    model = copy.deepcopy(trained_models["manifold-mixup"]).train()
+    model.stages[0][0].weight.requires_grad_(True)
+    model.head.weight.requires_grad_(False)  # a caller's mixed flags come back as they were
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    eps = 0.5 if name == "pgd-l2" else 0.1
+    extra = {"n_queries": 20} if name == "square" else {}
+    run_attack(name, model, x[:40], y[:40], eps, num_classes=10, steps=3, **extra)
+    assert model.training and all(m.training for m in model.modules())
+    after = model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)  # BatchNorm running stats too
+    assert model.stages[0][0].weight.requires_grad and not model.head.weight.requires_grad
+    assert all(p.grad is None for p in model.parameters())  # no parameter gradients
+
+
+def test_global_rng_untouched(trained_models, data):
+    x, y = data
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    run_attack("square", trained_models["erm"], x[:20], y[:20], 0.1, num_classes=10, n_queries=10)
+    run_attack("pgd-linf", trained_models["erm"], x[:20], y[:20], 0.1, num_classes=10)
+    assert torch.equal(torch.rand(3), expected)
+
+
+def test_attack_details_and_logits(trained_models, data, clean):
+    x, y = data
+    res = attack("pgd-linf", trained_models["erm"], x, y, 0.1, num_classes=10, keep_logits=True, keep_adv=True)
+    assert res.logits.shape == (len(y), 10) and res.x_adv.shape == x.shape
+    assert torch.equal(res.correct, (res.logits.argmax(1) == y) & clean["erm"])
+    assert res.linf.max() <= 0.1 + 1e-6 and (res.linf[~res.correct & clean["erm"]] > 0).all()
+
+
+# ------------------------------------------------------------------------------------------ bad input
+
+
+@pytest.mark.parametrize(
+    "name, eps, kwargs, message",
+    [
+        ("pgd", 0.1, {}, "unknown attack 'pgd'; valid: apgd-ce, apgd-dlr, autoattack, cw-l2, deepfool, fab, fgsm, pgd-l2, pgd-linf, square"),
+        ("pgd-linf", -0.1, {}, "ε must be >= 0"),
+        ("pgd-linf", float("nan"), {}, "ε must be >= 0"),
+        ("pgd-linf", 2.0, {}, "ε=2.0 is larger than the [0,1] pixel range: an L2 radius given to the L∞ attack pgd-linf? use --eps-l2"),
+        ("apgd-dlr", 0.1, {"num_classes": 3}, "apgd-dlr needs at least 4 classes"),
+        ("autoattack", 0.1, {"num_classes": 3}, "autoattack needs at least 4 classes"),
+        ("pgd-linf", 0.1, {"steps": 0}, "steps must be > 0"),
+        ("pgd-linf", 0.1, {"restarts": 0}, "restarts must be > 0"),
+        ("pgd-linf", 0.1, {"precision": "fp8"}, "unknown attack precision 'fp8'"),
+        ("pgd-linf", 0.1, {"precision": "bf16"}, "bf16 needs a CUDA device"),
+        ("square", 0.1, {"queries": 5}, "square has no option queries; valid: n_queries"),
+    ],
+)
+def test_bad_input_is_a_user_error(trained_models, data, name, eps, kwargs, message):
+    x, y = data
+    kwargs = {"num_classes": 10, **kwargs}
+    with pytest.raises(UserError) as info:
+        run_attack(name, trained_models["erm"], x[:10], y[:10] % kwargs["num_classes"], eps, **kwargs)
+    text = str(info.value)
+    assert message in text and "\n" not in text
+
+
+def test_bad_images_are_a_user_error(trained_models, data):
+    x, y = data
+    with pytest.raises(UserError, match="\\[0, 1\\]"):
+        run_attack("fgsm", trained_models["erm"], x[:10] * 255, y[:10], 0.1, num_classes=10)
+    with pytest.raises(UserError, match="labels"):
+        run_attack("fgsm", trained_models["erm"], x[:10], y[:9], 0.1, num_classes=10)
+
+
+# ------------------------------------------------------------------------------------------ the zoo
+
+
+@pytest.mark.parametrize("name", ZOO)
+def test_torchattacks_zoo_runs(trained_models, data, clean, name):
+    x, y = data
+    x, y = x[:20], y[:20]
+    model = trained_models["erm"]
+    spec = ATTACKS.get(name)
+    options = {"n_queries": 30} if "n_queries" in spec.options else {}
+    steps = {"cw-l2": 20, "deepfool": 5}.get(name, 3)
+    res = attack(name, model, x, y, 0.15, num_classes=10, steps=steps, **options)
+    acc, clean_acc = res.correct.float().mean(), clean["erm"][:20].float().mean()
+    assert 0.0 <= acc <= clean_acc
+    assert not (res.correct & ~clean["erm"][:20]).any()
+    if spec.bounded:
+        assert res.linf.max() <= 0.15 + 1e-6
+    if name in ("apgd-ce", "autoattack"):
+        assert acc < clean_acc  # ε = 0.15 breaks most of an undefended digits model

@@ -1,0 +1,194 @@
+"""The adversarial suite end to end (rows, worst case, logits) and the gradient-masking checks:
+silent on the three normally trained digits models, loud on deliberately masked ones."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from robustbench_mm.attacks import diagnostics as diag
+from robustbench_mm.attacks.suite import L2_GRID_DIGITS, LINF_GRID_DIGITS, eps_grids, middle
+from robustbench_mm.config import EvalConfig
+from robustbench_mm.inference import predict_logits
+from robustbench_mm.results import COLUMNS, frame
+from robustbench_mm.suites import SUITES, SuiteContext
+
+METHODS = ("erm", "mixup", "manifold-mixup")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    """Small batches of 8x8 images: one torch thread is faster, and on a shared 2-core machine
+    two threads spin against other processes and make these tests many times slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _context(model, x, y, config=None):
+    return SuiteContext(model=model, x=x, y=y, num_classes=10, dataset="digits", config=config or EvalConfig(),
+                        device=torch.device("cpu"), clean_logits=predict_logits(model, x))
+
+
+@pytest.fixture(scope="module")
+def outputs(trained_models, digits):
+    """The default adversarial suite on each of the three digits models: {method: (ctx, output)}."""
+    import robustbench_mm.attacks  # noqa: F401  (registers the suite, as the evaluation runner does)
+
+    out = {}
+    for method, model in trained_models.items():
+        ctx = _context(model, digits.test_x, digits.test_y)
+        out[method] = (ctx, SUITES.get("adversarial")(ctx))
+    return out
+
+
+# ------------------------------------------------------------------------------------------ the suite
+
+
+def test_rows_follow_the_schema(outputs):
+    for method, (ctx, out) in outputs.items():
+        n = len(ctx.y)
+        df = frame(out.rows, {"run": method, "dataset": "digits", "arch": "cnn", "method": method, "seed": 0})
+        assert list(df.columns) == COLUMNS
+        assert set(df["suite"]) == {"adversarial", "diagnostics"}
+        assert (df["n"] == n).all()
+        assert not df.duplicated(["suite", "test", "severity", "metric"]).any()
+        adv = df[df["suite"] == "adversarial"]
+        assert set(adv["metric"]) == {"accuracy"}
+        assert adv["value"].between(0, 1).all()
+        assert set(adv["test"]) == {"fgsm", "pgd-linf", "pgd-l2", "square", "worst-case", "worst-case-l2"}
+        linf = adv[adv["test"] == "pgd-linf"]["severity"].tolist()
+        assert linf == pytest.approx(list(LINF_GRID_DIGITS))
+        assert adv[adv["test"] == "pgd-l2"]["severity"].tolist() == pytest.approx(list(L2_GRID_DIGITS))
+        assert adv[adv["test"] == "square"]["severity"].tolist() == pytest.approx([middle(list(LINF_GRID_DIGITS))])
+        for r in out.rows:  # a per-example verdict behind every accuracy
+            if r["suite"] == "adversarial":
+                ok = out.per_example[(r["suite"], r["test"], r["severity"])]
+                assert ok.dtype == bool and ok.shape == (n,) and ok.mean() == pytest.approx(r["value"])
+        diag_rows = df[df["suite"] == "diagnostics"]
+        assert set(diag_rows["test"]) == set(diag.CHECKS)
+        assert set(diag_rows["metric"]) == {"flag", "value"}
+        assert diag_rows[diag_rows["metric"] == "flag"]["value"].isin([0.0, 1.0]).all()
+        (key, logits), = out.logits.items()  # the weakest PGD-L∞ attack, for calibration under attack
+        assert key == ("adversarial", "pgd-linf", min(LINF_GRID_DIGITS)) and logits.shape == (n, 10)
+        assert np.array_equal((logits.argmax(1) == ctx.y).numpy() & ctx.clean_correct, out.per_example[key])
+
+
+def test_worst_case_never_rises_and_never_beats_an_attack(outputs):
+    for method, (ctx, out) in outputs.items():
+        acc = {(r["test"], r["severity"]): r["value"] for r in out.rows if r["suite"] == "adversarial"}
+        for worst, grid, norm_tests in (("worst-case", LINF_GRID_DIGITS, {"fgsm", "pgd-linf", "square"}),
+                                        ("worst-case-l2", L2_GRID_DIGITS, {"pgd-l2"})):
+            curve = [acc[(worst, e)] for e in grid]
+            assert all(b <= a for a, b in zip(curve, curve[1:])), (method, worst, curve)
+            for (test, eps), value in acc.items():
+                if test in norm_tests:
+                    assert acc[(worst, eps)] <= value, (method, test, eps)
+                    w, ok = out.per_example[("adversarial", worst, eps)], out.per_example[("adversarial", test, eps)]
+                    assert not (w & ~ok).any()  # per example too
+            assert acc[(worst, grid[0])] <= float(ctx.clean_correct.mean())
+
+
+def test_grids():
+    linf, l2 = eps_grids("cifar10", EvalConfig())
+    assert linf == pytest.approx(sorted([1 / 255, 2 / 255, 4 / 255, 8 / 255, 0.01, 0.03]))
+    assert l2 == [0.25, 0.5, 1.0]
+    assert eps_grids("digits", EvalConfig()) == (list(LINF_GRID_DIGITS), list(L2_GRID_DIGITS))
+    assert eps_grids("digits", EvalConfig(eps=[0.3, 0.1], eps_l2=[2.0])) == ([0.1, 0.3], [2.0])
+
+
+def test_digits_grid_spans_robust_to_broken(outputs):
+    """The reason for the digits grid: ERM goes from mostly robust to broken under PGD."""
+    _, out = outputs["erm"]
+    pgd = {r["severity"]: r["value"] for r in out.rows if r["test"] == "pgd-linf"}
+    assert pgd[min(pgd)] > 0.9 and pgd[max(pgd)] < 0.05 and 0.2 < pgd[middle(list(pgd))] < 0.8
+
+
+def test_unbounded_attacks_report_accuracy_and_median_norm(trained_models, digits):
+    model = trained_models["erm"]
+    cfg = EvalConfig(attacks=["deepfool"], eps=[0.1], eps_l2=[0.5], pgd_steps=3)
+    ctx = _context(model, digits.test_x[:30], digits.test_y[:30], cfg)
+    out = SUITES.get("adversarial")(ctx)
+    rows = {(r["test"], r["metric"]): r for r in out.rows if r["suite"] == "adversarial"}
+    assert rows[("deepfool", "accuracy")]["severity"] == 0.0
+    med = rows[("deepfool", "median-l2")]["value"]
+    assert 0 < med < 5 or math.isinf(med)
+    assert ("adversarial", "deepfool", 0.0) in out.per_example
+
+
+def test_suite_refuses_bad_settings_before_attacking(trained_models, digits):
+    from robustbench_mm.errors import UserError
+
+    model = trained_models["erm"]
+    ctx = _context(model, digits.test_x[:10], digits.test_y[:10], EvalConfig(eps=[2.0]))
+    with pytest.raises(UserError, match="--eps-l2"):
+        SUITES.get("adversarial")(ctx)
+    ctx = _context(model, digits.test_x[:10], digits.test_y[:10], EvalConfig(attacks=["pgd"]))
+    with pytest.raises(UserError, match="unknown attack 'pgd'"):
+        SUITES.get("adversarial")(ctx)
+
+
+# ------------------------------------------------------------------------------------------ diagnostics
+
+
+def test_normally_trained_models_are_not_flagged(outputs):
+    for method, (_, out) in outputs.items():
+        flags = diag.flagged(out.rows)
+        assert set(flags) == set(diag.CHECKS)
+        assert not any(flags.values()), (method, {k: v for k, v in flags.items() if v})
+
+
+class _Quantized(nn.Module):
+    """Rounds its input to the 17 digits gray levels first: the gradient is zero everywhere."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        return self.model(torch.round(x * 16) / 16)
+
+
+class _Saturated(nn.Module):
+    """Scales the logits by 1e4: float32 softmax saturates and cross-entropy gradients vanish."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        return self.model(x) * 1e4
+
+
+@pytest.mark.parametrize("mask", [_Quantized, _Saturated])
+def test_masked_models_are_flagged(trained_models, digits, mask):
+    model = mask(trained_models["erm"]).eval()
+    x, y = digits.test_x[:120], digits.test_y[:120]
+    out = SUITES.get("adversarial")(_context(model, x, y))
+    flags = diag.flagged(out.rows)
+    values = {r["test"]: r["value"] for r in out.rows if r["suite"] == "diagnostics" and r["metric"] == "value"}
+    assert flags["zero-gradients"] and values["zero-gradients"] > 0.5
+    assert flags["unbounded-not-zero"] or flags["blackbox-beats-whitebox"], flags
+
+
+def test_check_functions():
+    assert diag._max_rise([0.9, 0.5, 0.6, 0.1]) == pytest.approx(0.1)
+    assert diag._max_rise([0.9, 0.5, 0.1]) < 0
+    n = 360
+    tol = diag.tolerance(n)
+    one, two = 1 / n, 2 / n
+    acc = {("fgsm", 0.1): 0.5, ("pgd-linf", 0.1): 0.5 + one}
+    assert diag.flagged(diag.fgsm_beats_pgd(acc, n)) == {"fgsm-beats-pgd": False}  # one example: noise
+    acc[("pgd-linf", 0.1)] = 0.5 + two
+    assert diag.flagged(diag.fgsm_beats_pgd(acc, n)) == {"fgsm-beats-pgd": True}
+    assert diag.flagged(diag.non_monotone_eps({"pgd-linf": [0.9, 0.5, 0.5 + two]}, n))["non-monotone-eps"]
+    assert not diag.flagged(diag.non_monotone_steps(0.1, [0.5, 0.5 + one], n))["non-monotone-steps"]
+    assert diag.flagged(diag.blackbox_beats_whitebox(0.1, 0.3, 0.5, n))["blackbox-beats-whitebox"]
+    assert not diag.flagged(diag.unbounded_not_zero(0.0, n))["unbounded-not-zero"]
+    assert diag.flagged(diag.zero_gradients(0.02, n))["zero-gradients"]
+    assert tol > one
