@@ -179,8 +179,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     cfg = train_config(args, base)
     if args.out_dir:
         cfg.out_dir = args.out_dir
-    quiet = (lambda message: None) if args.quiet else None
-    result = train(cfg, force=args.force, resume=args.resume, progress=not args.quiet, log=quiet, sync_bn=args.sync_bn)
+    # --quiet turns off the progress bars; the one-line notes (data placement, resuming) stay.
+    result = train(cfg, force=args.force, resume=args.resume, progress=not args.quiet, sync_bn=args.sync_bn)
     print(f"test accuracy: {result.test_accuracy * 100:.2f}% ({result.seconds:.1f} s)")
     print(result.run_dir)
     return 0

@@ -105,13 +105,15 @@ def load_digits(data_root: str | Path | None = None, download: bool = False) -> 
     x_train, x_test, y_train, y_test = train_test_split(
         images, labels, test_size=0.2, stratify=labels, random_state=0
     )
-    train_x = torch.from_numpy(np.ascontiguousarray(x_train))
+    # clone(contiguous_format) fixes the strides NumPy leaves on the size-1 channel axis, which
+    # would otherwise read as channels_last to PyTorch.
+    train_x = torch.from_numpy(x_train).clone(memory_format=torch.contiguous_format)
     mean, std = channel_stats(train_x)
     return DatasetSplits(
         name="digits",
         train_x=train_x,
         train_y=torch.from_numpy(y_train),
-        test_x=torch.from_numpy(np.ascontiguousarray(x_test)),
+        test_x=torch.from_numpy(x_test).clone(memory_format=torch.contiguous_format),
         test_y=torch.from_numpy(y_test),
         classes=[str(c) for c in range(10)],
         mean=mean,
@@ -287,13 +289,22 @@ def load_imagefolder(root: Path) -> DatasetSplits:
 
 
 def draw_crop_flip(n: int, padding: int, flip: bool, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-example crop offsets (2, n) and flip flags (n,), drawn on the CPU from ``generator``.
+    """Per-example crop offsets (2, n) and flip flags (n,), drawn on ``generator``'s device.
 
     Drawing is separate from applying so that distributed ranks can draw the parameters of
-    the whole global batch (keeping their generators in step) and apply their own slice.
+    the whole global batch (keeping their generators in step) and apply their own slice. On
+    CUDA the generator lives on the GPU: a host-drawn tensor would need a copy that waits
+    for the GPU every step.
     """
-    offsets = torch.randint(0, 2 * padding + 1, (2, n), generator=generator) if padding > 0 else torch.zeros(2, n, dtype=torch.long)
-    flips = torch.rand(n, generator=generator) < 0.5 if flip else torch.zeros(n, dtype=torch.bool)
+    device = generator.device
+    if padding > 0:
+        offsets = torch.randint(0, 2 * padding + 1, (2, n), generator=generator, device=device)
+    else:
+        offsets = torch.zeros(2, n, dtype=torch.long, device=device)
+    if flip:
+        flips = torch.rand(n, generator=generator, device=device) < 0.5
+    else:
+        flips = torch.zeros(n, dtype=torch.bool, device=device)
     return offsets, flips
 
 
@@ -310,7 +321,7 @@ def apply_crop_flip(x: torch.Tensor, padding: int, offsets: torch.Tensor, flips:
         cols = torch.arange(w, device=x.device)[None, :] + offsets[1][:, None]  # (n, w)
         batch = torch.arange(n, device=x.device)[:, None, None]
         x = padded.permute(0, 2, 3, 1)[batch, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
-    if bool(flips.any()):
+    if flips.device.type != "cpu" or bool(flips.any()):  # no host sync on CUDA
         x = torch.where(flips.to(x.device)[:, None, None, None], x.flip(3), x)
     return x.contiguous()
 

@@ -78,14 +78,15 @@ class Method:
     def draw_mix(self, batch_size: int, rng: np.random.Generator, device: torch.device, as_tensor: bool = False) -> Mix | None:
         """λ and the mixing layer for one batch (None for ERM).
 
-        ``as_tensor`` gives λ as a 0-dim CPU tensor, so a compiled model sees one input rather
-        than a new constant (and a recompilation) for every λ.
+        ``as_tensor`` gives λ as a 0-dim tensor on ``device``, so a compiled model sees one input
+        rather than a new constant (and a recompilation) for every λ. ``torch.full`` passes the
+        value as a kernel argument: no host-to-device copy that would wait for the GPU.
         """
         if not self.mixes:
             return None
         lam = float(rng.beta(self.alpha, self.alpha))
         if as_tensor:
-            lam = torch.tensor(lam)
+            lam = torch.full((), lam, device=device)
         layer = int(self.mix_layers[rng.integers(len(self.mix_layers))]) if len(self.mix_layers) > 1 else self.mix_layers[0]
         perm = None
         if self.pairing == "permute":

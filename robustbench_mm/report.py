@@ -54,11 +54,11 @@ def collect(run_dirs: Sequence[str | Path]) -> RunSet:
         frames.append(df)
         per_example[run_dir.name] = read_per_example(run_dir)
         if (run_dir / "reliability.csv").exists():
-            bins.append(pd.read_csv(run_dir / "reliability.csv"))
+            bins.append(_read_table(run_dir / "reliability.csv", ["bin", "count", "accuracy", "confidence"]))
         if (run_dir / "config.toml").exists():
             configs[run_dir.name] = read_toml(run_dir / "config.toml")
         if (run_dir / "train_log.csv").exists():
-            seconds += float(pd.read_csv(run_dir / "train_log.csv")["seconds"].sum())
+            seconds += float(_read_table(run_dir / "train_log.csv", ["seconds"])["seconds"].sum())
         if (run_dir / "eval.toml").exists():
             seconds += float(read_toml(run_dir / "eval.toml").get("run", {}).get("seconds", 0.0))
     metrics = pd.concat(frames, ignore_index=True)
@@ -71,6 +71,21 @@ def collect(run_dirs: Sequence[str | Path]) -> RunSet:
         raise UserError("two of the given run directories share a name; report each run once")
     reliability = pd.concat(bins, ignore_index=True) if bins else None
     return RunSet(metrics, per_example, reliability, configs, seconds)
+
+
+def _read_table(path: Path, columns: list[str]) -> pd.DataFrame:
+    """A CSV the project wrote, checked for the columns we use (one clear error otherwise)."""
+    try:
+        table = pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise UserError(f"{path} is unreadable ({str(exc).splitlines()[0]})") from None
+    missing = [c for c in columns if c not in table.columns]
+    if missing:
+        raise UserError(f"{path} lacks column(s) {', '.join(missing)}")
+    for column in columns:
+        if not pd.api.types.is_numeric_dtype(table[column]):
+            raise UserError(f"{path}: column {column!r} is not numeric")
+    return table
 
 
 def summarize(metrics: pd.DataFrame) -> pd.DataFrame:

@@ -36,3 +36,19 @@ def trained_models(trained_runs):
     from robustbench_mm.checkpoint import load_model
 
     return {method: load_model(run / "model.pt")[0] for method, run in trained_runs.items()}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _one_torch_thread():
+    """One torch thread for the whole test session.
+
+    On a 2-core machine a second OpenMP thread makes these small tensors' ops many times
+    slower whenever anything else runs (measured: training three digits models took 190 s
+    instead of 10 s under load), and no test here needs intra-op parallelism.
+    """
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

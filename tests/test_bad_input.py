@@ -329,10 +329,8 @@ CASES = [
          setup=lambda ws: _npz_with_pickle(ws / R / "per_example.npz")),
     case("report-out-under-a-file", [ "report", R, "--out", "afile/sub"], "cannot create output directory afile/sub", setup=w("afile", "x")),
     case("report-out-is-a-file", ["report", R, "--out", "afile"], "cannot create output directory afile", setup=w("afile", "x")),
-    case("report-reliability-garbage", ["report", R, "--out", "newrep"], "reliability.csv", setup=w(f"{R}/reliability.csv", b""),
-         marks=pytest.mark.xfail(reason="report.collect reads reliability.csv unchecked (report.py)", strict=False)),
-    case("report-train-log-garbage", ["report", R, "--out", "newrep"], "train_log.csv", setup=w(f"{R}/train_log.csv", "a,b\n1,2\n"),
-         marks=pytest.mark.xfail(reason="report.collect reads train_log.csv unchecked (report.py)", strict=False)),
+    case("report-reliability-garbage", ["report", R, "--out", "newrep"], "reliability.csv", setup=w(f"{R}/reliability.csv", b"")),
+    case("report-train-log-garbage", ["report", R, "--out", "newrep"], "train_log.csv", setup=w(f"{R}/train_log.csv", "a,b\n1,2\n")),
     case("show-corruptions-out-under-a-file", ["show-corruptions", "--out", "afile/sub"], "cannot create output directory", setup=w("afile", "x")),
     # ---- check
     case("check-missing-baseline", ["check", "--baseline", "results/report.csv", "--current", "rep/report.csv"], "report table not found: results/report.csv"),

@@ -100,6 +100,110 @@ def test_shot_and_impulse_noise_statistics() -> None:
         assert set(y[hit].unique().tolist()) <= {0.0, 1.0}
 
 
+@pytest.mark.parametrize("c", [500, 100, 50])
+def test_poisson_sampler_matches_the_poisson_law(c: int) -> None:
+    """shot_noise's table sampler: on the 8-bit grid (tables only), off it (plus the residual
+    draw) and at the ends; counts are integers with Poisson's mean, variance and pmf."""
+    from math import exp, lgamma, log
+
+    from robustbench_mm.corruptions.noise import poisson_counts
+
+    values = [0.0, 1 / 255, 0.3, 128 / 255, 77 * (1 / 255), 0.5, 200 / 255 + 1e-3, 1.0]
+    x = torch.tensor(values).repeat_interleave(40_000)
+    k = poisson_counts(x, c, _gen(5)).view(len(values), -1).double()
+    assert torch.equal(k, k.round()) and float(k.min()) >= 0
+    for v, row in zip(values, k):
+        lam = c * float(torch.tensor(v))  # the float32 rate
+        se = (lam / row.numel()) ** 0.5
+        assert abs(float(row.mean()) - lam) <= 5 * se + 1e-9, (v, lam)
+        assert float(row.var()) == pytest.approx(lam, rel=0.05, abs=1e-9), (v, lam)
+        if lam == 0:
+            continue
+        freq = torch.bincount(row.long()).double() / row.numel()
+        pmf = torch.tensor([exp(j * log(lam) - lam - lgamma(j + 1)) for j in range(freq.numel())]).double()
+        tol = 5 * (pmf * (1 - pmf) / row.numel()).sqrt() + 1e-4  # binomial error of each frequency
+        assert bool(((freq - pmf).abs() <= tol).all()), (v, lam)
+
+
+def test_poisson_sampler_grid_snapping_and_edges() -> None:
+    """Rates that differ from an 8-bit level by float32 rounding use that level's table; rates
+    that do not add a residual count; out-of-range values are clamped to [0, 1]."""
+    from robustbench_mm.corruptions.noise import poisson_counts
+
+    v = torch.arange(256, dtype=torch.float64)
+    for x in ((v / 255).float(), (v.float() * (1 / 255)), v / 255):  # float32 two ways, float64
+        a = poisson_counts(x.repeat(50), 100, _gen(3))
+        b = poisson_counts((v / 255).float().repeat(50), 100, _gen(3))
+        assert torch.equal(a.float(), b), "on-grid rates must not draw a residual"
+    assert torch.equal(poisson_counts(torch.tensor([-0.5, 0.0]), 500, _gen()), torch.zeros(2))
+    big = poisson_counts(torch.full((20_000,), 2.0), 50, _gen())
+    assert float(big.mean()) == pytest.approx(50, abs=0.5)  # clamped to x = 1
+
+
+def test_zoom_blur_uses_the_reference_zoom_factors() -> None:
+    """np.arange(1, 1.06 .. 1.26, 0.01) has 7, 12, 16, 21, 26 values (float rounding keeps the
+    endpoint at severities 1-2): zoom blur averages the image with those zooms."""
+    from robustbench_mm.corruptions import _util as U
+
+    x = _images(2)
+    for s, steps in enumerate([7, 12, 16, 21, 26], start=1):
+        total = x.double().clone()
+        for k in range(steps):
+            m = U.zoom_matrix(32, 1 + 0.01 * k, torch.device("cpu"), torch.float64)
+            total += m @ x.double() @ m.T
+        ref = (total / (steps + 1)).float().clamp(0, 1)
+        torch.testing.assert_close(corrupt(x, "zoom_blur", s, _gen()), ref, atol=1e-5, rtol=0)
+
+
+def test_frost_texture_brightness_is_calibrated_to_the_reference_photos() -> None:
+    """The reference's frost crops average about (0.57, 0.66, 0.70) in RGB; ours, after
+    FROST_GAIN, lands close, and the mean change of an image grows with the blend weight."""
+    from robustbench_mm.corruptions.weather import frost_texture
+
+    tex = frost_texture(64, 3, 32, 32, _gen(), torch.empty(0))
+    assert float(tex.min()) >= 0 and float(tex.max()) <= 1
+    for got, want in zip(tex.mean((0, 2, 3)).tolist(), [0.57, 0.66, 0.70]):
+        assert got == pytest.approx(want, abs=0.08)
+    grey = frost_texture(64, 1, 8, 8, _gen(), torch.empty(0))
+    assert grey.shape == (64, 1, 8, 8) and 0.5 < float(grey.mean()) < 0.8
+
+
+@pytest.mark.parametrize("shape", [(6, 1, 32, 32), (3, 1, 8, 8), (4, 1, 40, 62), (4, 1, 7, 1), (2, 1, 1, 1),
+                                   (3, 1, 70, 20), (2, 1, 16, 70)])
+def test_spatter_distance_on_bit_masks_equals_the_max_pool_version(shape: tuple) -> None:
+    from robustbench_mm.corruptions.weather import (
+        _distance_to_edges,
+        _distance_to_edges_bits,
+        _distance_to_edges_maxpool,
+    )
+
+    g = _gen(sum(shape))
+    masks = [(torch.rand(shape, generator=g) > p).float() for p in (0.02, 0.3, 0.7, 0.97)]
+    masks += [torch.zeros(shape), torch.ones(shape)]
+    for m in masks:
+        ref = _distance_to_edges_maxpool(m)
+        assert torch.equal(_distance_to_edges(m), ref)
+        if shape[-1] <= 62:
+            for cap in (0, 1, 3, 20):
+                assert torch.equal(_distance_to_edges_bits(m, cap), _distance_to_edges_maxpool(m, cap))
+
+
+def test_chunked_cpu_batches_equal_small_ones_and_leave_the_input_alone() -> None:
+    x = _images(400, 3, 32)  # several chunks
+    for name in ("contrast", "pixelate", "zoom_blur"):
+        whole = corrupt(x, name, 3, _gen())
+        assert torch.equal(whole[:7], corrupt(x[:7], name, 3, _gen()))
+        assert torch.equal(whole[-5:], corrupt(x[-5:], name, 3, _gen()))
+    wild = torch.linspace(-0.5, 1.5, 64).view(1, 1, 8, 8).repeat(300, 1, 1, 1)  # out of range, grey
+    before = wild.clone()
+    y = corrupt(wild, "saturate", 1, _gen())  # the identity on grey images
+    assert torch.equal(wild, before) and torch.equal(y, before.clamp(0, 1))
+    assert torch.equal(corrupt(wild[:2], "saturate", 1, _gen()), before[:2].clamp(0, 1))
+    assert torch.equal(wild, before)
+    half = corrupt(x.half(), "fog", 2, _gen())
+    assert half.dtype == torch.float16 and half.shape == x.shape
+
+
 @pytest.mark.parametrize("name", BLURS[:4])
 def test_blurs_remove_high_frequencies_monotonically(name: str) -> None:
     x = _images(16)

@@ -4,7 +4,6 @@ real digits runs (a deliberately degraded model fails the gate; an unchanged re-
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 

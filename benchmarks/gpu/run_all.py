@@ -73,9 +73,9 @@ def training_throughput(device, method_name, precision, batch, steps, warmup, pa
     step_model = torch.compile(model) if compile_model else model
     data_x = torch.randint(0, 256, (n_images, 3, 32, 32), dtype=torch.uint8, device=device)
     data_y = torch.randint(0, 10, (n_images,), device=device)
-    generator = torch.Generator().manual_seed(0)
+    generator = torch.Generator(device=device).manual_seed(0)  # as the training loop: on the device
     rng = np.random.default_rng(0)
-    order = torch.randperm(n_images, generator=generator).to(device)
+    order = torch.randperm(n_images, generator=torch.Generator().manual_seed(0)).to(device)
 
     def one(step):
         start = (step * batch) % (n_images - batch)
@@ -134,7 +134,7 @@ def end_to_end(out: Path, tiny: bool) -> dict:
     data = synthetic_imagefolder(out / "synthetic", 20 if tiny else 500, 10 if tiny else 100)
     command = [sys.executable, "-m", "robustbench_mm", "run", "--dataset", f"imagefolder:{data}", "--arch", "preactresnet18",
                "--epochs", "1" if tiny else "10", "--seeds", "0", "--out", str(out / "e2e_report"), "--runs-dir", str(out / "e2e_runs"),
-               "--suite", "clean,adversarial,deformation,calibration", "--force", "--eps", "0.0039,0.0157,0.0314"]
+               "--suite", "clean,adversarial,deformation,corruption,calibration", "--force", "--eps", "0.0039,0.0157,0.0314"]
     started = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
     return {"command": " ".join(command[1:]), "returncode": done.returncode, "seconds": time.perf_counter() - started,

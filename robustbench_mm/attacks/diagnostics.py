@@ -19,8 +19,9 @@ zero-gradients             the share of correctly classified examples whose inpu
                            the loss is zero or non-finite exceeds 1% (AutoAttack warns at any).
 =========================  ====================================================================
 
-Comparisons of two accuracies allow a tolerance of max(1 example, 0.2%) (AutoAttack's Square
-check uses 0.2%): random starts legitimately move single examples.
+Comparisons of two accuracies allow a tolerance of max(2 examples, 0.5%): two runs with
+independent random starts legitimately differ by an example or two (seen on normally trained
+digits models, 360 test images, for PGD-10 vs PGD-20), while a masked gradient moves tens.
 """
 
 from __future__ import annotations
@@ -50,8 +51,8 @@ ZERO_GRADIENT_MAX_SHARE = 0.01
 
 
 def tolerance(n: int) -> float:
-    """Accuracy gap that counts as real: more than one example and more than 0.2%."""
-    return max(1.0 / max(n, 1), 0.002) + 1e-9
+    """Accuracy gap that counts as real: more than two examples and more than 0.5%."""
+    return max(2.0 / max(n, 1), 0.005) + 1e-9
 
 
 def zero_gradient_share(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 500) -> tuple[float, int]:

@@ -22,7 +22,7 @@ import torch
 
 from ..errors import UserError
 from ..registry import Registry
-from ._util import check_images, chunk_size, finish, work_dtype
+from ._util import check_images, run_chunked
 
 Corruption = Callable[[torch.Tensor, int, torch.Generator], torch.Tensor]
 
@@ -62,8 +62,7 @@ def corrupt(x: torch.Tensor, name: str, severity: int, generator: torch.Generato
     if x.shape[0] == 0:
         return x.clone()
     with torch.no_grad():
-        parts = [fn(part.to(work_dtype(x)), level, generator) for part in x.split(chunk_size(x))]
-    return finish(parts[0] if len(parts) == 1 else torch.cat(parts), x)
+        return run_chunked(lambda part: fn(part, level, generator), x)
 
 
 # Importing the families registers them; they import CORRUPTIONS from this module.

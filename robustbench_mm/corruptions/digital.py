@@ -133,17 +133,12 @@ def jpeg_compression(x: torch.Tensor, severity: int, generator: torch.Generator)
     return _jpeg_roundtrip(u8, quality).to(device=x.device, dtype=x.dtype) / 255
 
 
-def _sample(x: torch.Tensor, px: torch.Tensor, py: torch.Tensor, align_corners: bool) -> torch.Tensor:
-    """Bilinear sample at pixel coordinates (px = column, py = row; pixel centres at integers)
-    with reflection: about border pixel centres (align_corners=True, OpenCV REFLECT_101) or
-    about the image edges (align_corners=False, scipy 'reflect')."""
-    h, w = x.shape[-2:]
-    if align_corners:
-        u, v = 2 * px / max(w - 1, 1) - 1, 2 * py / max(h - 1, 1) - 1
-    else:
-        u, v = (2 * px + 1) / w - 1, (2 * py + 1) / h - 1
-    grid = torch.stack([u, v], dim=-1).to(x)
-    return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=align_corners)
+@lru_cache(maxsize=32)
+def _pixel_grid(h: int, w: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """(1, h, w, 2): pixel centres in grid_sample's align_corners=False units. Cached: read-only."""
+    yy, xx = torch.meshgrid(torch.arange(h, dtype=torch.float64), torch.arange(w, dtype=torch.float64), indexing="ij")
+    norm = torch.stack([(2 * xx + 1) / w - 1, (2 * yy + 1) / h - 1], -1).unsqueeze(0)
+    return norm.to(device=device, dtype=dtype)
 
 
 @CORRUPTIONS.register("elastic_transform")
@@ -151,6 +146,9 @@ def elastic_transform(x: torch.Tensor, severity: int, generator: torch.Generator
     """A random affine (three anchor points jittered) followed by a smooth random displacement.
 
     The table is (alpha, sigma, affine jitter) in units of the image side, as in the reference.
+    Both steps sample with grid_sample (bilinear), whose grids are built in normalised units
+    directly: the affine as one (N, 3, 2) matrix applied to [x, y, 1] (composed with the
+    pixel -> normalised scaling), the displacement as the pixel grid plus the scaled fields.
     """
     side = min(x.shape[-2:])
     alpha, sigma, jitter = [(0, 0, 0.08), (0.05, 0.2, 0.07), (0.08, 0.06, 0.06),
@@ -160,20 +158,29 @@ def elastic_transform(x: torch.Tensor, severity: int, generator: torch.Generator
     f64 = torch.empty(0, dtype=torch.float64)
 
     # random affine: cv2.getAffineTransform(pts1, pts1 + U(-jitter, jitter)), then warpAffine
+    # with OpenCV's BORDER_REFLECT_101 (reflection about border pixel centres: align_corners=True)
     cx, cy, sq = w // 2, h // 2, min(h, w) // 3
     pts1 = torch.tensor([[cx + sq, cy + sq], [cx + sq, cy - sq], [cx - sq, cy - sq]], dtype=torch.float64)
     pts2 = pts1 + U.uniform((n, 3, 2), -jitter, jitter, generator, f64)
     src = torch.cat([pts1, torch.ones(3, 1, dtype=torch.float64)], dim=1)  # (3, 3)
     m = torch.linalg.solve(src, pts2).transpose(1, 2)  # (n, 2, 3): m @ [p; 1] = q
-    a_inv = torch.linalg.inv(m[:, :, :2]).to(x)  # tiny solves on CPU, the per-pixel work on x's device
-    t = m[:, :, 2].to(x)
-    yy, xx = torch.meshgrid(torch.arange(h).to(x), torch.arange(w).to(x), indexing="ij")
-    d = torch.stack([xx, yy], -1).view(1, h * w, 2) - t.view(n, 1, 2)  # warpAffine inverts m
-    srcp = (d @ a_inv.transpose(1, 2)).view(n, h, w, 2)
-    x = _sample(x, srcp[..., 0], srcp[..., 1], align_corners=True)
+    a_inv = torch.linalg.inv(m[:, :, :2])  # warpAffine samples the source at m^-1 (q - t)
+    to_norm = torch.tensor([2 / max(w - 1, 1), 2 / max(h - 1, 1)], dtype=torch.float64).view(1, 2, 1)
+    lin = a_inv * to_norm  # source pixel -> align_corners=True units: 2 p / (side - 1) - 1
+    theta = torch.cat([lin, -(lin @ m[:, :, 2:]) - 1], dim=2).transpose(1, 2).to(x)  # [x, y, 1] @ theta
+    theta = theta.view(n, 1, 1, 3, 2)
+    cols = torch.arange(w, dtype=x.dtype, device=x.device).view(1, 1, w, 1)
+    rows = torch.arange(h, dtype=x.dtype, device=x.device).view(1, h, 1, 1)
+    grid = torch.addcmul(torch.addcmul(theta[..., 2, :], cols, theta[..., 0, :]), rows, theta[..., 1, :])
+    x = F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=True)
 
     if alpha == 0:
         return x
+    # smooth displacement: scipy's map_coordinates, order 1, mode 'reflect' (half-sample
+    # symmetric: reflection about the image edges, align_corners=False)
     fields = U.uniform((n, 2, h, w), -1.0, 1.0, generator, x)
-    fields = U.gaussian_blur(fields, sigma, mode="symmetric", truncate=3.0) * alpha
-    return _sample(x, xx + fields[:, 0], yy + fields[:, 1], align_corners=False)
+    fields = U.gaussian_blur(fields, sigma, mode="symmetric", truncate=3.0)
+    scale = torch.tensor([2 * alpha / w, 2 * alpha / h], dtype=x.dtype, device=x.device)
+    norm = _pixel_grid(h, w, x.device, x.dtype)
+    grid = torch.addcmul(norm, fields.permute(0, 2, 3, 1), scale)  # field 0 moves columns, 1 rows
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
