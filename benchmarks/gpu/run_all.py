@@ -136,7 +136,8 @@ def end_to_end(out: Path, tiny: bool) -> dict:
                "--epochs", "1" if tiny else "10", "--seeds", "0", "--out", str(out / "e2e_report"), "--runs-dir", str(out / "e2e_runs"),
                "--suite", "clean,adversarial,deformation,corruption,calibration", "--force", "--eps", "0.0039,0.0157,0.0314"]
     started = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
+    done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": path})
     return {"command": " ".join(command[1:]), "returncode": done.returncode, "seconds": time.perf_counter() - started,
             "stdout_tail": done.stdout[-3000:], "stderr_tail": done.stderr[-1500:]}
 
