@@ -24,7 +24,7 @@ Making the reference environment (imagecorruptions 1.1.2 no longer imports on a 
 ``skimage.filters.gaussian(multichannel=True)`` (removed in scikit-image 0.19), is shimmed at
 run time by the helper (``multichannel=True`` -> ``channel_axis=-1``), so no source is patched.
 
-Run (about 2-3 minutes on a 2-core CPU)::
+Run (about 1-3 minutes on a 2-core CPU, depending on load)::
 
     .venv/bin/python benchmarks/compare_corruptions_reference.py --ref-python /tmp/refvenv/bin/python \
         [--cifar-ref /tmp/cifarref/make_cifar_c_ref.py] [--json out.json]
@@ -256,6 +256,7 @@ def main() -> None:
 
     names = corruption_names()
     started = time.perf_counter()
+    load = {"start": os.getloadavg()}  # other jobs on the machine slow both sides down
     with tempfile.TemporaryDirectory(prefix="corrupt_ref_") as tmp:
         work = Path(tmp)
         helper = work / "ref_helper.py"
@@ -269,7 +270,9 @@ def main() -> None:
             "mode": "run", "images": str(img_path), "names": names, "severity": a.severity,
             "n_loop": a.n_loop, "n_stats": a.n_stats, "repeats": a.repeats, "seed": a.seed,
             "cifar_ref": a.cifar_ref}, work)
+    load["after references"] = os.getloadavg()
     our_speed, our_stats = ours(images, names, a.n_batch, a.n_stats, a.severity, a.repeats, a.seed)
+    load["end"] = os.getloadavg()
     refs = list(ref["speed"])
 
     # ---- (a) speed ----
@@ -321,11 +324,12 @@ def main() -> None:
     print(f"Ours: torch {torch.__version__}, numpy {np.__version__}, python {sys.version.split()[0]}, "
           f"{torch.get_num_threads()} torch thread(s), {os.cpu_count()} CPUs")
     print(f"Wall time: {time.perf_counter() - started:.0f} s")
+    print("Load average (1/5/15 min): " + "; ".join(f"{k} {v[0]:.2f} {v[1]:.2f} {v[2]:.2f}" for k, v in load.items()))
     if a.json:
         Path(a.json).write_text(json.dumps({
             "images": src, "args": vars(a), "versions_ref": ref["versions"], "torch": torch.__version__,
             "speed_ours_s": our_speed, "speed_ref_s_per_image": ref["speed"],
-            "stats": all_stats}, indent=1))
+            "stats": all_stats, "load_average": load}, indent=1))
 
 
 if __name__ == "__main__":

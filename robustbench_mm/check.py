@@ -21,7 +21,7 @@ from .errors import UserError
 
 KEYS = ["method", "suite", "test", "severity", "metric"]
 HIGHER_IS_BETTER = {"accuracy"}
-LOWER_IS_BETTER = {"ece", "ece-adaptive", "ece-classwise", "mce", "nll", "brier", "flag"}
+LOWER_IS_BETTER = {"ece", "ece-adaptive", "ece-classwise", "mce", "nll", "brier", "flag", "mce-vs-erm", "relative-mce-vs-erm"}
 
 
 def direction(metric: str) -> int:

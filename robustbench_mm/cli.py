@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
-import time
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -226,8 +225,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     from .storage import atomic_write_bytes
 
     if args.update_baseline:
-        current = read_report(args.current)  # validates before anything is replaced
-        del current
+        read_report(args.current)  # validates before anything is replaced
         atomic_write_bytes(args.baseline, Path(args.current).read_bytes())
         print(f"baseline {args.baseline} updated from {args.current}; review the diff like code")
         return 0
@@ -326,7 +324,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runs-dir", default="runs", help="where run directories go (default runs/)")
     p.add_argument("--format", action="append", type=_list(str, "--format"), default=None)
     p.add_argument("--preset", default=None, help="a shipped preset (see mmbench list --presets)")
-    p.add_argument("--jobs", type=_number(int, 0, True, "--jobs"), default=1, help="trainings in parallel")
+    p.add_argument("--jobs", type=_number(int, 0, True, "--jobs"), default=None,
+                   help="runs in parallel (default: one per GPU on CUDA, one per CPU core otherwise)")
     p.add_argument("--plan", action="store_true", help="print one command per run (for a cluster scheduler) and exit")
     p.set_defaults(func=cmd_run)
 

@@ -24,7 +24,7 @@ from .storage import atomic_write_text, ensure_writable_dir
 
 METHOD_ORDER = ("erm", "mixup", "manifold-mixup")
 KEYS = ["method", "suite", "test", "severity", "metric"]
-LOWER_IS_BETTER = {"ece", "ece-adaptive", "ece-classwise", "mce", "nll", "brier", "flag"}
+LOWER_IS_BETTER = {"ece", "ece-adaptive", "ece-classwise", "mce", "nll", "brier", "flag", "mce-vs-erm", "relative-mce-vs-erm"}
 BOOTSTRAP_SAMPLES = 1000
 
 
@@ -141,9 +141,48 @@ def differences_to_erm(runs: RunSet) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=[*KEYS, "diff", "ci_low", "ci_high"])
 
 
+def corruption_errors(summary: pd.DataFrame) -> pd.DataFrame:
+    """mCE and relative mCE of each method with our ERM model as the baseline.
+
+    Hendrycks & Dietterich (2019), with ERM in AlexNet's place: for corruption c,
+    CE_m(c) = Σ_s E_m(c, s) / Σ_s E_erm(c, s) and the relative CE_m(c) =
+    Σ_s (E_m(c, s) - E_m(clean)) / Σ_s (E_erm(c, s) - E_erm(clean)), E = 1 - accuracy of the
+    seed-mean; each is averaged over corruptions. Corruptions that cost ERM less than one
+    accuracy point summed over severities are left out of the relative mean (its ratio would
+    divide by ~0); ``n`` holds how many corruptions each mean covers.
+    """
+    acc = summary[(summary.suite == "corruption") & (summary.metric == "accuracy") & (summary.test != "mean")]
+    clean = summary[(summary.suite == "clean") & (summary.metric == "accuracy")].set_index("method")["mean"]
+    if acc.empty or "erm" not in set(acc.method) or "erm" not in clean.index:
+        return pd.DataFrame(columns=summary.columns)
+    errors = acc.assign(error=1 - acc["mean"]).groupby(["method", "test"])["error"].sum()
+    counts = acc.groupby(["method", "test"])["severity"].count()
+    rows = []
+    for method in sorted(acc.method.unique(), key=method_sort_key):
+        ce, rel = [], []
+        for corruption in errors.loc["erm"].index:
+            if (method, corruption) not in errors.index:
+                continue
+            base = errors.loc[("erm", corruption)]
+            ce.append(errors.loc[(method, corruption)] / max(base, 1e-12))
+            base_rel = base - counts.loc[("erm", corruption)] * (1 - clean["erm"])
+            if base_rel >= 0.01 and method in clean.index:
+                rel.append((errors.loc[(method, corruption)] - counts.loc[(method, corruption)] * (1 - clean[method])) / base_rel)
+        for metric, values in (("mce-vs-erm", ce), ("relative-mce-vs-erm", rel)):
+            if values:
+                rows.append({"dataset": summary["dataset"].iloc[0], "arch": summary["arch"].iloc[0], "method": method,
+                             "suite": "corruption", "test": "mean", "severity": 0.0, "metric": metric,
+                             "mean": float(np.mean(values)), "std": 0.0, "seeds": int(summary[summary.method == method]["seeds"].max()),
+                             "n": len(values)})
+    return pd.DataFrame(rows, columns=summary.columns)
+
+
 def report_table(runs: RunSet) -> pd.DataFrame:
     """The tidy report: summary statistics plus the difference to ERM where it exists."""
     summary = summarize(runs.metrics)
+    extra = corruption_errors(summary)
+    if not extra.empty:
+        summary = pd.concat([summary, extra], ignore_index=True)
     diffs = differences_to_erm(runs)
     table = summary.merge(diffs, on=KEYS, how="left")
     table["_m"] = table["method"].map(lambda m: method_sort_key(m))
@@ -223,6 +262,12 @@ def headline(summary: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
         values = [np.nan if r is None else r["mean"] for r in rows]
         table["Corruptions, mean acc. (%)"] = [f"{v * 100:.1f}" for v in values]
         _bold_best(table["Corruptions, mean acc. (%)"], values, True)
+    for metric, label in (("mce-vs-erm", "mCE vs ERM"), ("relative-mce-vs-erm", "Relative mCE vs ERM")):
+        rows = [_value(summary, m, "corruption", "mean", metric) for m in methods]
+        if any(r is not None for r in rows):
+            values = [np.nan if r is None else r["mean"] for r in rows]
+            table[label] = ["–" if r is None else f"{r['mean']:.3f}" for r in rows]
+            _bold_best(table[label], values, False)
     notes = []
     for i, method in enumerate(methods):
         if method in flags:
@@ -451,5 +496,5 @@ def headline_markdown(run_dirs: Sequence[str | Path]) -> str:
     from .document import markdown_table
 
     runs = collect(run_dirs)
-    head, notes = headline(summarize(runs.metrics))
+    head, notes = headline(report_table(runs))
     return "\n".join([markdown_table(head), *notes])

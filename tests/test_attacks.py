@@ -18,14 +18,6 @@ METHODS = ("erm", "mixup", "manifold-mixup")
 ZOO = ("apgd-ce", "apgd-dlr", "fab", "square", "cw-l2", "deepfool", "autoattack")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """Small batches of 8x8 images: one torch thread is faster, and on a shared 2-core machine
-    two threads spin against other processes and make these tests many times slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -140,6 +140,21 @@ def test_poisson_sampler_grid_snapping_and_edges() -> None:
     assert float(big.mean()) == pytest.approx(50, abs=0.5)  # clamped to x = 1
 
 
+def test_poisson_sampler_is_an_exact_inverse_cdf(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The guide table only picks where the search starts: any bin count gives the same draws."""
+    import robustbench_mm.corruptions.noise as noise
+
+    x = torch.rand(30_000, generator=_gen(9))
+    x[:20_000] = (x[:20_000] * 255).round() / 255  # mostly on the 8-bit grid
+    ref = noise.poisson_counts(x, 250, _gen(2))
+    monkeypatch.setattr(noise, "_BINS", 8)
+    noise._poisson_tables.cache_clear()
+    try:
+        assert torch.equal(noise.poisson_counts(x, 250, _gen(2)), ref)
+    finally:
+        noise._poisson_tables.cache_clear()
+
+
 def test_zoom_blur_uses_the_reference_zoom_factors() -> None:
     """np.arange(1, 1.06 .. 1.26, 0.01) has 7, 12, 16, 21, 26 values (float rounding keeps the
     endpoint at severities 1-2): zoom blur averages the image with those zooms."""

@@ -20,14 +20,6 @@ from robustbench_mm.suites import SUITES, SuiteContext
 METHODS = ("erm", "mixup", "manifold-mixup")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """Small batches of 8x8 images: one torch thread is faster, and on a shared 2-core machine
-    two threads spin against other processes and make these tests many times slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _context(model, x, y, config=None):

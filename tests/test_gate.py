@@ -9,29 +9,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import torch
 
 from robustbench_mm.cli import main
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _one_thread_session():
-    """One torch thread, set before the session's ``trained_runs`` when this module builds them.
-
-    Small 8x8 models: one thread is faster, and on a shared 2-core machine two threads spin
-    against other processes and make everything many times slower (see test_attacks.py).
-    """
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield threads
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread(_one_thread_session):
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(_one_thread_session)
 
 # ------------------------------------------------------------------ unit behaviour
 

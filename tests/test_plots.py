@@ -6,15 +6,13 @@ from pathlib import Path
 
 import matplotlib.image as mpimg
 import matplotlib.pyplot as plt
-import numpy as np
 import pandas as pd
 import pytest
-import torch
 
-from robustbench_mm import calibration, plots
+from robustbench_mm import plots
 from robustbench_mm.errors import UserError
 from robustbench_mm.results import COLUMNS
-from synthetic import METHODS, synthetic_tables
+from synthetic import synthetic_tables
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

@@ -12,7 +12,6 @@ import tempfile
 from pathlib import Path
 
 import matplotlib.image as mpimg
-import numpy as np
 import pytest
 
 from robustbench_mm.report import write_report

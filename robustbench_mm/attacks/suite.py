@@ -20,7 +20,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import torch
 
 from ..config import EvalConfig
 from ..errors import UserError

@@ -129,16 +129,18 @@ def _jpeg_roundtrip(images: torch.Tensor, quality: int) -> torch.Tensor:
 def jpeg_compression(x: torch.Tensor, severity: int, generator: torch.Generator) -> torch.Tensor:
     """Encode/decode with libjpeg at the reference qualities."""
     quality = [80, 65, 58, 50, 40][severity - 1]
-    u8 = (x.clamp(0, 1) * 255).round().to(torch.uint8).cpu()
-    return _jpeg_roundtrip(u8, quality).to(device=x.device, dtype=x.dtype) / 255
+    u8 = x.clamp(0, 1).mul_(255).round_().to(torch.uint8).cpu()
+    return _jpeg_roundtrip(u8, quality).to(device=x.device, dtype=x.dtype).div_(255)
 
 
 @lru_cache(maxsize=32)
 def _pixel_grid(h: int, w: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
-    """(1, h, w, 2): pixel centres in grid_sample's align_corners=False units. Cached: read-only."""
-    yy, xx = torch.meshgrid(torch.arange(h, dtype=torch.float64), torch.arange(w, dtype=torch.float64), indexing="ij")
-    norm = torch.stack([(2 * xx + 1) / w - 1, (2 * yy + 1) / h - 1], -1).unsqueeze(0)
-    return norm.to(device=device, dtype=dtype)
+    """(1, 2, h, w): pixel centres (x then y) in grid_sample's align_corners=False units.
+    Cached: treat as read-only."""
+    xs = (2 * torch.arange(w, dtype=torch.float64) + 1) / w - 1
+    ys = (2 * torch.arange(h, dtype=torch.float64) + 1) / h - 1
+    grid = torch.stack([xs.view(1, w).expand(h, w), ys.view(h, 1).expand(h, w)]).unsqueeze(0)
+    return grid.to(device=device, dtype=dtype)
 
 
 @CORRUPTIONS.register("elastic_transform")
@@ -147,7 +149,7 @@ def elastic_transform(x: torch.Tensor, severity: int, generator: torch.Generator
 
     The table is (alpha, sigma, affine jitter) in units of the image side, as in the reference.
     Both steps sample with grid_sample (bilinear), whose grids are built in normalised units
-    directly: the affine as one (N, 3, 2) matrix applied to [x, y, 1] (composed with the
+    directly: the affine as one (N, 2, 3) matrix applied to [x, y, 1] (composed with the
     pixel -> normalised scaling), the displacement as the pixel grid plus the scaled fields.
     """
     side = min(x.shape[-2:])
@@ -167,12 +169,12 @@ def elastic_transform(x: torch.Tensor, severity: int, generator: torch.Generator
     a_inv = torch.linalg.inv(m[:, :, :2])  # warpAffine samples the source at m^-1 (q - t)
     to_norm = torch.tensor([2 / max(w - 1, 1), 2 / max(h - 1, 1)], dtype=torch.float64).view(1, 2, 1)
     lin = a_inv * to_norm  # source pixel -> align_corners=True units: 2 p / (side - 1) - 1
-    theta = torch.cat([lin, -(lin @ m[:, :, 2:]) - 1], dim=2).transpose(1, 2).to(x)  # [x, y, 1] @ theta
-    theta = theta.view(n, 1, 1, 3, 2)
-    cols = torch.arange(w, dtype=x.dtype, device=x.device).view(1, 1, w, 1)
-    rows = torch.arange(h, dtype=x.dtype, device=x.device).view(1, h, 1, 1)
-    grid = torch.addcmul(torch.addcmul(theta[..., 2, :], cols, theta[..., 0, :]), rows, theta[..., 1, :])
-    x = F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=True)
+    theta = torch.cat([lin, -(lin @ m[:, :, 2:]) - 1], dim=2).to(x).view(n, 2, 3, 1, 1)  # theta @ [x; y; 1]
+    cols = torch.arange(w, dtype=x.dtype, device=x.device).view(1, 1, 1, w)
+    rows = torch.arange(h, dtype=x.dtype, device=x.device).view(1, 1, h, 1)
+    # the grid is built as (n, 2, h, w), whose inner loops vectorise, and handed over permuted
+    grid = torch.addcmul(torch.addcmul(theta[:, :, 2], cols, theta[:, :, 0]), rows, theta[:, :, 1])
+    x = F.grid_sample(x, grid.permute(0, 2, 3, 1), mode="bilinear", padding_mode="reflection", align_corners=True)
 
     if alpha == 0:
         return x
@@ -180,7 +182,6 @@ def elastic_transform(x: torch.Tensor, severity: int, generator: torch.Generator
     # symmetric: reflection about the image edges, align_corners=False)
     fields = U.uniform((n, 2, h, w), -1.0, 1.0, generator, x)
     fields = U.gaussian_blur(fields, sigma, mode="symmetric", truncate=3.0)
-    scale = torch.tensor([2 * alpha / w, 2 * alpha / h], dtype=x.dtype, device=x.device)
-    norm = _pixel_grid(h, w, x.device, x.dtype)
-    grid = torch.addcmul(norm, fields.permute(0, 2, 3, 1), scale)  # field 0 moves columns, 1 rows
-    return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+    scale = torch.tensor([2 * alpha / w, 2 * alpha / h], dtype=x.dtype, device=x.device).view(1, 2, 1, 1)
+    grid = torch.addcmul(_pixel_grid(h, w, x.device, x.dtype), fields, scale)  # field 0 moves columns, 1 rows
+    return F.grid_sample(x, grid.permute(0, 2, 3, 1), mode="bilinear", padding_mode="reflection", align_corners=False)

@@ -22,6 +22,7 @@ Departures from the reference:
 from __future__ import annotations
 
 import math
+import sys
 from functools import lru_cache
 
 import torch
@@ -32,6 +33,8 @@ from .common import CORRUPTIONS
 
 
 def _zoom(layer: torch.Tensor, z: float) -> torch.Tensor:
+    if z == 1:  # zoom_matrix(n, 1) is the identity
+        return layer
     h, w = layer.shape[-2:]
     dev, dt = layer.device, layer.dtype
     return U.separable(layer, U.zoom_matrix(h, z, dev, dt), U.zoom_matrix(w, z, dev, dt))
@@ -49,12 +52,12 @@ def snow(x: torch.Tensor, severity: int, generator: torch.Generator) -> torch.Te
     s = U.spatial_scale(x)
     layer = loc + scale * U.randn((n, 1, h, w), generator, x)
     layer = _zoom(layer, zoom)
-    layer = torch.where(layer < thr, torch.zeros_like(layer), layer)
+    layer = U.zero_below(layer, thr)
     layer = torch.floor(layer.clamp(0, 1) * 255) / 255  # PIL 'L' image, as the reference
     angles = U.uniform((n,), -135.0, -45.0, generator, torch.empty(0, dtype=torch.float64))
     layer = torch.round(U.motion_blur(layer, mb_r * s, mb_s * s, angles) * 255) / 255
-    x = keep * x + (1 - keep) * torch.maximum(x, U.to_gray(x) * 1.5 + 0.5)
-    return x + layer + layer.flip(-2, -1)
+    bright = torch.maximum(x, U.to_gray(x).mul_(1.5).add_(0.5)).mul_(1 - keep)
+    return (keep * x).add_(bright).add_(layer).add_(layer.flip(-2, -1))
 
 
 @lru_cache(maxsize=64)
@@ -104,20 +107,26 @@ def _fractal_noise(n: int, k: int, h: int, w: int, generator: torch.Generator, l
     return (out - lo) / (hi - lo).clamp_min(1e-12)
 
 
-# The reference's frost photographs average (0.57, 0.66, 0.70) in RGB; our pattern averages
-# about (0.42, 0.46, 0.49) before this gain. With the gain (and the clip at 1) the mean
-# |frosted - clean| on CIFAR-like photos is within 3% of make_cifar_c's at every severity
-# (benchmarks/corruptions_reference.md); it was 0.66-0.73x without.
+# The reference's frost crops (five photographs, downscaled by 5) average (0.57, 0.66, 0.70)
+# in RGB; our pattern averages about (0.61, 0.65, 0.68) with this gain (and the clip at 1),
+# and the mean |frosted - clean| on CIFAR-like photos is within 3% of make_cifar_c's at every
+# severity (benchmarks/corruptions_reference.md). Without the gain it was 0.66-0.73x.
 FROST_GAIN = 1.5
 
 
-def frost_texture(n: int, c: int, h: int, w: int, generator: torch.Generator, like: torch.Tensor) -> torch.Tensor:
-    """Procedural stand-in for the reference's frost photographs, values in [0, 1]."""
+def frost_texture(
+    n: int, c: int, h: int, w: int, generator: torch.Generator, like: torch.Tensor, scale: float = 1.0
+) -> torch.Tensor:
+    """Procedural stand-in for the reference's frost photographs, values in [0, 1] (times
+    ``scale``, which saves the caller a pass)."""
     noise = _fractal_noise(n, 2, h, w, generator, like)
-    ridges = (1 - (2 * noise[:, 1:] - 1).abs()) ** 6  # thin bright veins
-    tex = (0.6 * noise[:, :1] + 0.8 * ridges).clamp_(0, 1)
-    gain = torch.tensor([0.86, 0.94, 1.0] if c == 3 else [1.0], dtype=like.dtype, device=like.device) * FROST_GAIN
-    return (tex * gain.view(1, c, 1, 1)).clamp_(max=1)  # ice is slightly blue
+    ridges = noise[:, 1:].mul(2).sub_(1).abs_().neg_().add_(1)  # 1 - |2 f - 1|: peaks along f = 1/2
+    sq = ridges * ridges
+    ridges = sq.mul_(sq).mul_(ridges).mul_(ridges)  # ^6: thin bright veins
+    tex = ridges.mul_(0.8).add_(noise[:, :1], alpha=0.6).clamp_(0, 1)
+    tint = [0.86, 0.94, 1.0] if c == 3 else [1.0]  # ice is slightly blue
+    gain = torch.tensor(tint, dtype=like.dtype, device=like.device).view(1, c, 1, 1) * (FROST_GAIN * scale)
+    return (tex * gain).clamp_(max=scale)
 
 
 @CORRUPTIONS.register("frost")
@@ -125,7 +134,7 @@ def frost(x: torch.Tensor, severity: int, generator: torch.Generator) -> torch.T
     """a * image + b * frost texture (reference weights; texture synthesised, see module doc)."""
     a, b = [(1, 0.2), (1, 0.3), (0.9, 0.4), (0.85, 0.4), (0.75, 0.45)][severity - 1]
     n, c, h, w = x.shape
-    return a * x + b * frost_texture(n, c, h, w, generator, x)
+    return frost_texture(n, c, h, w, generator, x, scale=b).add_(x, alpha=a)
 
 
 def plasma_fractal(
@@ -170,16 +179,16 @@ def fog(x: torch.Tensor, severity: int, generator: torch.Generator) -> torch.Ten
 def _equalize(v: torch.Tensor, levels: int) -> torch.Tensor:
     """cv2.equalizeHist per image for integer values in [0, levels), returned on 0..255."""
     n = v.shape[0]
-    flat = v.reshape(n, -1).long()
-    hist = torch.zeros(n, levels, dtype=torch.float64, device=v.device).scatter_add_(
-        1, flat, torch.ones_like(flat, dtype=torch.float64))
+    offset = torch.arange(n, dtype=v.dtype, device=v.device).view(n, 1) * levels
+    idx = (v.reshape(n, -1) + offset).long().view(-1)  # pixel -> its image's histogram bin
+    hist = torch.bincount(idx, minlength=n * levels).view(n, levels).to(torch.float64)
     cdf = hist.cumsum(1)
     first = (hist > 0).to(torch.uint8).argmax(1, keepdim=True)  # the smallest value present
     base = hist.gather(1, first)
-    total = float(flat.shape[1])
+    total = float(v[0].numel())
     lut = torch.round(255 * (cdf - base) / (total - base).clamp_min(1)).clamp(0, 255)
     lut = torch.where(base == total, torch.arange(levels, device=v.device, dtype=lut.dtype).expand_as(lut), lut)
-    return lut.gather(1, flat).view(v.shape).to(v.dtype)
+    return lut.view(-1).index_select(0, idx).view(v.shape).to(v.dtype)
 
 
 def _distance_to_edges(mask: torch.Tensor, cap: int = 20) -> torch.Tensor:
@@ -210,20 +219,33 @@ def _distance_to_edges_maxpool(mask: torch.Tensor, cap: int = 20) -> torch.Tenso
     return dist
 
 
+@lru_cache(maxsize=8)
+def _byte_bits(device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """(256, 8): row b holds the bits of the byte b, lowest first. Cached: read-only."""
+    b = torch.arange(256)
+    return ((b.view(-1, 1) >> torch.arange(8)) & 1).to(device=device, dtype=dtype)
+
+
 def _distance_to_edges_bits(mask: torch.Tensor, cap: int = 20) -> torch.Tensor:
     """:func:`_distance_to_edges` on bit masks: each image row is one int64 (W <= 62).
 
-    A 3x3 dilation is then five integer ops on N * H words (shift left and right, or, and the
+    A 3x3 dilation is then a few integer ops on N * H words (shift left and right, or, and the
     same with the rows above and below) instead of a max-pool over N * H * W floats, about 15x
     faster for CIFAR. The capped distance is a count of the iterations k = 0 .. cap-1 at which
     a pixel is not yet reached; those "not reached" sets only shrink, so the count's binary
-    digit i is the XOR of the sets of iterations k = 2**i - 1, 2 * 2**i - 1, ... (no adder).
+    digit i is the XOR of the sets of iterations k = 2**i - 1, 2 * 2**i - 1, ... (no adder;
+    "not reached" = reached XOR all-ones, the all-ones XORed in once per odd count at the
+    end). Rows are packed with float64 matmuls (exact below 2**53) and the digits unpacked
+    one byte at a time through a 256-entry table.
     """
     n, _, h, w = mask.shape
-    dev = mask.device
+    dev, f64 = mask.device, torch.float64
     full = (1 << w) - 1
-    bit = torch.ones(w, dtype=torch.int64, device=dev) << torch.arange(w, device=dev)
-    words = ((mask[:, 0] > 0.5).long() * bit).sum(-1)  # (N, H): bit j of row i = pixel (i, j)
+    m = (mask[:, 0] > 0.5).to(f64)
+    low = min(w, 31)  # two float64 matmuls of at most 31 bits each: exact integers
+    words = (m[..., :low] @ torch.exp2(torch.arange(low, dtype=f64, device=dev))).long()
+    if w > low:
+        words |= (m[..., low:] @ torch.exp2(torch.arange(w - low, dtype=f64, device=dev))).long() << low
 
     def rows_or(a: torch.Tensor) -> torch.Tensor:  # a | the rows above and below
         out = a.clone()
@@ -237,20 +259,35 @@ def _distance_to_edges_bits(mask: torch.Tensor, cap: int = 20) -> torch.Tensor:
     inner[:, 1:] &= e[:, :-1]
     inner[:, :-1] &= e[:, 1:]
     reached = words & ~inner
+    everything = torch.full_like(words, full)
     digits = [torch.zeros_like(words) for _ in range(max(1, cap.bit_length()))]
+    flips, touched = [0] * len(digits), [False] * len(digits)
     for k in range(cap):
-        todo = ~reached & full
-        if not bool(todo.any()):
+        if torch.equal(reached, everything):
             break
         for i, d in enumerate(digits):
-            if (k + 1) % (1 << i) == 0:
-                d ^= todo
-        reached = rows_or(reached | ((reached << 1) & full) | (reached >> 1))
-    shifts = torch.arange(w, device=dev)
-    dist = torch.zeros(n, h, w, dtype=torch.int64, device=dev)
+            if (k + 1) % (1 << i) == 0:  # digit i counts the iterations k = 2**i - 1 (mod 2**(i+1))
+                d ^= reached
+                flips[i] ^= 1
+                touched[i] = True
+        r = reached << 1
+        r |= reached
+        r |= reached >> 1
+        r &= full
+        reached = rows_or(r)
+    nbytes = (w + 7) // 8
+    table = _byte_bits(dev, mask.dtype)
+    dist = torch.zeros(n * h, nbytes * 8, dtype=mask.dtype, device=dev)
     for i, d in enumerate(digits):
-        dist |= ((d.unsqueeze(-1) >> shifts) & 1) << i
-    return dist.unsqueeze(1).to(mask.dtype)
+        if not touched[i]:
+            continue
+        if flips[i]:
+            d ^= full
+        raw = d.view(-1, 1).view(torch.uint8)  # the word's 8 bytes in memory order
+        raw = raw.flip(-1) if sys.byteorder == "big" else raw
+        idx = raw[:, :nbytes].long().reshape(-1)  # lowest byte first
+        dist.add_(table.index_select(0, idx).view(n * h, nbytes * 8), alpha=1 << i)
+    return dist[:, :w].reshape(n, 1, h, w)
 
 
 def _emboss(v: torch.Tensor) -> torch.Tensor:
@@ -275,7 +312,7 @@ def spatter(x: torch.Tensor, severity: int, generator: torch.Generator) -> torch
     n, c, h, w = x.shape
     s = U.spatial_scale(x)
     liquid = U.gaussian_blur(loc + scale * U.randn((n, 1, h, w), generator, x), sigma * s)
-    liquid = torch.where(liquid < thr, torch.zeros_like(liquid), liquid)
+    liquid = U.zero_below(liquid, thr)
 
     def colour(rgb: tuple[int, int, int]) -> torch.Tensor:
         col = torch.tensor(rgb, dtype=x.dtype, device=x.device).view(1, 3, 1, 1) / 255
@@ -283,7 +320,7 @@ def spatter(x: torch.Tensor, severity: int, generator: torch.Generator) -> torch
 
     if mud:
         m = U.gaussian_blur((liquid > thr).to(x.dtype), intensity * s)
-        m = torch.where(m < 0.8, torch.zeros_like(m), m)
+        m = U.zero_below(m, 0.8)
         return x * (1 - m) + colour((63, 42, 20)) * m
 
     box = torch.full((3, 3), 1 / 9, dtype=torch.float64)
@@ -295,5 +332,5 @@ def spatter(x: torch.Tensor, severity: int, generator: torch.Generator) -> torch
     dist = U.filter2d(dist, box, "reflect101")
     m = liquid_u8 * dist
     peak = m.amax((2, 3), keepdim=True)
-    m = torch.where(peak > 0, m / peak.clamp_min(1e-12), torch.zeros_like(m)) * intensity
+    m = m / peak.clamp_min(1e-12) * intensity  # m >= 0: m = 0 wherever peak = 0
     return x + m * colour((175, 238, 238))
