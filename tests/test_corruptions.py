@@ -72,6 +72,16 @@ def test_contract_rgb_and_grey(name: str) -> None:
         assert not torch.equal(corrupt(x, name, 3, _gen(1)), corrupt(x, name, 3, _gen(2)))
 
 
+@pytest.mark.parametrize("name", NAMES)
+def test_the_input_is_never_modified(name: str) -> None:
+    # off the 8-bit grid, so that an in-place x * 255 / 255 round trip would show
+    for x in (torch.rand(2, 3, 16, 16, generator=_gen(1)), torch.rand(2, 1, 8, 8, generator=_gen(2))):
+        before = x.clone()
+        for severity in range(1, 6):
+            corrupt(x, name, severity, _gen())
+            assert torch.equal(x, before), severity
+
+
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float16, torch.bfloat16])
 def test_dtype_is_kept(dtype: torch.dtype) -> None:
     x = _images(2).to(dtype)

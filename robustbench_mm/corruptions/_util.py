@@ -211,18 +211,6 @@ def to_gray(x: torch.Tensor) -> torch.Tensor:
     return (x * wts).sum(1, keepdim=True)
 
 
-def shift_gather(x: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor) -> torch.Tensor:
-    """out[n, :, i, j] = x[n, :, clamp(i + dy[n]), clamp(j + dx[n])] for integer per-example shifts.
-
-    Edge clamping is ImageMagick's default 'edge' virtual pixel, used by its motion blur.
-    """
-    n, c, h, w = x.shape
-    rows = (torch.arange(h, device=x.device).view(1, h) + dy.view(n, 1)).clamp(0, h - 1)
-    cols = (torch.arange(w, device=x.device).view(1, w) + dx.view(n, 1)).clamp(0, w - 1)
-    flat = (rows.view(n, h, 1) * w + cols.view(n, 1, w)).view(n, 1, h * w).expand(n, c, h * w)
-    return x.reshape(n, c, h * w).gather(2, flat).view(n, c, h, w)
-
-
 def spatial_scale(x: torch.Tensor) -> float:
     """How much bigger than CIFAR's 32 px the shorter side is (the reference tables are for 32x32)."""
     return min(x.shape[-2:]) / 32.0

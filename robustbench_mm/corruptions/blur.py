@@ -71,7 +71,7 @@ def glass_blur(x: torch.Tensor, severity: int, generator: torch.Generator) -> to
     sigma, delta, iterations = [(0.05, 1, 1), (0.25, 1, 1), (0.4, 1, 1), (0.25, 1, 2), (0.4, 1, 2)][severity - 1]
     s = U.spatial_scale(x)
     sigma, d = sigma * s, max(1, round(delta * s))
-    x = U.gaussian_blur(x, sigma).clamp_(0, 1).mul_(255).floor_().div_(255)  # the reference's np.uint8
+    x = U.gaussian_blur(x, sigma).clamp(0, 1).mul_(255).floor_().div_(255)  # the reference's np.uint8
     n, c, h, w = x.shape
     fdt = x.dtype if h * w < 2**24 else torch.float64  # flat pixel indices are exact in it
     ii = torch.arange(h, device=x.device, dtype=fdt).view(h, 1)

@@ -56,7 +56,7 @@ def snow(x: torch.Tensor, severity: int, generator: torch.Generator) -> torch.Te
     layer = torch.floor(layer.clamp(0, 1) * 255) / 255  # PIL 'L' image, as the reference
     angles = U.uniform((n,), -135.0, -45.0, generator, torch.empty(0, dtype=torch.float64))
     layer = torch.round(U.motion_blur(layer, mb_r * s, mb_s * s, angles) * 255) / 255
-    bright = torch.maximum(x, U.to_gray(x).mul_(1.5).add_(0.5)).mul_(1 - keep)
+    bright = torch.maximum(x, (U.to_gray(x) * 1.5).add_(0.5)).mul_(1 - keep)  # to_gray may return x
     return (keep * x).add_(bright).add_(layer).add_(layer.flip(-2, -1))
 
 
