@@ -177,7 +177,11 @@ def run_benchmark(args: argparse.Namespace) -> int:
         import os
 
         threads = max(1, (os.cpu_count() or 1) // jobs)
-        context = mp.get_context("spawn")
+        # CPU workers fork: they share the parent's already-loaded libraries copy-on-write
+        # (torch alone is ~0.5 GB per process otherwise), and run one torch thread, so no
+        # OpenMP team is inherited. CUDA workers spawn: CUDA cannot be re-initialised in a fork.
+        on_cpu = all(d is None or d == "cpu" for d in devices) and not _uses_cuda(configs[0].device)
+        context = mp.get_context("fork" if on_cpu and "fork" in mp.get_all_start_methods() else "spawn")
         with ProcessPoolExecutor(jobs, mp_context=context, initializer=_init_worker, initargs=(threads,)) as pool:
             futures = [pool.submit(_train_and_evaluate, cfg, eval_cfg, args.force, args.resume, devices[i % len(devices)])
                        for i, cfg in enumerate(configs)]
@@ -190,6 +194,12 @@ def run_benchmark(args: argparse.Namespace) -> int:
     print(headline_markdown([r[0] for r in results]))
     print(f"\nreport: {Path(args.out) / 'report.md'} ({seconds:.1f} s)")
     return 0
+
+
+def _uses_cuda(device: str) -> bool:
+    import torch
+
+    return device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
 
 
 def default_jobs(device: str) -> int:
