@@ -99,6 +99,9 @@ def train_config(args: argparse.Namespace, base=None):
         "holdout_fraction": "holdout_fraction", "device": "device", "amp": "amp", "milestones": "milestones", "compile": "compile",
     }
     changes = {field: getattr(args, flag) for flag, field in mapping.items() if getattr(args, flag, None) is not None}
+    if "epochs" in changes and "milestones" not in changes and cfg.milestones and cfg.epochs:
+        # A preset's lr drops scale with a shorter or longer run (400/800 of 1,200 -> 1/3, 2/3).
+        changes["milestones"] = [max(1, round(m * changes["epochs"] / cfg.epochs)) for m in cfg.milestones]
     return dataclasses.replace(cfg, **changes)
 
 

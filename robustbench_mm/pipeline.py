@@ -58,39 +58,43 @@ def planned_configs(args: argparse.Namespace) -> tuple[list[TrainConfig], dict]:
     return configs, preset
 
 
-def plan_commands(configs: list[TrainConfig], args: argparse.Namespace) -> list[str]:
-    """Self-contained shell commands: train, then evaluate, one line per run."""
+def plan_commands(configs: list[TrainConfig], eval_cfg, resume: bool) -> list[str]:
+    """Self-contained shell commands: train, then evaluate, one line per run.
+
+    Every resolved setting that differs from the defaults is spelled out, so a line means the
+    same thing on any machine (a Slurm array task, say) whatever preset produced it.
+    """
+    from .config import EvalConfig
+
     lines = []
+    defaults = TrainConfig()
     for cfg in configs:
-        train = ["mmbench", "train", "--dataset", cfg.dataset, "--method", cfg.method, "--seed", str(cfg.seed), "--out-dir", cfg.out_dir, "--quiet"]
-        for flag, value in (("--arch", cfg.arch), ("--epochs", cfg.epochs), ("--batch-size", cfg.batch_size), ("--lr", cfg.lr),
-                            ("--weight-decay", cfg.weight_decay), ("--alpha", cfg.alpha), ("--data-root", cfg.data_root),
-                            ("--schedule", cfg.schedule), ("--device", cfg.device), ("--mix-loss", cfg.mix_loss)):
-            if value is not None:
-                train += [flag, str(value)]
-        if cfg.mix_layers:
-            train += ["--mix-layers", ",".join(map(str, cfg.mix_layers))]
-        if args.resume:
+        train = ["mmbench", "train", "--method", cfg.method, "--seed", str(cfg.seed), "--out-dir", cfg.out_dir, "--quiet"]
+        for field in ("dataset", "data_root", "arch", "alpha", "mix_layers", "mix_loss", "pairing", "epochs", "batch_size",
+                      "lr", "weight_decay", "schedule", "milestones", "holdout_fraction", "device", "amp"):
+            value = getattr(cfg, field)
+            if value is None or (value == getattr(defaults, field) and field != "dataset"):
+                continue
+            flag = "--" + field.replace("_", "-")
+            train += [flag, ",".join(map(str, value)) if isinstance(value, list) else str(value)]
+        if cfg.compile:
+            train.append("--compile")
+        if resume:
             train.append("--resume")
-        lines.append(" ".join(shlex.quote(p) for p in train) + " | tail -n 1 | xargs mmbench evaluate " + _eval_flags(args))
+        evaluate = ["xargs", "mmbench", "evaluate"]
+        base = EvalConfig()
+        for field, flag in (("suites", "--suite"), ("attacks", "--attacks"), ("eps", "--eps"), ("eps_l2", "--eps-l2"),
+                            ("corruptions", "--corruptions"), ("severities", "--severities"), ("pgd_steps", "--pgd-steps"),
+                            ("pgd_restarts", "--pgd-restarts"), ("pgd_step_size", "--pgd-step-size"),
+                            ("deformations", "--deformations"), ("max_examples", "--max-examples"), ("seed", "--eval-seed"),
+                            ("cifar_c_root", "--cifar-c-root"), ("attack_precision", "--attack-precision")):
+            value = getattr(eval_cfg, field)
+            if value is None or value == getattr(base, field):
+                continue
+            evaluate += [flag, ",".join(map(str, value)) if isinstance(value, list) else str(value)]
+        quote = lambda parts: " ".join(shlex.quote(p) for p in parts)  # noqa: E731
+        lines.append(f"{quote(train)} | tail -n 1 | {quote(evaluate)}")
     return lines
-
-
-def _eval_flags(args: argparse.Namespace) -> str:
-    parts = []
-    from .cli import _flatten
-
-    for flag, name in (("--suite", "suites"), ("--attacks", "attacks"), ("--eps", "eps"), ("--eps-l2", "eps_l2"),
-                       ("--corruptions", "corruptions"), ("--severities", "severities")):
-        value = _flatten(getattr(args, name, None))
-        if value:
-            parts += [flag, ",".join(map(str, value))]
-    for flag, name in (("--pgd-steps", "pgd_steps"), ("--pgd-restarts", "pgd_restarts"), ("--deformations", "deformations"),
-                       ("--max-examples", "max_examples"), ("--eval-seed", "eval_seed")):
-        value = getattr(args, name, None)
-        if value is not None:
-            parts += [flag, str(value)]
-    return " ".join(shlex.quote(p) for p in parts)
 
 
 def _train_and_evaluate(cfg: TrainConfig, eval_cfg, force: bool, resume: bool, device: str | None) -> tuple[str, float, float]:
@@ -147,7 +151,7 @@ def run_benchmark(args: argparse.Namespace) -> int:
 
         eval_cfg = apply_eval_preset(preset["eval"], eval_cfg, args)
     if args.plan:
-        for line in plan_commands(configs, args):
+        for line in plan_commands(configs, eval_cfg, args.resume):
             print(line)
         return 0
     resolve_device(configs[0].device)  # fail early on --device cuda without a GPU

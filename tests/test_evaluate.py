@@ -90,3 +90,31 @@ def test_cli_evaluate_report_and_reproducible_report_csv(trained_runs, tmp_path,
     assert "## Headline" in md and "**" in md and "Difference to ERM" in md and "![" in md
     html = (tmp_path / "a" / "report.html").read_text()
     assert html.startswith("<!DOCTYPE html>") and "data:image/png;base64," in html and "<table>" in html
+
+
+def test_show_corruptions_writes_a_grid_png(tmp_path, capsys):
+    assert main(["show-corruptions", "--dataset", "digits", "--out", str(tmp_path), "--images", "2"]) == 0
+    path = tmp_path / "corruptions_digits.png"
+    assert capsys.readouterr().out.strip() == str(path)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 20_000
+
+
+def test_run_plan_prints_one_self_contained_command_per_run(capsys):
+    assert main(["run", "--plan", "--seeds", "0,1", "--methods", "erm,manifold-mixup"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 4
+    assert all(line.startswith("mmbench train ") and "--dataset digits" in line and "mmbench evaluate" in line for line in lines)
+    assert sum("--method manifold-mixup" in line for line in lines) == 2
+
+
+def test_presets_are_listed_and_flags_override_them(capsys):
+    assert main(["list", "--presets"]) == 0
+    listed = capsys.readouterr().out
+    assert "table1-cifar10-preactresnet18" in listed and "table4-cifar100-deformations" in listed
+    assert main(["run", "--plan", "--preset", "table7-cifar10-fgsm", "--epochs", "5", "--seeds", "0"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 3  # erm, mixup, manifold-mixup
+    assert all("--dataset cifar10" in l and "--arch preactresnet18" in l and "--epochs 5" in l for l in lines)
+    assert all("--milestones 2,3" in l for l in lines)  # the preset's 400/800 of 1,200, scaled to 5 epochs
+    assert all("--attacks fgsm,pgd-linf,square --eps 0.01,0.03" in l for l in lines)  # the preset's evaluation
+    assert any("--alpha 2.0" in l for l in lines) and any("--alpha 1.0" in l for l in lines)
