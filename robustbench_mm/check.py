@@ -18,6 +18,7 @@ import pandas as pd
 
 from .document import markdown_table
 from .errors import UserError
+from .storage import read_csv_table, require_numeric
 
 KEYS = ["method", "suite", "test", "severity", "metric"]
 HIGHER_IS_BETTER = {"accuracy"}
@@ -40,10 +41,7 @@ def read_report(path: str | Path) -> pd.DataFrame:
         raise UserError(f"report table not found: {path}")
     if path.is_dir():
         raise UserError(f"report table {path} is a directory, expected a report.csv file")
-    try:
-        df = pd.read_csv(path)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise UserError(f"{path} is not a readable CSV report ({str(exc).splitlines()[0]})") from None
+    df = read_csv_table(path, "a readable CSV report")
     missing = [c for c in [*KEYS, "mean"] if c not in df.columns]
     if missing:
         raise UserError(f"{path} is not a report.csv: missing column(s) {', '.join(missing)}")
@@ -51,9 +49,7 @@ def read_report(path: str | Path) -> pd.DataFrame:
         raise UserError(f"{path} holds no rows")
     if "std" not in df.columns:
         df["std"] = 0.0
-    for column in ("severity", "mean", "std"):
-        if not pd.api.types.is_numeric_dtype(df[column]):
-            raise UserError(f"{path}: column {column!r} holds non-numeric values")
+    require_numeric(df, path, ["severity", "mean", "std"])
     duplicated = df.duplicated(subset=KEYS)
     if duplicated.any():
         first = df[duplicated].iloc[0]

@@ -191,7 +191,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from .document import markdown_table
     from .evaluation import evaluate_run
-    from .report import headline
+    from .report import headline, summarize
 
     cfg = eval_config(args)
     for run_dir in args.run_dirs:
@@ -199,8 +199,6 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             raise UserError(f"run directory not found: {run_dir}")
     for run_dir in args.run_dirs:
         evaluation = evaluate_run(run_dir, config=cfg, data_root=args.data_root)
-        from .report import summarize
-
         head, notes = headline(summarize(evaluation.metrics))
         print(f"## {Path(run_dir).name}\n")
         print(markdown_table(head))

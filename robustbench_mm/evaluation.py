@@ -25,7 +25,7 @@ from .data import DatasetSplits, load_dataset, to_float
 from .errors import UserError
 from .inference import evaluating, model_device, predict_logits, resolve_device
 from .results import COLUMNS, frame
-from .storage import atomic_write_bytes, atomic_write_text
+from .storage import atomic_write_bytes, atomic_write_text, read_csv_table, require_numeric
 from .suites import SUITES, SuiteContext, SuiteOutput
 
 SUITE_ORDER = ("clean", "adversarial", "deformation", "corruption", "calibration")
@@ -176,16 +176,11 @@ def read_metrics(run_dir: Path) -> pd.DataFrame:
     path = Path(run_dir) / "metrics.csv"
     if not path.exists():
         raise UserError(f"{run_dir} has no metrics.csv; run mmbench evaluate {run_dir} first")
-    try:
-        df = pd.read_csv(path)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise UserError(f"{path} is not a valid metrics file ({str(exc).splitlines()[0]})") from None
+    df = read_csv_table(path, "a valid metrics file")
     missing = [c for c in COLUMNS if c not in df.columns]
     if missing:
         raise UserError(f"{path} lacks columns: {', '.join(missing)}")
-    for column in ("seed", "severity", "value", "n"):
-        if not df.empty and not pd.api.types.is_numeric_dtype(df[column]):
-            raise UserError(f"{path}: column {column!r} holds non-numeric values")
+    require_numeric(df, path, ["seed", "severity", "value", "n"])
     return df
 
 

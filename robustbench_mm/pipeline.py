@@ -108,7 +108,7 @@ def _train_and_evaluate(cfg: TrainConfig, eval_cfg, force: bool, resume: bool, d
     if device is not None:
         cfg = dataclasses.replace(cfg, device=device)
         eval_cfg = dataclasses.replace(eval_cfg, device=device)
-    if torch.get_num_threads() > 1 and _worker_threads:
+    if _worker_threads:
         torch.set_num_threads(_worker_threads)
     data = _cached_dataset(cfg, load_dataset)
     started = time.perf_counter()

@@ -20,7 +20,7 @@ from .config import read_toml
 from .document import Block, to_html, to_markdown
 from .errors import UserError
 from .evaluation import read_metrics, read_per_example
-from .storage import atomic_write_text, ensure_writable_dir
+from .storage import atomic_write_text, ensure_writable_dir, read_csv_table, require_numeric
 
 METHOD_ORDER = ("erm", "mixup", "manifold-mixup")
 KEYS = ["method", "suite", "test", "severity", "metric"]
@@ -75,16 +75,11 @@ def collect(run_dirs: Sequence[str | Path]) -> RunSet:
 
 def _read_table(path: Path, columns: list[str]) -> pd.DataFrame:
     """A CSV the project wrote, checked for the columns we use (one clear error otherwise)."""
-    try:
-        table = pd.read_csv(path)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise UserError(f"{path} is unreadable ({str(exc).splitlines()[0]})") from None
+    table = read_csv_table(path, "a readable table")
     missing = [c for c in columns if c not in table.columns]
     if missing:
         raise UserError(f"{path} lacks column(s) {', '.join(missing)}")
-    for column in columns:
-        if not pd.api.types.is_numeric_dtype(table[column]):
-            raise UserError(f"{path}: column {column!r} is not numeric")
+    require_numeric(table, path, columns)
     return table
 
 

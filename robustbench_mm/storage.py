@@ -15,6 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
+import pandas as pd
 import torch
 
 from .errors import UserError
@@ -100,3 +101,18 @@ def safe_torch_load(path: str | Path) -> Any:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         detail = f"{type(exc).__name__}: {first}" if not isinstance(exc, (RuntimeError, OSError)) or not first else first
         raise UserError(f"cannot read checkpoint {path}: corrupt, truncated or not a checkpoint ({detail[:160]})") from None
+
+
+def read_csv_table(path: str | Path, description: str) -> pd.DataFrame:
+    """A CSV this project wrote, or one clear error saying it is not ``description``."""
+    try:
+        return pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise UserError(f"{path} is not {description} ({str(exc).splitlines()[0]})") from None
+
+
+def require_numeric(table: pd.DataFrame, path: str | Path, columns: list[str]) -> None:
+    """Every listed column must hold numbers (a hand-edited 'n/a' or 'high' is bad input)."""
+    for column in columns:
+        if not table.empty and not pd.api.types.is_numeric_dtype(table[column]):
+            raise UserError(f"{path}: column {column!r} holds non-numeric values")
