@@ -36,7 +36,7 @@ from robustbench_mm.data import load_dataset
 EPS = 0.1
 STEPS = 10
 ALPHA = 2.5 * EPS / STEPS
-ROUNDS = 5
+ROUNDS = 11
 SEED = 0
 
 

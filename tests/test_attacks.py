@@ -261,3 +261,91 @@ def test_torchattacks_zoo_runs(trained_models, data, clean, name):
         assert res.linf.max() <= 0.15 + 1e-6
     if name in ("apgd-ce", "autoattack"):
         assert acc < clean_acc  # ε = 0.15 breaks most of an undefended digits model
+
+
+# ------------------------------------------------------------------------------------------ fast path
+
+
+def _input_grad(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    x = x.clone().requires_grad_(True)
+    logits = model(x)
+    (grad,) = torch.autograd.grad(torch.nn.functional.cross_entropy(logits, y, reduction="sum"), x)
+    return logits.detach(), grad
+
+
+def test_pool_before_relu_is_exact():
+    """Swapping ReLU -> max-pool into max-pool -> ReLU keeps the function and the input gradient
+    bit for bit, including windows whose maximum is negative (relu then zeroes the gradient)."""
+    from robustbench_mm.attacks.base import _pool_before_relu
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        torch.nn.Sequential(torch.nn.Conv2d(1, 8, 3, padding=1), torch.nn.Identity(), torch.nn.ReLU()),
+        torch.nn.MaxPool2d(2),
+        torch.nn.Sequential(torch.nn.Conv2d(8, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2, padding=1)),
+        torch.nn.Flatten(), torch.nn.Linear(8 * 3 * 3, 10),
+    ).eval()
+    with torch.no_grad():
+        model[0][0].bias.fill_(-0.5)  # many all-negative windows
+    swapped = copy.deepcopy(model)
+    _pool_before_relu(swapped)
+    assert [type(m).__name__ for m in swapped.modules() if type(m) in (torch.nn.ReLU, torch.nn.MaxPool2d)] == [
+        "MaxPool2d", "ReLU", "MaxPool2d", "ReLU"]
+    x, y = torch.rand(64, 1, 8, 8), torch.randint(0, 10, (64,))
+    (logits_a, grad_a), (logits_b, grad_b) = _input_grad(model, x, y), _input_grad(swapped, x, y)
+    assert torch.equal(logits_a, logits_b)
+    assert torch.equal(grad_a, grad_b)
+    assert (grad_a == 0).any() and (grad_a != 0).any()
+
+
+def test_global_avg_pool_keeps_the_gradient_layout():
+    from robustbench_mm.attacks.base import _GlobalAvgPool
+
+    h = torch.randn(5, 6, 4, 4).contiguous(memory_format=torch.channels_last).requires_grad_(True)
+    ours = _GlobalAvgPool()(h)
+    (g_ours,) = torch.autograd.grad((ours.flatten(1) * torch.arange(6.0)).sum(), h)
+    ref = torch.nn.AdaptiveAvgPool2d(1)(h)
+    (g_ref,) = torch.autograd.grad((ref.flatten(1) * torch.arange(6.0)).sum(), h)
+    assert torch.allclose(ours, ref, atol=1e-6) and torch.allclose(g_ours, g_ref, atol=1e-7)
+    assert g_ours.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_attack_copy_matches_the_model(trained_models, data):
+    """The copy the attack steps on (BN folded, pools reordered, channels_last) computes the
+    model's function and input gradient up to float rounding."""
+    from robustbench_mm.attacks.base import attack_copy
+
+    x, y = data
+    for method, model in trained_models.items():
+        fast = attack_copy(model.eval())
+        assert fast is not model
+        (logits_a, grad_a), (logits_b, grad_b) = _input_grad(model, x, y), _input_grad(fast, x, y)
+        assert torch.allclose(logits_a, logits_b, atol=1e-4), method
+        assert torch.allclose(grad_a, grad_b, atol=1e-5, rtol=1e-3), method
+        assert (grad_a.sign() != grad_b.sign()).float().mean() < 1e-3, method
+
+
+def test_reuse_builds_copies_once_and_changes_nothing(trained_models, data, monkeypatch):
+    from robustbench_mm.attacks import base
+
+    x, y = data
+    model = trained_models["erm"]
+    settings = [("fgsm", 0.1), ("pgd-linf", 0.05), ("pgd-linf", 0.1), ("pgd-l2", 0.5)]
+    alone = [run_attack(n, model, x, y, e, num_classes=10, generator=_gen(1)) for n, e in settings]
+    built, clean_passes = [], []
+    real_attack_copy, real_layout_copy = base.attack_copy, base.layout_copy
+
+    def counting_layout_copy(m):
+        verdict = real_layout_copy(m)
+        # a clean verdict is the one pass over the whole batch (attacked batches shrink)
+        verdict.register_forward_hook(lambda mod, args, out: clean_passes.append(1) if len(args[0]) == len(x) else None)
+        return verdict
+
+    monkeypatch.setattr(base, "attack_copy", lambda m: built.append(m) or real_attack_copy(m))
+    monkeypatch.setattr(base, "layout_copy", counting_layout_copy)
+    with base.reuse_for(model):
+        shared = [run_attack(n, model, x, y, e, num_classes=10, generator=_gen(1)) for n, e in settings]
+    assert len(built) == 1
+    assert len(clean_passes) == 1
+    for a, b in zip(alone, shared):
+        assert torch.equal(a, b)

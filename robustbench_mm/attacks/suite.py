@@ -26,7 +26,7 @@ from ..errors import UserError
 from ..results import row
 from ..suites import SUITES, SuiteContext, SuiteOutput
 from . import diagnostics as diag
-from .base import ATTACKS, AttackResult, attack, validate
+from .base import ATTACKS, AttackResult, attack, reuse_for, validate
 
 SUITE = "adversarial"
 DEFAULT_ATTACKS = ("fgsm", "pgd-linf", "pgd-l2", "square")
@@ -89,6 +89,11 @@ def _plan(ctx: SuiteContext) -> tuple[list[str], bool, list[float], list[float]]
 
 @SUITES.register("adversarial")
 def adversarial_suite(ctx: SuiteContext) -> SuiteOutput:
+    with reuse_for(ctx.model):  # one set of model copies and clean verdicts for every attack
+        return _adversarial_suite(ctx)
+
+
+def _adversarial_suite(ctx: SuiteContext) -> SuiteOutput:
     cfg = ctx.config
     names, explicit, linf_grid, l2_grid = _plan(ctx)
     n = len(ctx.y)
