@@ -349,3 +349,29 @@ def test_reuse_builds_copies_once_and_changes_nothing(trained_models, data, monk
     assert len(clean_passes) == 1
     for a, b in zip(alone, shared):
         assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("arch", ["preactresnet18", "wrn28_10"])
+def test_attack_copy_folds_preact_blocks(arch):
+    """PreActBlock's conv1 -> bn2 is folded (half the BatchNorms of a PreActResNet); the copy
+    keeps the function and input gradient up to float rounding."""
+    from robustbench_mm.attacks.base import attack_copy
+    from robustbench_mm.models import create_model
+    from robustbench_mm.models.resnets import PreActBlock
+
+    torch.manual_seed(0)
+    model = create_model(arch, 10, 3, 16)
+    with torch.no_grad():  # non-trivial running statistics, as after training
+        for bn in (m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)):
+            bn.running_mean.uniform_(-0.2, 0.2)
+            bn.running_var.uniform_(0.5, 2.0)
+            bn.weight.uniform_(0.5, 1.5)
+    model.eval()
+    fast = attack_copy(model)
+    blocks = [m for m in fast.modules() if isinstance(m, PreActBlock)]
+    assert blocks and all(isinstance(b.bn2, torch.nn.Identity) and b.conv1.bias is not None for b in blocks)
+    assert all(isinstance(b.bn2, torch.nn.BatchNorm2d) for b in model.modules() if isinstance(b, PreActBlock))
+    x, y = torch.rand(8, 3, 16, 16), torch.randint(0, 10, (8,))
+    (logits_a, grad_a), (logits_b, grad_b) = _input_grad(model, x, y), _input_grad(fast, x, y)
+    assert torch.allclose(logits_a, logits_b, atol=1e-4, rtol=1e-4)
+    assert torch.allclose(grad_a, grad_b, atol=1e-6, rtol=1e-3)
