@@ -189,22 +189,34 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    from . import distributed
     from .document import markdown_table
     from .evaluation import evaluate_run
+    from .inference import resolve_device
     from .report import headline, summarize
 
     cfg = eval_config(args)
     for run_dir in args.run_dirs:
         if not Path(run_dir).is_dir():
             raise UserError(f"run directory not found: {run_dir}")
-    for run_dir in args.run_dirs:
-        evaluation = evaluate_run(run_dir, config=cfg, data_root=args.data_root)
-        head, notes = headline(summarize(evaluation.metrics))
-        print(f"## {Path(run_dir).name}\n")
-        print(markdown_table(head))
-        for note in notes:
-            print(note)
-        print(f"\nwrote {Path(run_dir) / 'metrics.csv'} ({len(evaluation.metrics)} rows, {evaluation.seconds:.1f} s)\n")
+    # under torchrun: one process per GPU (or gloo on the CPU), attacks sharded, rank 0 writes
+    shard = distributed.setup(resolve_device(cfg.device))
+    try:
+        if shard.active:
+            cfg.device = str(distributed.rank_device(resolve_device(cfg.device), shard))
+        for run_dir in args.run_dirs:
+            evaluation = evaluate_run(run_dir, config=cfg, data_root=args.data_root, shard=shard)
+            if not shard.main:
+                continue
+            head, notes = headline(summarize(evaluation.metrics))
+            print(f"## {Path(run_dir).name}\n")
+            print(markdown_table(head))
+            for note in notes:
+                print(note)
+            processes = f", {shard.world} processes" if shard.active else ""
+            print(f"\nwrote {Path(run_dir) / 'metrics.csv'} ({len(evaluation.metrics)} rows, {evaluation.seconds:.1f} s{processes})\n")
+    finally:
+        distributed.teardown(shard)
     return 0
 
 

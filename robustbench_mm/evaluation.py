@@ -3,6 +3,11 @@
 ``evaluate(model, dataset)`` works for a user's own ``nn.Module``; ``evaluate_run(run_dir)``
 does the same for a run directory and writes ``metrics.csv`` (atomically), the per-example
 correctness (``per_example.npz``) and the clean reliability bins (``reliability.csv``).
+
+Under ``torchrun --nproc_per_node N -m robustbench_mm evaluate RUN``, each process attacks
+every N-th batch of every attack (the attacks are nearly all of an evaluation's time), the
+per-example results are gathered on every process, the other suites run in each process, and
+rank 0 writes. The numbers are those of one process (see ``attacks.base.batch_generator``).
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import torch
 from torch import nn
 
 from . import builtin_suites  # noqa: F401  (registers clean/deformation/corruption/calibration)
+from . import distributed
 from .config import EvalConfig
 from .data import DatasetSplits, load_dataset, to_float
 from .errors import UserError
@@ -62,6 +68,7 @@ def evaluate(
     identity: dict[str, Any] | None = None,
     holdout: tuple[torch.Tensor, torch.Tensor] | None = None,
     details: bool = False,
+    shard: distributed.Dist | None = None,
     **overrides: Any,
 ) -> pd.DataFrame | Evaluation:
     """Evaluate any model that takes [0, 1] NCHW images on ``dataset``'s test split.
@@ -69,7 +76,9 @@ def evaluate(
     ``suites`` defaults to clean, adversarial, deformation and calibration. Keyword
     ``overrides`` set :class:`EvalConfig` fields (``eps=[...]``, ``pgd_steps=20``, ...).
     ``holdout`` (images, labels) is used to fit the calibration temperature; ``details=True``
-    returns an :class:`Evaluation` with per-example results and reliability bins.
+    returns an :class:`Evaluation` with per-example results and reliability bins. ``shard``
+    (every process of a torchrun job passes its own) splits the attacks' batches between the
+    processes; every process gets the whole result.
     """
     config = config or EvalConfig()
     for key, value in overrides.items():
@@ -94,8 +103,10 @@ def evaluate(
         raise UserError(f"dataset {data.name} has an empty test split")
     identity = identity or {"run": "model", "dataset": data.name, "arch": type(model).__name__, "method": "", "seed": 0}
 
+    from .attacks.base import sharded
+
     model.to(device)
-    with evaluating(model):
+    with evaluating(model), sharded(shard or distributed.Dist()):
         clean_logits = predict_logits(model, x, batch_size=config.batch_size or 1000)
         if clean_logits.ndim != 2 or clean_logits.shape[1] != data.num_classes:
             raise UserError(
@@ -138,8 +149,10 @@ def evaluate_run(
     data: DatasetSplits | None = None,
     write: bool = True,
     data_root: str | None = None,
+    shard: distributed.Dist | None = None,
 ) -> Evaluation:
-    """Evaluate a run directory's model.pt, writing metrics.csv, per_example.npz and reliability.csv."""
+    """Evaluate a run directory's model.pt, writing metrics.csv, per_example.npz and reliability.csv
+    (under ``shard``: rank 0 writes)."""
     from .checkpoint import load_model
     from .config import load_train_config
     from .train import training_split
@@ -156,8 +169,8 @@ def evaluate_run(
     _, holdout_idx = training_split(len(data.train_y), float(meta.get("holdout_fraction", 0.0)), int(meta.get("holdout_seed", meta["seed"])))
     holdout = (data.train_x[holdout_idx], data.train_y[holdout_idx])
     identity = {"run": run_dir.name, "dataset": data.name, "arch": meta["arch"], "method": meta["method"], "seed": int(meta["seed"])}
-    evaluation = evaluate(model, data, suites, config, identity=identity, holdout=holdout, details=True)
-    if write:
+    evaluation = evaluate(model, data, suites, config, identity=identity, holdout=holdout, details=True, shard=shard)
+    if write and (shard is None or shard.main):
         write_evaluation(run_dir, evaluation)
     return evaluation
 

@@ -375,3 +375,29 @@ def test_attack_copy_folds_preact_blocks(arch):
     (logits_a, grad_a), (logits_b, grad_b) = _input_grad(model, x, y), _input_grad(fast, x, y)
     assert torch.allclose(logits_a, logits_b, atol=1e-4, rtol=1e-4)
     assert torch.allclose(grad_a, grad_b, atol=1e-6, rtol=1e-3)
+
+
+@pytest.mark.parametrize("name", ["pgd-linf", "square"])
+def test_sharded_ranks_split_the_batches_and_together_give_one_process(trained_models, data, monkeypatch, name):
+    """Each rank attacks only batches b % world == rank; the ranks' rows together are the
+    single-process result (here the gather is replaced by an OR of the two ranks' rows)."""
+    from robustbench_mm import distributed
+    from robustbench_mm.attacks import base
+
+    x, y = data
+    model = trained_models["mixup"]
+    kwargs = dict(num_classes=10, batch_size=100, **({"n_queries": 30} if name == "square" else {}))
+    whole = attack(name, model, x, y, 0.1, generator=_gen(3), **kwargs)
+    monkeypatch.setattr(base, "_agree_on_batch_size", lambda bs, shard, device: bs)
+    monkeypatch.setattr(distributed, "all_reduce_sum", lambda tensor, ctx: tensor)  # no process group here
+    parts = []
+    for rank in (0, 1):
+        with base.sharded(distributed.Dist(rank=rank, world=2)):
+            parts.append(attack(name, model, x, y, 0.1, generator=_gen(3), **kwargs))
+    batch = torch.arange(len(y)) // 100
+    for rank, part in enumerate(parts):
+        mine = batch % 2 == rank
+        assert torch.equal(part.correct[mine], whole.correct[mine])
+        assert not part.correct[~mine].any() and not part.linf[~mine].any()  # never touched
+    assert torch.equal(parts[0].correct | parts[1].correct, whole.correct)
+    assert torch.equal(parts[0].linf + parts[1].linf, whole.linf)

@@ -1,10 +1,15 @@
-"""torchrun + DistributedDataParallel on the CPU (gloo): 2 processes match 1 process."""
+"""torchrun on the CPU (gloo): 2 processes match 1 process, for training (DistributedDataParallel)
+and for evaluation (the attacks' batches sharded, results gathered)."""
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 import sys
 
+import numpy as np
+import pandas as pd
 import torch
 
 from robustbench_mm.config import TrainConfig
@@ -32,3 +37,34 @@ def test_two_gloo_processes_match_one_process_with_the_same_global_batch(tmp_pat
     for key, value in b["state_dict"].items():
         assert torch.allclose(a["state_dict"][key], value, atol=1e-5, rtol=1e-4), key
     assert abs(a["test_accuracy"] - b["test_accuracy"]) <= 1 / 360 + 1e-9
+
+
+def test_two_gloo_processes_evaluate_exactly_like_one(tmp_path, trained_runs, digits):
+    """`torchrun -m robustbench_mm evaluate`: each process attacks every other batch (4 batches
+    of 100), yet metrics and per-example results equal a single process's, bit for bit; rank 0
+    alone writes."""
+    from robustbench_mm.config import EvalConfig
+    from robustbench_mm.evaluation import evaluate_run
+
+    single, sharded = tmp_path / "single", tmp_path / "sharded"
+    for target in (single, sharded):
+        shutil.copytree(trained_runs["manifold-mixup"], target)
+        for name in ("metrics.csv", "per_example.npz", "reliability.csv"):
+            (target / name).unlink(missing_ok=True)
+    settings = dict(suites=["clean", "adversarial"], batch_size=100, device="cpu")
+    evaluate_run(single, config=EvalConfig(**settings), data=digits)
+
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+               "-m", "robustbench_mm", "evaluate", str(sharded), "--suites", "clean,adversarial",
+               "--eval-batch-size", "100", "--device", "cpu"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.count("wrote ") == 1 and "2 processes" in done.stdout  # rank 0 reports, once
+
+    a, b = pd.read_csv(single / "metrics.csv"), pd.read_csv(sharded / "metrics.csv")
+    assert len(a) > 20 and (a["test"] == "square").any() and (a["suite"] == "diagnostics").any()
+    pd.testing.assert_frame_equal(a.drop(columns="run"), b.drop(columns="run"))
+    pa, pb = np.load(single / "per_example.npz"), np.load(sharded / "per_example.npz")
+    assert sorted(pa.files) == sorted(pb.files)
+    for key in pa.files:
+        assert np.array_equal(pa[key], pb[key]), key

@@ -13,12 +13,17 @@ can skip it:
 * only examples classified correctly on clean inputs are attacked (AutoAttack's habit: an
   example misclassified clean is not robust whatever the attack does);
 * every adversarial batch is checked: finite, inside [0, 1] and inside the ε-ball. A violation
-  raises :class:`AttackCheckError` -- a broken attack must never produce a number.
+  raises :class:`AttackCheckError` -- a broken attack must never produce a number;
+* under :func:`sharded` (``torchrun ... evaluate``) each process attacks every N-th batch and
+  all processes receive the whole result. A batch's randomness depends only on the caller's
+  generator and the batch's index (:func:`batch_generator`), so the numbers are the same for any
+  number of processes.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
@@ -26,6 +31,7 @@ from typing import Any, Callable, Iterator
 import torch
 from torch import nn
 
+from .. import distributed
 from ..errors import UserError
 from ..inference import evaluating, model_device
 from ..registry import Registry
@@ -513,6 +519,71 @@ def _clean_verdict(model: nn.Module, verdict_model: nn.Module, x: torch.Tensor, 
 
 
 # --------------------------------------------------------------------------------------------
+# batches: their randomness, and sharding them over processes
+
+
+def batch_generator(generator: torch.Generator, start_state: torch.Tensor, index: int) -> torch.Generator:
+    """The generator batch ``index`` of an attack call draws from.
+
+    Batch 0 draws from ``generator`` itself (a one-batch call uses the caller's stream as it is);
+    batch b > 0 from a generator seeded by the caller's starting state and b. So what happens
+    to a batch does not depend on whether the batches before it ran in this process: sharding
+    batches over processes gives the numbers of one process. (It does depend on the batch size,
+    which is part of the evaluation settings.)
+    """
+    if index == 0:
+        return generator
+    digest = hashlib.sha256(start_state.numpy().tobytes() + index.to_bytes(8, "little")).digest()
+    return torch.Generator().manual_seed(int.from_bytes(digest[:8], "little") & ((1 << 63) - 1))
+
+
+_SHARDS: list[distributed.Dist] = []
+
+
+@contextlib.contextmanager
+def sharded(ctx: distributed.Dist) -> Iterator[None]:
+    """Within the block, :func:`attack` runs batch b only on rank ``b % world`` and gathers the
+    per-example results on every rank. Every process of ``ctx`` must make the same attack calls
+    (as the suites do: they are deterministic given the evaluation settings)."""
+    _SHARDS.append(ctx)
+    try:
+        yield
+    finally:
+        _SHARDS.pop()
+
+
+def _shard() -> distributed.Dist:
+    return _SHARDS[-1] if _SHARDS else distributed.Dist()
+
+
+def _agree_on_batch_size(bs: int, shard: distributed.Dist, device: torch.device) -> int:
+    """The smallest of the processes' batch sizes (free memory differs between GPUs)."""
+    if not shard.active:
+        return bs
+    import torch.distributed as dist
+
+    value = torch.tensor([bs], device=device if device.type == "cuda" else "cpu")
+    dist.all_reduce(value, op=dist.ReduceOp.MIN)
+    return int(value)
+
+
+def _gather_rows(tensors: list[torch.Tensor | None], shard: distributed.Dist, device: torch.device) -> list:
+    """Sum the processes' results: each process filled its own batches' rows and left zeros."""
+    if not shard.active:
+        return tensors
+    out = []
+    for t in tensors:
+        if t is None:
+            out.append(None)
+            continue
+        # NCCL reduces CUDA tensors only; bools are summed as uint8 (one process owns each row)
+        work = t.to(device if device.type == "cuda" else "cpu", torch.uint8 if t.dtype == torch.bool else t.dtype)
+        distributed.all_reduce_sum(work, shard)
+        out.append(work.to("cpu", t.dtype))
+    return out
+
+
+# --------------------------------------------------------------------------------------------
 # the driver
 
 
@@ -554,12 +625,16 @@ def attack(
     l2 = torch.zeros(n)
     linf = torch.zeros(n)
     logits_out = torch.zeros(n, num_classes) if keep_logits else None
-    adv_out = torch.empty_like(x, device="cpu", dtype=torch.float32) if keep_adv else None
+    adv_out = torch.zeros_like(x, device="cpu", dtype=torch.float32) if keep_adv else None
 
+    shard = _shard()
+    start_state = generator.get_state()
     with evaluating(model), frozen(model), precision_mode(model, device, precision) as (prec, autocast):
-        bs = batch_size or auto_batch_size(model, x, device, autocast)
+        bs = _agree_on_batch_size(batch_size or auto_batch_size(model, x, device, autocast), shard, device)
         grad_model, verdict_model = _model_copies(model, spec.use_attack_copy, prec)
-        for start in range(0, n, bs):
+        for index, start in enumerate(range(0, n, bs)):
+            if index % shard.world != shard.rank:
+                continue
             sl = slice(start, min(start + bs, n))
             xb = x[sl].to(device, torch.float32, non_blocking=True)
             yb = y[sl].to(device, non_blocking=True)
@@ -568,7 +643,8 @@ def attack(
             clean_ok = _clean_verdict(model, verdict_model, x, y, sl, xb, yb)  # fp32: the verdict every suite shares
             job = BatchJob(model=verdict_model, x=xb, y=yb, eps=eps, grad_model=grad_model, clean_ok=clean_ok,
                            num_classes=num_classes, steps=int(steps), restarts=int(restarts), step_size=step_size,
-                           random_start=random_start, generator=generator, only_correct=only_correct,
+                           random_start=random_start, generator=batch_generator(generator, start_state, index),
+                           only_correct=only_correct,
                            autocast=autocast, options=dict(options))
             adv, ok_attack = spec.run(job)
             adv = adv.detach().to(torch.float32)
@@ -588,6 +664,7 @@ def attack(
             linf[sl] = delta.abs().amax(dim=1).cpu() if delta.shape[1] else 0.0
             if keep_adv:
                 adv_out[sl] = adv.cpu()
+    correct, l2, linf, logits_out, adv_out = _gather_rows([correct, l2, linf, logits_out, adv_out], shard, device)
     return AttackResult(correct=correct, logits=logits_out, l2=l2, linf=linf, x_adv=adv_out)
 
 
