@@ -14,12 +14,14 @@ Our fp32 and torchattacks start from the same random draws (torchattacks' ``unif
 global RNG seeded with s, ours ``rand`` on a CPU generator seeded with s), so their accuracies
 differ only by the fooled-example rule (ours: any iterate, as AutoAttack; theirs: last iterate).
 ``ours_fp32_all_rows`` (``only_correct=False``) attacks every example for every step: our
-per-step speed without the savings of dropping fooled examples. Prints one JSON object.
+per-step speed without the savings of dropping fooled examples; ``ours_fp32_channels_last`` runs
+the same fp32 attack on a channels_last copy of the model. Prints one JSON object.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import statistics
 import sys
@@ -65,8 +67,8 @@ def measure_pgd(device: str = "cuda", batch: int = 1024, eps: float = 8 / 255, s
         y = model(x).argmax(1)  # every example starts correctly classified
     alpha = 2.5 * eps / steps
 
-    def ours(precision: str, only_correct: bool = True) -> Callable[[], torch.Tensor]:
-        return lambda: run_attack("pgd-linf", model, x, y, eps, num_classes=10, steps=steps, step_size=alpha,
+    def ours(precision: str, only_correct: bool = True, net: torch.nn.Module = model) -> Callable[[], torch.Tensor]:
+        return lambda: run_attack("pgd-linf", net, x, y, eps, num_classes=10, steps=steps, step_size=alpha,
                                   random_start=True, generator=torch.Generator().manual_seed(seed),
                                   batch_size=batch, precision=precision, only_correct=only_correct)
 
@@ -82,6 +84,9 @@ def measure_pgd(device: str = "cuda", batch: int = 1024, eps: float = 8 / 255, s
              "torchattacks_fp32": theirs}
     if dev.type == "cuda":
         sides["ours_bf16"] = ours("bf16")
+        # the same fp32 attack on a channels_last model: do cuDNN's TF32 NHWC convolutions beat
+        # NCHW here? (decides whether the attack copy should switch layout on CUDA too)
+        sides["ours_fp32_channels_last"] = ours("fp32", net=copy.deepcopy(model).to(memory_format=torch.channels_last))
     result: dict = {
         "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
         "torch": torch.__version__,
