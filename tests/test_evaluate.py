@@ -118,3 +118,6 @@ def test_presets_are_listed_and_flags_override_them(capsys):
     assert all("--milestones 2,3" in l for l in lines)  # the preset's 400/800 of 1,200, scaled to 5 epochs
     assert all("--attacks fgsm,pgd-linf,square --eps 0.01,0.03" in l for l in lines)  # the preset's evaluation
     assert any("--alpha 2.0" in l for l in lines) and any("--alpha 1.0" in l for l in lines)
+    assert all("--mix-loss bce" in l for l in lines)  # the official code's loss, for every method
+    assert main(["run", "--plan", "--preset", "table7-cifar10-fgsm", "--epochs", "5", "--seeds", "0", "--mix-loss", "ce"]) == 0
+    assert "--mix-loss" not in capsys.readouterr().out  # a flag overrides the preset (ce is the default)
