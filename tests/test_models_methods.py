@@ -119,3 +119,21 @@ def test_flip_mixing_gradient_matches_autograd_of_the_plain_formula():
     ((0.3 * plain + 0.7 * plain.flip(0)) * weights).sum().backward()
     assert torch.allclose(h.grad, plain.grad)
     assert torch.autograd.gradcheck(lambda t: Mix(1, 0.3).apply(t), (h.detach().clone().requires_grad_(True),))
+
+
+@pytest.mark.parametrize("arch", ["cnn", "preactresnet18"])
+def test_mixing_compiles_without_graph_breaks(arch):
+    """Under torch.compile (CUDA training with --compile), every mixing layer with λ as a tensor
+    traces as one graph: the mixing point never splits it (TorchDynamo's own tracer, no codegen)."""
+    import torch._dynamo as dynamo
+
+    channels, size = SHAPES[arch]
+    model = create_model(arch, 10, channels, size).train()
+    method = create_method("manifold-mixup", available_layers=model.mix_layers)
+    x, y = torch.rand(8, channels, size, size), torch.randint(0, 10, (8,))
+    lam = torch.full((), 0.7)
+    for layer in [None, *model.mix_layers[:3]]:
+        mix = None if layer is None else Mix(layer, lam)
+        explained = dynamo.explain(lambda x, y, mix: method.loss(model, x, y, mix)[0])(x, y, mix)
+        assert explained.graph_break_count == 0, (layer, explained.break_reasons)
+        assert explained.graph_count == 1
