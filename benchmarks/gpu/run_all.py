@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from robustbench_mm.config import TrainConfig  # noqa: E402
 from robustbench_mm.data import CIFAR10_STATS, apply_crop_flip, draw_crop_flip, to_float  # noqa: E402
 from robustbench_mm.methods import create_method  # noqa: E402
-from robustbench_mm.models import create_model  # noqa: E402
+from robustbench_mm.models import Mix, create_model  # noqa: E402
 from robustbench_mm.train import make_optimizer, train_step  # noqa: E402
 
 
@@ -62,7 +62,31 @@ class Timer:
             self.seconds = time.perf_counter() - self.t0
 
 
-def training_throughput(device, method_name, precision, batch, steps, warmup, pairing="flip", compile_model=False, n_images=50_000):
+def top_ops(one, device, steps: int = 5, rows: int = 12) -> list[dict]:
+    """The ops with the most self time (device time on CUDA) over ``steps`` training steps."""
+    from torch.profiler import ProfilerActivity, profile
+
+    cuda = device.type == "cuda"
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    with profile(activities=activities) as prof:
+        for step in range(steps):
+            one(step)
+        if cuda:
+            torch.cuda.synchronize(device)
+    events = prof.key_averages()
+
+    def self_us(event) -> float:
+        if not cuda:
+            return event.self_cpu_time_total
+        return getattr(event, "self_device_time_total", getattr(event, "self_cuda_time_total", 0.0))
+
+    top = sorted(events, key=self_us, reverse=True)[:rows]
+    return [{"op": e.key[:90], "ms_per_step": round(self_us(e) / 1000 / steps, 3), "calls_per_step": e.count / steps}
+            for e in top]
+
+
+def training_throughput(device, method_name, precision, batch, steps, warmup, pairing="flip", compile_model=False,
+                        n_images=50_000, profile=False):
     torch.manual_seed(0)
     model = create_model("preactresnet18", 10, 3, 32, *CIFAR10_STATS).to(device)
     amp = precision == "bf16"
@@ -77,7 +101,7 @@ def training_throughput(device, method_name, precision, batch, steps, warmup, pa
     rng = np.random.default_rng(0)
     order = torch.randperm(n_images, generator=torch.Generator().manual_seed(0)).to(device)
 
-    def one(step):
+    def one(step, mix=None):
         start = (step * batch) % (n_images - batch)
         idx = order[start : start + batch]
         x = to_float(data_x[idx])
@@ -85,18 +109,25 @@ def training_throughput(device, method_name, precision, batch, steps, warmup, pa
         x = apply_crop_flip(x, 2, offsets, flips)
         if amp:
             x = x.contiguous(memory_format=torch.channels_last)
-        mix = method.draw_mix(batch, rng, device, as_tensor=compile_model)
+        if mix is None:
+            mix = method.draw_mix(batch, rng, device, as_tensor=compile_model)
         return train_step(step_model, method, optimizer, x, data_y[idx], mix, amp)
 
     model.train()
+    if compile_model:  # one graph per mixing layer: compile them all before the clock starts
+        for layer in method.mix_layers:
+            one(0, Mix(layer, torch.full((), 0.5, device=device)))
     for step in range(warmup):
         one(step)
     with Timer(device) as timer:
         for step in range(steps):
             one(step)
-    return {"method": method_name, "precision": precision, "pairing": pairing, "compiled": compile_model,
-            "batch": batch, "steps": steps, "seconds": timer.seconds, "images_per_s": steps * batch / timer.seconds,
-            "ms_per_step": 1000 * timer.seconds / steps}
+    row = {"method": method_name, "precision": precision, "pairing": pairing, "compiled": compile_model,
+           "batch": batch, "steps": steps, "seconds": timer.seconds, "images_per_s": steps * batch / timer.seconds,
+           "ms_per_step": 1000 * timer.seconds / steps}
+    if profile:  # where Manifold Mixup's extra time goes, for the next person with a GPU
+        row["top_ops"] = top_ops(one, device)
+    return row
 
 
 def deformation_throughput(device, n):
@@ -165,7 +196,8 @@ def main() -> None:
 
     for precision in ("fp32", "bf16"):
         for method in ("erm", "mixup", "manifold-mixup"):
-            results["training"].append(training_throughput(device, method, precision, batch, steps, warmup, n_images=n_images))
+            results["training"].append(training_throughput(device, method, precision, batch, steps, warmup, n_images=n_images,
+                                                           profile=precision == "bf16" and method != "mixup"))
             print(json.dumps(results["training"][-1]), flush=True)
     results["training"].append(training_throughput(device, "manifold-mixup", "bf16", batch, steps, warmup, pairing="permute", n_images=n_images))
     print(json.dumps(results["training"][-1]), flush=True)
@@ -194,7 +226,8 @@ def main() -> None:
                 continue
             try:
                 compile_start = time.perf_counter()
-                row = training_throughput(device, method, "bf16", batch, steps, warmup + 10, compile_model=True, n_images=n_images)
+                row = training_throughput(device, method, "bf16", batch, steps, warmup + 10, compile_model=True,
+                                          n_images=n_images, profile=True)
                 row["compile_and_warmup_s"] = time.perf_counter() - compile_start - row["seconds"]
                 results["training"].append(row)
                 print(json.dumps(row), flush=True)
@@ -225,6 +258,11 @@ def summary(results: dict) -> str:
         if erm and mm:
             what = f"bf16{', compiled' if compiled else ''}{f', batch {batch}' if batch else ''}"
             lines.append(f"\nManifold Mixup step time vs ERM ({what}): {100 * (erm / mm - 1):+.1f}%")
+    for r in results["training"]:
+        if "top_ops" in r:
+            lines += ["", f"Top ops, {r['method']} {r['precision']}{' compiled' if r['compiled'] else ''} "
+                          f"(ms per step, calls per step): "
+                      + "; ".join(f"{o['op']} {o['ms_per_step']:.2f} ({o['calls_per_step']:g})" for o in r["top_ops"][:8])]
     perm = rate("manifold-mixup", "bf16", "permute")
     erm = rate("erm", "bf16")
     if perm and erm:
