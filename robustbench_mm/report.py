@@ -373,7 +373,11 @@ def setup_lines(runs: RunSet, summary: pd.DataFrame, seconds: float | None) -> l
     seeds = sorted(metrics["seed"].unique())
     adv = summary[summary.suite == "adversarial"]
     attacks = sorted(t for t in adv.test.unique() if not t.startswith("worst-case"))
-    eps = sorted(adv[adv.test.isin(["fgsm", "pgd-linf"])].severity.unique())
+    # each attack with its radii, grouped: attacks run at the same radii share one entry
+    radii_of: dict[str, list[str]] = {}
+    for name in attacks:
+        radii = ", ".join(f"{e:.4g}" for e in sorted(adv[adv.test == name].severity.unique()))
+        radii_of.setdefault(radii, []).append(name)
     lines = [
         f"- **Data**: `{metrics['dataset'].iloc[0]}` (test examples per run: {int(summary['n'].max())})",
         f"- **Model**: `{metrics['arch'].iloc[0]}`; methods: {', '.join(sorted(metrics['method'].unique(), key=method_sort_key))}; seeds: {', '.join(map(str, seeds))}",
@@ -387,7 +391,9 @@ def setup_lines(runs: RunSet, summary: pd.DataFrame, seconds: float | None) -> l
         if alphas:
             lines.append("- **Mixing**: " + "; ".join(f"{m}: α={a}, layers {l}" for m, (a, l) in sorted(alphas.items())))
     if attacks:
-        lines.append(f"- **Attacks**: {', '.join(attacks)}; L∞ ε: {', '.join(f'{e:.4g}' for e in eps)}")
+        groups = "; ".join(f"{', '.join(names)} at ε {radii}" for radii, names in radii_of.items())
+        lines.append(f"- **Attacks**: {groups} (ε 0: unbounded attacks); the worst case at ε counts every attack at "
+                     "every radius up to ε")
     lines.append(f"- **Software**: robustbench_mm {__version__}, {_versions()}, Python {platform.python_version()}")
     lines.append(f"- **Hardware**: {_hardware()}")
     if seconds is not None:

@@ -22,8 +22,8 @@ METHODS = ("erm", "mixup", "manifold-mixup")
 
 
 
-def _context(model, x, y, config=None):
-    return SuiteContext(model=model, x=x, y=y, num_classes=10, dataset="digits", config=config or EvalConfig(),
+def _context(model, x, y, config=None, num_classes=10):
+    return SuiteContext(model=model, x=x, y=y, num_classes=num_classes, dataset="digits", config=config or EvalConfig(),
                         device=torch.device("cpu"), clean_logits=predict_logits(model, x))
 
 
@@ -53,11 +53,15 @@ def test_rows_follow_the_schema(outputs):
         adv = df[df["suite"] == "adversarial"]
         assert set(adv["metric"]) == {"accuracy"}
         assert adv["value"].between(0, 1).all()
-        assert set(adv["test"]) == {"fgsm", "pgd-linf", "pgd-l2", "square", "worst-case", "worst-case-l2"}
+        assert set(adv["test"]) == {"fgsm", "pgd-linf", "pgd-l2", "square", "apgd-dlr", "worst-case", "worst-case-l2"}
         linf = adv[adv["test"] == "pgd-linf"]["severity"].tolist()
         assert linf == pytest.approx(list(LINF_GRID_DIGITS))
         assert adv[adv["test"] == "pgd-l2"]["severity"].tolist() == pytest.approx(list(L2_GRID_DIGITS))
-        assert adv[adv["test"] == "square"]["severity"].tolist() == pytest.approx([middle(list(LINF_GRID_DIGITS))])
+        for name in ("square", "apgd-dlr"):  # by default at the middle radius only
+            assert adv[adv["test"] == name]["severity"].tolist() == pytest.approx([middle(list(LINF_GRID_DIGITS))])
+        # APGD-T is part of the worst case: at the middle radius no attack leaves fewer examples
+        acc = {t: v for t, v in adv[adv["severity"] == middle(list(LINF_GRID_DIGITS))][["test", "value"]].values}
+        assert acc["worst-case"] <= min(acc["apgd-dlr"], acc["pgd-linf"], acc["fgsm"], acc["square"]) + 1e-9
         for r in out.rows:  # a per-example verdict behind every accuracy
             if r["suite"] == "adversarial":
                 ok = out.per_example[(r["suite"], r["test"], r["severity"])]
@@ -185,3 +189,34 @@ def test_check_functions():
     assert not diag.flagged(diag.unbounded_not_zero(0.0, n))["unbounded-not-zero"]
     assert diag.flagged(diag.zero_gradients(0.02, n))["zero-gradients"]
     assert two < tol < three
+
+
+def test_default_attacks_catch_what_the_cross_entropy_misses(outputs):
+    """On the mixup model, APGD-T (targeted DLR) finds many adversarial examples PGD-10 on the
+    cross-entropy misses, which is why the default set runs it: without it the worst case would
+    overstate mixup's robustness by more than 5 points."""
+    ctx, out = outputs["mixup"]
+    mid = middle(list(LINF_GRID_DIGITS))
+    acc = {(r["test"], r["severity"]): r["value"] for r in out.rows if r["suite"] == "adversarial"}
+    assert acc[("pgd-linf", mid)] - acc[("apgd-dlr", mid)] > 0.05
+    assert acc[("worst-case", mid)] <= acc[("apgd-dlr", mid)]
+
+
+def test_default_attacks_skip_what_the_dataset_cannot_support(trained_models, digits):
+    """APGD-T needs 4 classes: on a 3-class problem the default set leaves it out (asked for by
+    name, it is refused)."""
+    import robustbench_mm.attacks  # noqa: F401
+
+    class FirstThree(torch.nn.Module):  # a 3-class model: the digits CNN's logits of 0, 1, 2
+        def __init__(self, net):
+            super().__init__()
+            self.net = net
+
+        def forward(self, x):
+            return self.net(x)[:, :3]
+
+    keep = digits.test_y < 3
+    model = FirstThree(trained_models["erm"]).eval()
+    ctx = _context(model, digits.test_x[keep][:60], digits.test_y[keep][:60], num_classes=3)
+    tests = {r["test"] for r in SUITES.get("adversarial")(ctx).rows}
+    assert "apgd-dlr" not in tests and "pgd-linf" in tests
