@@ -191,14 +191,13 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from . import distributed
     from .document import markdown_table
-    from .evaluation import evaluate_run
+    from .evaluation import check_run, evaluate_run
     from .inference import resolve_device
     from .report import headline, summarize
 
     cfg = eval_config(args)
-    for run_dir in args.run_dirs:
-        if not Path(run_dir).is_dir():
-            raise UserError(f"run directory not found: {run_dir}")
+    for run_dir in args.run_dirs:  # every run must load before any metrics.csv is rewritten
+        check_run(run_dir)
     # under torchrun: one process per GPU (or gloo on the CPU), attacks sharded, rank 0 writes
     shard = distributed.setup(resolve_device(cfg.device))
     try:
@@ -366,8 +365,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("mmbench: interrupted", file=sys.stderr)
         return 130
-    except (PermissionError, IsADirectoryError, NotADirectoryError, FileNotFoundError) as exc:
-        print(f"mmbench: error: {exc.strerror or exc}: {exc.filename}", file=sys.stderr)
+    except BrokenPipeError:  # `mmbench ... | head`: the reader left; stop quietly
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except OSError as exc:  # unwritable or missing paths, read-only file systems, a full disk
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"mmbench: error: {exc.strerror or exc}{where}", file=sys.stderr)
         return 2
 
 

@@ -81,6 +81,11 @@ class TrainConfig:
         """Fill every None with its dataset/method default and validate ranges."""
         defaults = DATASET_DEFAULTS.get(dataset_family(self.dataset), DATASET_DEFAULTS["imagefolder"])
         cfg = dataclasses.replace(self)
+        # paths are stored absolute, so a run directory evaluates from any working directory
+        if cfg.dataset.startswith("imagefolder:") and cfg.dataset.split(":", 1)[1]:
+            cfg.dataset = "imagefolder:" + str(Path(cfg.dataset.split(":", 1)[1]).expanduser().resolve())
+        if cfg.data_root:
+            cfg.data_root = str(Path(cfg.data_root).expanduser().resolve())
         cfg.arch = cfg.arch or default_arch
         cfg.epochs = defaults.epochs if cfg.epochs is None else cfg.epochs
         cfg.batch_size = defaults.batch_size if cfg.batch_size is None else cfg.batch_size
@@ -193,6 +198,22 @@ class EvalConfig:
     n_bins: int = 15  # calibration bins
 
     def validate(self) -> None:
+        for name in ("suites", "attacks", "eps", "eps_l2", "corruptions", "severities"):
+            value = getattr(self, name)
+            if isinstance(value, (str, int, float)):  # API: suites="clean", eps=0.1 mean one value
+                value = [value]
+                setattr(self, name, value)
+            if value is not None and len(value) == 0:
+                raise UserError(f"--{name.replace('_', '-')} is empty; give at least one value or leave it out")
+        for name in ("eps", "eps_l2"):
+            values = getattr(self, name)
+            if values is not None:
+                try:
+                    values = [float(v) for v in values]
+                except (TypeError, ValueError):
+                    raise UserError(f"--{name.replace('_', '-')} must be numbers, got {values!r}") from None
+                # a radius given twice would be attacked twice and reported as two rows
+                setattr(self, name, sorted(set(values)))
         for eps in (self.eps or []) + (self.eps_l2 or []):
             if not (eps >= 0 and math.isfinite(eps)):
                 raise UserError(f"epsilon must be >= 0, got {eps}")

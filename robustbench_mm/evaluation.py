@@ -85,9 +85,9 @@ def evaluate(
         if not hasattr(config, key):
             raise UserError(f"unknown evaluation setting {key!r}")
         setattr(config, key, value)
-    config.validate()
     if suites is not None:
-        config.suites = list(suites)
+        config.suites = [suites] if isinstance(suites, str) else list(suites)
+    config.validate()
     names = check_suites(config.suites)
     data = dataset if isinstance(dataset, DatasetSplits) else load_dataset(dataset)
     started = time.perf_counter()
@@ -141,6 +141,22 @@ def evaluate(
     return evaluation if details else metrics
 
 
+def check_run(run_dir: str | Path):
+    """The run directory's training config, after checking that its model.pt loads (one-line
+    UserError otherwise): ``mmbench evaluate A B`` checks every run before writing to any."""
+    from .checkpoint import load_model
+    from .config import load_train_config
+
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise UserError(f"run directory not found: {run_dir}")
+    if not (run_dir / "model.pt").exists():
+        raise UserError(f"{run_dir} has no model.pt (is training finished? resume it with mmbench train --resume)")
+    train_cfg = load_train_config(run_dir / "config.toml")
+    load_model(run_dir / "model.pt", expect_arch=train_cfg.arch, expect_dataset=train_cfg.dataset)
+    return train_cfg
+
+
 def evaluate_run(
     run_dir: str | Path,
     suites: Sequence[str] | None = None,
@@ -154,15 +170,10 @@ def evaluate_run(
     """Evaluate a run directory's model.pt, writing metrics.csv, per_example.npz and reliability.csv
     (under ``shard``: rank 0 writes)."""
     from .checkpoint import load_model
-    from .config import load_train_config
     from .train import training_split
 
     run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise UserError(f"run directory not found: {run_dir}")
-    if not (run_dir / "model.pt").exists():
-        raise UserError(f"{run_dir} has no model.pt (is training finished? resume it with mmbench train --resume)")
-    train_cfg = load_train_config(run_dir / "config.toml")
+    train_cfg = check_run(run_dir)
     if data is None:
         data = load_dataset(train_cfg.dataset, data_root or train_cfg.data_root, False)
     model, meta = load_model(run_dir / "model.pt", expect_arch=train_cfg.arch, expect_dataset=train_cfg.dataset, expect_classes=data.classes)
@@ -183,6 +194,8 @@ def write_evaluation(run_dir: Path, evaluation: Evaluation) -> None:
     atomic_write_bytes(run_dir / "per_example.npz", buffer.getvalue())
     if evaluation.reliability is not None:
         atomic_write_text(run_dir / "reliability.csv", evaluation.reliability.to_csv(index=False, float_format="%.6g"))
+    else:  # an evaluation without calibration: the old bins no longer describe metrics.csv
+        (run_dir / "reliability.csv").unlink(missing_ok=True)
 
 
 def read_metrics(run_dir: Path) -> pd.DataFrame:
@@ -194,6 +207,9 @@ def read_metrics(run_dir: Path) -> pd.DataFrame:
     if missing:
         raise UserError(f"{path} lacks columns: {', '.join(missing)}")
     require_numeric(df, path, ["seed", "severity", "value", "n"])
+    incomplete = df[[c for c in COLUMNS if c != "value"]].isna().any(axis=1)
+    if incomplete.any():  # e.g. a file cut short by a full disk or a copy interrupted
+        raise UserError(f"{path} is not a valid metrics file (line {int(incomplete.idxmax()) + 2} is incomplete)")
     return df
 
 

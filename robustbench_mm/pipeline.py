@@ -59,7 +59,7 @@ def planned_configs(args: argparse.Namespace) -> tuple[list[TrainConfig], dict]:
 
 
 def plan_commands(configs: list[TrainConfig], eval_cfg, resume: bool) -> list[str]:
-    """Self-contained shell commands: train, then evaluate, one line per run.
+    """Self-contained POSIX shell commands: train, then evaluate, one line per run.
 
     Every resolved setting that differs from the defaults is spelled out, so a line means the
     same thing on any machine (a Slurm array task, say) whatever preset produced it.
@@ -81,7 +81,7 @@ def plan_commands(configs: list[TrainConfig], eval_cfg, resume: bool) -> list[st
             train.append("--compile")
         if resume:
             train.append("--resume")
-        evaluate = ["xargs", "mmbench", "evaluate"]
+        evaluate = ["mmbench", "evaluate"]
         base = EvalConfig()
         for field, flag in (("suites", "--suite"), ("attacks", "--attacks"), ("eps", "--eps"), ("eps_l2", "--eps-l2"),
                             ("corruptions", "--corruptions"), ("severities", "--severities"), ("pgd_steps", "--pgd-steps"),
@@ -93,7 +93,9 @@ def plan_commands(configs: list[TrainConfig], eval_cfg, resume: bool) -> list[st
                 continue
             evaluate += [flag, ",".join(map(str, value)) if isinstance(value, list) else str(value)]
         quote = lambda parts: " ".join(shlex.quote(p) for p in parts)  # noqa: E731
-        lines.append(f"{quote(train)} | tail -n 1 | {quote(evaluate)}")
+        # train prints the run directory last; quoted, it may hold spaces. `run=$(...) &&` keeps
+        # a failed training from starting the evaluation (plain sh, no pipefail needed).
+        lines.append(f'run="$({quote(train)})" && {quote(evaluate)} "$(printf \'%s\\n\' "$run" | tail -n 1)"')
     return lines
 
 

@@ -68,7 +68,16 @@ def collect(run_dirs: Sequence[str | Path]) -> RunSet:
     if len(datasets) > 1:
         raise UserError(f"cannot report over runs of different datasets: {', '.join(datasets)}")
     if metrics.duplicated(subset=["run", "suite", "test", "severity", "metric"]).any():
-        raise UserError("two of the given run directories share a name; report each run once")
+        raise UserError("two of the given run directories share a name (or a metrics.csv repeats a row); report each run once")
+    pairs = metrics.drop_duplicates("run").groupby(["method", "seed"])["run"].apply(list)
+    twice = pairs[pairs.map(len) > 1]
+    if len(twice):  # two copies of one run would be averaged as two seeds
+        (method, seed), runs = next(iter(twice.items()))
+        raise UserError(f"runs {', '.join(runs)} are all {method} seed {seed}; report each (method, seed) once")
+    clean = metrics[(metrics["suite"] == "clean") & (metrics["metric"] == "accuracy")]
+    if clean["n"].nunique() > 1:  # a mean over 360 and 50 test examples is not a result
+        sizes = ", ".join(f"{r} ({int(n)})" for r, n in clean.set_index("run")["n"].items())
+        raise UserError(f"the runs were evaluated on different numbers of test examples: {sizes}")
     reliability = pd.concat(bins, ignore_index=True) if bins else None
     return RunSet(metrics, per_example, reliability, configs, seconds)
 

@@ -211,7 +211,7 @@ CASES = [
     case("train-unknown-preset", ["train", "--preset", "table99"], "unknown preset 'table99'", "valid:"),
     case("train-unknown-amp", ["train", "--amp", "maybe"], "invalid choice: 'maybe'"),
     case("evaluate-unknown-suite", ["evaluate", R, "--suite", "clean,robustness"], "unknown suite 'robustness'", "adversarial", "calibration"),
-    case("evaluate-no-suite", ["evaluate", R, "--suite", ","], "no suite selected"),
+    case("evaluate-no-suite", ["evaluate", R, "--suite", ","], "--suites is empty"),
     case("evaluate-unknown-attack", ["evaluate", R, "--suite", "adversarial", "--attacks", "fgsm,pgd-l7"], "unknown attack 'pgd-l7'", "pgd-linf"),
     case("evaluate-unknown-corruption", ["evaluate", R, "--suite", "corruption", "--corruptions", "fog,lava"], "unknown corruption 'lava'", "gaussian_noise"),
     case("evaluate-unknown-deformation-grid", ["evaluate", R, "--deformations", "paper-xl"], "unknown deformation grid 'paper-xl'", "paper-full"),
@@ -300,6 +300,16 @@ CASES = [
     case("report-different-datasets", ["report", R, MX, "--out", "newrep"], "different datasets", "digits", "mnist",
          setup=lambda ws: _edit_csv(ws / MX / "metrics.csv", lambda df: df.assign(dataset="mnist"))),
     case("report-same-run-twice", ["report", R, R, "--out", "newrep"], "share a name"),
+    case("report-copy-of-a-run", ["report", R, "runs/copy", "--out", "newrep"], "are all erm seed 0", "once",
+         setup=lambda ws: (shutil.copytree(ws / R, ws / "runs" / "copy"),
+                           _edit_csv(ws / "runs" / "copy" / "metrics.csv", lambda df: df.assign(run="copy")))),
+    case("report-different-test-sizes", ["report", R, MX, "--out", "newrep"], "different numbers of test examples", "(50)",
+         setup=lambda ws: _edit_csv(ws / MX / "metrics.csv", lambda df: df.assign(n=50))),
+    case("report-metrics-truncated", ["report", R, "--out", "newrep"], "not a valid metrics file", "incomplete",
+         setup=lambda ws: (ws / R / "metrics.csv").write_bytes((ws / R / "metrics.csv").read_bytes()[:300])),
+    case("evaluate-empty-eps", ["evaluate", R, "--suite", "adversarial", "--eps", ","], "--eps is empty"),
+    case("evaluate-second-run-broken", ["evaluate", R, MX, "--suite", "clean"], "refusing to load", MX,
+         setup=w(f"{MX}/model.pt", b"not a torch file")),
     case("report-metrics-garbage", ["report", R, "--out", "newrep"], "not a valid metrics file", setup=w(f"{R}/metrics.csv", bytes(range(256)) * 4)),
     case("report-metrics-empty", ["report", R, "--out", "newrep"], "not a valid metrics file", setup=w(f"{R}/metrics.csv", "")),
     case("report-metrics-no-columns", ["report", R, "--out", "newrep"], "lacks columns", setup=w(f"{R}/metrics.csv", "a,b\n1,2\n")),
@@ -404,3 +414,30 @@ def test_wrong_output_shape_is_refused_by_the_api(digits):
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 3))
     with pytest.raises(UserError, match=r"expected \(N, 10\)"):
         rb.evaluate(model, digits, suites=["clean"])
+
+
+def test_an_unwritable_disk_is_one_line_exit_2(ws, monkeypatch, capsys):
+    """A read-only file system (or a full disk) while writing results: one line, exit 2, and the
+    old files stay (writes are atomic)."""
+    import errno
+
+    from robustbench_mm import evaluation
+
+    def refuse(path, *args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system", str(path))
+
+    monkeypatch.setattr(evaluation, "atomic_write_text", refuse)
+    run = ws / R
+    before = (run / "metrics.csv").read_bytes()
+    assert main(["evaluate", str(run), "--suite", "clean"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"mmbench: error: Read-only file system: {run / 'metrics.csv'}"]
+    assert (run / "metrics.csv").read_bytes() == before
+
+
+def test_a_closed_pipe_ends_quietly():
+    """`mmbench ... | head`: the reader leaves, mmbench stops without a traceback."""
+    done = subprocess.run(f"{sys.executable} -m robustbench_mm list --presets | head -n 1", shell=True,
+                          capture_output=True, text=True, timeout=120)
+    assert done.stdout.count("\n") == 1
+    assert "Traceback" not in done.stderr and "BrokenPipe" not in done.stderr

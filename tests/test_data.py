@@ -154,3 +154,21 @@ def test_random_crop_flip_is_a_seeded_per_example_crop():
         assert values <= set(x[i].flatten().tolist())
     same = random_crop_flip(x, 0, False, torch.Generator().manual_seed(0))
     assert torch.equal(same, x)
+
+
+def test_an_image_folder_run_evaluates_from_any_directory(tmp_path, monkeypatch):
+    """A relative imagefolder path is stored absolute: the run evaluates from elsewhere."""
+    from robustbench_mm.cli import main
+    from test_bad_input import _image_folder
+
+    monkeypatch.chdir(tmp_path)
+    _image_folder(tmp_path / "pets")
+    assert main(["train", "--dataset", "imagefolder:pets", "--epochs", "1", "--batch-size", "2", "--quiet",
+                 "--out-dir", "runs"]) == 0
+    (run,) = (tmp_path / "runs").iterdir()
+    assert f"imagefolder:{tmp_path / 'pets'}" in (run / "config.toml").read_text()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert main(["evaluate", str(run), "--suites", "clean"]) == 0
+    assert (run / "metrics.csv").exists()

@@ -103,7 +103,7 @@ def test_run_plan_prints_one_self_contained_command_per_run(capsys):
     assert main(["run", "--plan", "--seeds", "0,1", "--methods", "erm,manifold-mixup"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 4
-    assert all(line.startswith("mmbench train ") and "--dataset digits" in line and "mmbench evaluate" in line for line in lines)
+    assert all(line.startswith("run=\"$(mmbench train ") and "--dataset digits" in line and "&& mmbench evaluate" in line for line in lines)
     assert sum("--method manifold-mixup" in line for line in lines) == 2
 
 
@@ -121,3 +121,19 @@ def test_presets_are_listed_and_flags_override_them(capsys):
     assert all("--mix-loss bce" in l for l in lines)  # the official code's loss, for every method
     assert main(["run", "--plan", "--preset", "table7-cifar10-fgsm", "--epochs", "5", "--seeds", "0", "--mix-loss", "ce"]) == 0
     assert "--mix-loss" not in capsys.readouterr().out  # a flag overrides the preset (ce is the default)
+
+
+def test_a_plan_line_runs_in_sh_with_spaces_in_the_path(tmp_path, capsys):
+    """The printed line is a working POSIX shell command, also for a runs folder with a space."""
+    import os
+    import subprocess
+    import sys
+
+    runs = tmp_path / "my runs"
+    assert main(["run", "--plan", "--methods", "erm", "--seeds", "0", "--epochs", "1", "--suites", "clean",
+                 "--runs-dir", str(runs)]) == 0
+    (line,) = capsys.readouterr().out.strip().splitlines()
+    env = {**os.environ, "PATH": f"{os.path.dirname(sys.executable)}{os.pathsep}{os.environ['PATH']}", "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(["sh", "-c", line], capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stderr[-1000:]
+    assert (runs / "digits-cnn-erm-s0" / "metrics.csv").exists()
