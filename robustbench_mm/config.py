@@ -103,8 +103,13 @@ class TrainConfig:
             raise UserError(f"--lr must be > 0, got {self.lr}")
         if self.weight_decay is not None and not (self.weight_decay >= 0 and math.isfinite(self.weight_decay)):
             raise UserError(f"--weight-decay must be >= 0, got {self.weight_decay}")
-        if self.milestones is not None and any(m <= 0 for m in self.milestones):
-            raise UserError(f"--milestones must be positive epochs, got {self.milestones}")
+        if self.milestones is not None:
+            if not self.milestones or any(m <= 0 for m in self.milestones):
+                raise UserError(f"--milestones must be positive epochs, got {self.milestones}")
+            if list(self.milestones) != sorted(set(self.milestones)):
+                raise UserError(f"--milestones must be increasing, got {self.milestones}")
+            if self.epochs is not None and self.milestones[-1] >= self.epochs:
+                raise UserError(f"--milestones must fall before the last epoch ({self.epochs}), got {self.milestones}")
         if self.schedule not in SCHEDULES:
             raise UserError(f"unknown schedule {self.schedule!r}; valid: {', '.join(SCHEDULES)}")
         if self.amp not in AMP_MODES:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import shlex
+import signal
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -39,7 +40,11 @@ def planned_configs(args: argparse.Namespace) -> tuple[list[TrainConfig], dict]:
         base, preset = apply_preset(args.preset, base)
     base = train_config(args, base)
     base.out_dir = args.runs_dir
+    if args.methods is not None and not _flatten(args.methods):
+        raise UserError("--methods is empty; give at least one method or leave it out")
     methods = _flatten(args.methods) or preset.get("methods") or DEFAULT_METHODS
+    if args.seeds is not None and not _flatten(args.seeds):
+        raise UserError("--seeds is empty; give at least one seed or leave it out")
     seeds = _flatten(args.seeds) or preset.get("seeds") or DEFAULT_SEEDS
     if any(s < 0 for s in seeds):
         raise UserError("--seeds must be >= 0")
@@ -138,6 +143,9 @@ def _cached_dataset(cfg: TrainConfig, loader):
 def _init_worker(threads: int) -> None:
     global _worker_threads
     _worker_threads = threads
+    # Ctrl-C reaches the whole process group; the parent handles it by stopping every worker
+    # (a worker that caught it would go on to the next queued run)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def run_benchmark(args: argparse.Namespace) -> int:
@@ -192,9 +200,16 @@ def run_benchmark(args: argparse.Namespace) -> int:
             futures = [pool.submit(_train_and_evaluate, cfg, eval_cfg, args.force, args.resume, devices[i % len(devices)])
                        for i, cfg in enumerate(configs)]
             results = []
-            for future in futures:
-                results.append(future.result())
-                _say(f"{Path(results[-1][0]).name}: test accuracy {results[-1][1] * 100:.2f}%, {results[-1][2]:.1f} s")
+            try:
+                for future in futures:
+                    results.append(future.result())
+                    _say(f"{Path(results[-1][0]).name}: test accuracy {results[-1][1] * 100:.2f}%, {results[-1][2]:.1f} s")
+            except BaseException:  # Ctrl-C or a failed run: stop now; --resume continues from the checkpoints
+                workers = list((getattr(pool, "_processes", None) or {}).values())  # shutdown forgets them
+                pool.shutdown(wait=False, cancel_futures=True)
+                for process in workers:
+                    process.terminate()
+                raise
     seconds = time.perf_counter() - started
     write_report([r[0] for r in results], args.out, formats=formats, seconds=seconds)
     print(headline_markdown([r[0] for r in results]))

@@ -126,18 +126,38 @@ def _set_rng_state(state: dict, data_gen: torch.Generator, aug_gen: torch.Genera
     mix_rng.bit_generator.state = json.loads(state["mix"])
 
 
-def prepare_run_dir(run_dir: Path, force: bool, resume: bool) -> None:
-    """Refuse to overwrite an existing run unless --force; --force removes only our own files."""
+REPLACED = ".replaced"  # --force keeps the old run here until the new one is complete
+
+
+def prepare_run_dir(run_dir: Path, force: bool, resume: bool, say: Callable[[str], None] = lambda s: None) -> None:
+    """Refuse to overwrite an existing run unless --force.
+
+    --force touches only our own files, and loses nothing if the new run is interrupted: the old
+    files move to ``<run>/.replaced/`` and are deleted once the new model.pt is written. (If
+    ``.replaced`` already exists, an earlier --force run was interrupted: it holds the last
+    complete run and stays, and the interrupted run's files are removed.)
+    """
     if run_dir.exists() and not run_dir.is_dir():
         raise UserError(f"run directory {run_dir} exists and is not a directory")
     existing = [name for name in RUN_FILES if (run_dir / name).exists()]
     if existing and not (force or resume):
         raise UserError(f"run directory {run_dir} already exists; pass --force to replace it or --resume to continue it")
-    if force and not resume:
+    ensure_writable_dir(run_dir)
+    if force and not resume and existing:
+        backup = run_dir / REPLACED
+        keep = not backup.exists()
+        backup.mkdir(exist_ok=True)
         for name in existing:
             path = run_dir / name
-            shutil.rmtree(path) if path.is_dir() else path.unlink()
-    ensure_writable_dir(run_dir)
+            if keep:
+                path.replace(backup / name)
+            else:
+                shutil.rmtree(path) if path.is_dir() else path.unlink()
+        say(f"the replaced run is kept in {backup} until this one finishes")
+
+
+def _drop_replaced(run_dir: Path) -> None:
+    shutil.rmtree(run_dir / REPLACED, ignore_errors=True)
 
 
 def train(
@@ -187,7 +207,7 @@ def _train(cfg, device, dctx, force, resume, progress, data, say, run_dir, sync_
         if not isinstance(resume_state, dict) or "epoch" not in resume_state:
             raise UserError(f"{run_dir / 'checkpoint.pt'} is not a training checkpoint")
     if dctx.main:
-        prepare_run_dir(run_dir, force, resume)
+        prepare_run_dir(run_dir, force, resume, say)
     distributed.barrier(dctx)
 
     train_idx, holdout_idx = training_split(len(data.train_y), cfg.holdout_fraction, cfg.seed)
@@ -328,6 +348,7 @@ def _train(cfg, device, dctx, force, resume, progress, data, say, run_dir, sync_
             "test_accuracy": round(test_accuracy, 6),
         },
     )
+    _drop_replaced(run_dir)  # the new run is complete: the one it replaces can go
     return TrainResult(run_dir=run_dir, test_accuracy=test_accuracy, epochs=cfg.epochs, seconds=time.perf_counter() - started)
 
 

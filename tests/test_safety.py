@@ -242,3 +242,25 @@ def test_model_file_markers_and_metadata_are_required(trained_runs, tmp_path):
     torch.save(shapes, tmp_path / "d.pt")
     with pytest.raises(UserError, match="weights do not fit a cnn model"):
         load_model(tmp_path / "d.pt")
+
+
+def test_ctrl_c_stops_a_parallel_run_without_starting_queued_runs(tmp_path):
+    """Ctrl-C (SIGINT to the process group) during `mmbench run --jobs 2`: the workers stop with
+    the parent, no queued run starts, exit status 130; --resume then finishes the job."""
+    command = [sys.executable, "-m", "robustbench_mm", "run", "--jobs", "2", "--suites", "clean",
+               "--out", str(tmp_path / "rep"), "--runs-dir", str(tmp_path / "runs")]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env,
+                               start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    deadline = time.monotonic() + 120
+    while not list((tmp_path / "runs").glob("*/train_log.csv")):  # an epoch of a run is done
+        assert process.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
+    os.killpg(process.pid, signal.SIGINT)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err
+    assert err.strip().splitlines()[-1] == "mmbench: interrupted"
+    assert len(list((tmp_path / "runs").iterdir())) <= 3  # 9 planned; only the started ones (and at most one more) exist
+    assert main(["run", "--jobs", "2", "--suites", "clean", "--resume", "--out", str(tmp_path / "rep"),
+                 "--runs-dir", str(tmp_path / "runs")]) == 0
+    assert len(list((tmp_path / "runs").glob("*/metrics.csv"))) == 9

@@ -100,3 +100,31 @@ def test_resume_with_different_settings_is_refused(tmp_path, digits):
     train(TrainConfig(epochs=1, out_dir=str(tmp_path)), progress=False, data=digits, log=lambda s: None)
     with pytest.raises(UserError, match="differ.*lr"):
         train(TrainConfig(epochs=1, lr=0.5, out_dir=str(tmp_path)), resume=True, progress=False, data=digits, log=lambda s: None)
+
+
+def test_force_keeps_the_old_run_until_the_new_one_is_complete(tmp_path, digits, monkeypatch):
+    from robustbench_mm import train as train_module
+
+    cfg = TrainConfig(epochs=1, lr=0.01, out_dir=str(tmp_path))
+    first = train(cfg, progress=False, data=digits, log=lambda s: None)
+    old_model = (first.run_dir / "model.pt").read_bytes()
+
+    real_step = train_module.train_step
+    calls = []
+
+    def interrupted(*args, **kwargs):  # Ctrl-C during the first epoch of the replacement
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real_step(*args, **kwargs)
+
+    monkeypatch.setattr(train_module, "train_step", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, force=True, progress=False, data=digits, log=lambda s: None)
+    backup = first.run_dir / ".replaced"
+    assert (backup / "model.pt").read_bytes() == old_model  # nothing lost
+    assert not (first.run_dir / "model.pt").exists()
+
+    monkeypatch.setattr(train_module, "train_step", real_step)
+    train(cfg, force=True, progress=False, data=digits, log=lambda s: None)  # a second --force keeps the backup...
+    assert (first.run_dir / "model.pt").exists() and not backup.exists()  # ...until the new run is complete
