@@ -360,7 +360,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         return int(args.func(args) or 0)
     except UserError as exc:
-        print(f"mmbench: error: {exc}", file=sys.stderr)
+        import os
+
+        if os.environ.get("RANK", "0") == "0":  # under torchrun every rank meets the same bad input: say it once
+            print(f"mmbench: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("mmbench: interrupted", file=sys.stderr)

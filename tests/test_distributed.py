@@ -68,3 +68,11 @@ def test_two_gloo_processes_evaluate_exactly_like_one(tmp_path, trained_runs, di
     assert sorted(pa.files) == sorted(pb.files)
     for key in pa.files:
         assert np.array_equal(pa[key], pb[key]), key
+
+
+def test_bad_input_under_torchrun_is_said_once(tmp_path, trained_runs):
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+               "-m", "robustbench_mm", "evaluate", str(trained_runs["erm"]), "--suites", "clean", "--eps", ","]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode != 0
+    assert done.stderr.count("mmbench: error: --eps is empty") == 1, done.stderr[-2000:]
