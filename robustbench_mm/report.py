@@ -74,6 +74,15 @@ def collect(run_dirs: Sequence[str | Path]) -> RunSet:
     if len(twice):  # two copies of one run would be averaged as two seeds
         (method, seed), runs = next(iter(twice.items()))
         raise UserError(f"runs {', '.join(runs)} are all {method} seed {seed}; report each (method, seed) once")
+    adversarial = metrics[metrics["suite"] == "adversarial"]
+    attacked = {run: frozenset() for run in metrics["run"].unique()}
+    attacked.update({run: frozenset(zip(rows["test"], rows["severity"])) for run, rows in adversarial.groupby("run")})
+    if len(set(attacked.values())) > 1:  # a worst case over different attack sets is not one quantity
+        runs = sorted(attacked.items())
+        (run_a, set_a), (run_b, set_b) = runs[0], next(item for item in runs if item[1] != runs[0][1])
+        only = sorted(set_a ^ set_b)[0]
+        raise UserError(f"runs {run_a} and {run_b} were attacked differently (e.g. {only[0]} at ε {only[1]:g} in only one); "
+                        "evaluate them with the same settings")
     clean = metrics[(metrics["suite"] == "clean") & (metrics["metric"] == "accuracy")]
     if clean["n"].nunique() > 1:  # a mean over 360 and 50 test examples is not a result
         sizes = ", ".join(f"{r} ({int(n)})" for r, n in clean.set_index("run")["n"].items())
@@ -392,9 +401,12 @@ def setup_lines(runs: RunSet, summary: pd.DataFrame, seconds: float | None) -> l
         f"- **Model**: `{metrics['arch'].iloc[0]}`; methods: {', '.join(sorted(metrics['method'].unique(), key=method_sort_key))}; seeds: {', '.join(map(str, seeds))}",
     ]
     if first:
+        def value(key: str) -> str:  # every value the runs used, so mixed settings show
+            return " / ".join(sorted({str(c.get(key)) for c in configs}))
+
         lines.append(
-            f"- **Training**: {first.get('epochs')} epochs, batch {first.get('batch_size')}, SGD lr {first.get('lr')} "
-            f"(schedule {first.get('schedule')}), weight decay {first.get('weight_decay')}, mix loss {first.get('mix_loss')}"
+            f"- **Training**: {value('epochs')} epochs, batch {value('batch_size')}, SGD lr {value('lr')} "
+            f"(schedule {value('schedule')}), weight decay {value('weight_decay')}, mix loss {value('mix_loss')}"
         )
         alphas = {c.get("method"): (c.get("alpha"), c.get("mix_layers")) for c in configs if c.get("alpha")}
         if alphas:

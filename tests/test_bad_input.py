@@ -305,6 +305,9 @@ CASES = [
                            _edit_csv(ws / "runs" / "copy" / "metrics.csv", lambda df: df.assign(run="copy")))),
     case("report-different-test-sizes", ["report", R, MX, "--out", "newrep"], "different numbers of test examples", "(50)",
          setup=lambda ws: _edit_csv(ws / MX / "metrics.csv", lambda df: df.assign(n=50))),
+    case("report-different-attacks", ["report", R, MX, "--out", "newrep"], "attacked differently", "fgsm",
+         setup=lambda ws: _edit_csv(ws / MX / "metrics.csv", lambda df: pd.concat(
+             [df, df.head(1).assign(suite="adversarial", test="fgsm", severity=0.1, metric="accuracy")]))),
     case("report-metrics-truncated", ["report", R, "--out", "newrep"], "not a valid metrics file", "incomplete",
          setup=lambda ws: (ws / R / "metrics.csv").write_bytes((ws / R / "metrics.csv").read_bytes()[:300])),
     case("run-empty-methods", ["run", "--methods", ",", "--plan"], "--methods is empty"),
