@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
 from pathlib import Path
 from typing import Callable, Sequence
@@ -199,10 +200,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     for run_dir in args.run_dirs:  # every run must load before any metrics.csv is rewritten
         check_run(run_dir)
     # under torchrun: one process per GPU (or gloo on the CPU), attacks sharded, rank 0 writes
-    shard = distributed.setup(resolve_device(cfg.device))
+    device = resolve_device(cfg.device)
+    shard = distributed.setup(device)
     try:
         if shard.active:
-            cfg.device = str(distributed.rank_device(resolve_device(cfg.device), shard))
+            cfg.device = str(distributed.rank_device(device, shard))
         for run_dir in args.run_dirs:
             evaluation = evaluate_run(run_dir, config=cfg, data_root=args.data_root, shard=shard)
             if not shard.main:
@@ -360,8 +362,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         return int(args.func(args) or 0)
     except UserError as exc:
-        import os
-
         if os.environ.get("RANK", "0") == "0":  # under torchrun every rank meets the same bad input: say it once
             print(f"mmbench: error: {exc}", file=sys.stderr)
         return 2
@@ -369,8 +369,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("mmbench: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:  # `mmbench ... | head`: the reader left; stop quietly
-        import os
-
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     except OSError as exc:  # unwritable or missing paths, read-only file systems, a full disk

@@ -62,10 +62,26 @@ def local_batch(global_batch: int, ctx: Dist) -> int:
     return global_batch // ctx.world
 
 
+def _all_reduce(tensor: torch.Tensor, ctx: Dist, op) -> torch.Tensor:
+    """``tensor`` reduced over the processes, on its own device and in its own dtype.
+
+    NCCL reduces CUDA tensors only and no backend reduces bools, so the work happens on the
+    backend's device, with bools as uint8.
+    """
+    if not ctx.active:
+        return tensor
+    where = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
+    work = tensor.to(where, torch.uint8 if tensor.dtype == torch.bool else tensor.dtype)
+    dist.all_reduce(work, op=op)
+    return work.to(tensor.device, tensor.dtype)
+
+
 def all_reduce_sum(tensor: torch.Tensor, ctx: Dist) -> torch.Tensor:
-    if ctx.active:
-        dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
-    return tensor
+    return _all_reduce(tensor, ctx, dist.ReduceOp.SUM)
+
+
+def all_reduce_min(tensor: torch.Tensor, ctx: Dist) -> torch.Tensor:
+    return _all_reduce(tensor, ctx, dist.ReduceOp.MIN)
 
 
 def barrier(ctx: Dist) -> None:

@@ -141,19 +141,24 @@ def evaluate(
     return evaluation if details else metrics
 
 
-def check_run(run_dir: str | Path):
-    """The run directory's training config, after checking that its model.pt loads (one-line
-    UserError otherwise): ``mmbench evaluate A B`` checks every run before writing to any."""
-    from .checkpoint import load_model
+def _run_config(run_dir: Path):
+    """The training config of a run directory that has a model.pt (one-line UserError otherwise)."""
     from .config import load_train_config
 
-    run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise UserError(f"run directory not found: {run_dir}")
     if not (run_dir / "model.pt").exists():
         raise UserError(f"{run_dir} has no model.pt (is training finished? resume it with mmbench train --resume)")
-    train_cfg = load_train_config(run_dir / "config.toml")
-    load_model(run_dir / "model.pt", expect_arch=train_cfg.arch, expect_dataset=train_cfg.dataset)
+    return load_train_config(run_dir / "config.toml")
+
+
+def check_run(run_dir: str | Path):
+    """The run directory's training config, after checking that its model.pt loads (one-line
+    UserError otherwise): ``mmbench evaluate A B`` checks every run before writing to any."""
+    from .checkpoint import load_model
+
+    train_cfg = _run_config(Path(run_dir))
+    load_model(Path(run_dir) / "model.pt", expect_arch=train_cfg.arch, expect_dataset=train_cfg.dataset)
     return train_cfg
 
 
@@ -173,7 +178,7 @@ def evaluate_run(
     from .train import training_split
 
     run_dir = Path(run_dir)
-    train_cfg = check_run(run_dir)
+    train_cfg = _run_config(run_dir)  # the model itself is loaded once, below, against the data's classes
     if data is None:
         data = load_dataset(train_cfg.dataset, data_root or train_cfg.data_root, False)
     model, meta = load_model(run_dir / "model.pt", expect_arch=train_cfg.arch, expect_dataset=train_cfg.dataset, expect_classes=data.classes)

@@ -388,7 +388,7 @@ def test_sharded_ranks_split_the_batches_and_together_give_one_process(trained_m
     model = trained_models["mixup"]
     kwargs = dict(num_classes=10, batch_size=100, **({"n_queries": 30} if name == "square" else {}))
     whole = attack(name, model, x, y, 0.1, generator=_gen(3), **kwargs)
-    monkeypatch.setattr(base, "_agree_on_batch_size", lambda bs, shard, device: bs)
+    monkeypatch.setattr(base, "_agree_on_batch_size", lambda bs, shard: bs)
     monkeypatch.setattr(distributed, "all_reduce_sum", lambda tensor, ctx: tensor)  # no process group here
     parts = []
     for rank in (0, 1):

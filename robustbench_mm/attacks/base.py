@@ -465,7 +465,7 @@ def auto_batch_size(model: nn.Module, x: torch.Tensor, device: torch.device, aut
 @dataclass
 class _Reuse:
     model: nn.Module
-    copies: dict[tuple[bool, str], tuple[nn.Module, nn.Module]] = field(default_factory=dict)
+    copies: dict[str, tuple[nn.Module, nn.Module]] = field(default_factory=dict)  # by precision
     clean: dict[tuple, torch.Tensor] = field(default_factory=dict)
 
 
@@ -495,12 +495,11 @@ def _model_copies(model: nn.Module, use_attack_copy: bool, precision: str) -> tu
     if not use_attack_copy:
         return model, model
     reuse = _reuse(model)
-    key = (use_attack_copy, precision)
-    if reuse is not None and key in reuse.copies:
-        return reuse.copies[key]
+    if reuse is not None and precision in reuse.copies:
+        return reuse.copies[precision]
     copies = attack_copy(model), layout_copy(model)
     if reuse is not None:
-        reuse.copies[key] = copies
+        reuse.copies[precision] = copies
     return copies
 
 
@@ -556,31 +555,15 @@ def _shard() -> distributed.Dist:
     return _SHARDS[-1] if _SHARDS else distributed.Dist()
 
 
-def _agree_on_batch_size(bs: int, shard: distributed.Dist, device: torch.device) -> int:
+def _agree_on_batch_size(bs: int, shard: distributed.Dist) -> int:
     """The smallest of the processes' batch sizes (free memory differs between GPUs)."""
-    if not shard.active:
-        return bs
-    import torch.distributed as dist
-
-    value = torch.tensor([bs], device=device if device.type == "cuda" else "cpu")
-    dist.all_reduce(value, op=dist.ReduceOp.MIN)
-    return int(value)
+    return int(distributed.all_reduce_min(torch.tensor([bs]), shard))
 
 
-def _gather_rows(tensors: list[torch.Tensor | None], shard: distributed.Dist, device: torch.device) -> list:
-    """Sum the processes' results: each process filled its own batches' rows and left zeros."""
-    if not shard.active:
-        return tensors
-    out = []
-    for t in tensors:
-        if t is None:
-            out.append(None)
-            continue
-        # NCCL reduces CUDA tensors only; bools are summed as uint8 (one process owns each row)
-        work = t.to(device if device.type == "cuda" else "cpu", torch.uint8 if t.dtype == torch.bool else t.dtype)
-        distributed.all_reduce_sum(work, shard)
-        out.append(work.to("cpu", t.dtype))
-    return out
+def _gather_rows(tensors: list[torch.Tensor | None], shard: distributed.Dist) -> list:
+    """Sum the processes' results: each process filled its own batches' rows and left zeros
+    (bools: one process owns each row, so the sum is an OR)."""
+    return [None if t is None else distributed.all_reduce_sum(t, shard) for t in tensors]
 
 
 # --------------------------------------------------------------------------------------------
@@ -630,7 +613,7 @@ def attack(
     shard = _shard()
     start_state = generator.get_state()
     with evaluating(model), frozen(model), precision_mode(model, device, precision) as (prec, autocast):
-        bs = _agree_on_batch_size(batch_size or auto_batch_size(model, x, device, autocast), shard, device)
+        bs = _agree_on_batch_size(batch_size or auto_batch_size(model, x, device, autocast), shard)
         grad_model, verdict_model = _model_copies(model, spec.use_attack_copy, prec)
         for index, start in enumerate(range(0, n, bs)):
             if index % shard.world != shard.rank:
@@ -664,7 +647,7 @@ def attack(
             linf[sl] = delta.abs().amax(dim=1).cpu() if delta.shape[1] else 0.0
             if keep_adv:
                 adv_out[sl] = adv.cpu()
-    correct, l2, linf, logits_out, adv_out = _gather_rows([correct, l2, linf, logits_out, adv_out], shard, device)
+    correct, l2, linf, logits_out, adv_out = _gather_rows([correct, l2, linf, logits_out, adv_out], shard)
     return AttackResult(correct=correct, logits=logits_out, l2=l2, linf=linf, x_adv=adv_out)
 
 
