@@ -321,7 +321,10 @@ def test_attack_copy_matches_the_model(trained_models, data):
         assert fast is not model
         (logits_a, grad_a), (logits_b, grad_b) = _input_grad(model, x, y), _input_grad(fast, x, y)
         assert torch.allclose(logits_a, logits_b, atol=1e-4), method
-        assert torch.allclose(grad_a, grad_b, atol=1e-5, rtol=1e-3), method
+        # atol relative to the gradient's scale: on a saturated example the cross-entropy gradient
+        # is a small difference of near-equal terms, and another CPU's kernels round it another way
+        # (seen on an AMD EPYC: one digits example off by 3% of its own size, 4e-4 of the largest)
+        assert torch.allclose(grad_a, grad_b, atol=1e-3 * float(grad_a.abs().max()), rtol=1e-3), method
         assert (grad_a.sign() != grad_b.sign()).float().mean() < 1e-3, method
 
 
