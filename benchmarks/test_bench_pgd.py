@@ -37,7 +37,7 @@ import torch
 import torchattacks
 
 from robustbench_mm.attacks import run_attack
-from robustbench_mm.config import TrainConfig
+from robustbench_mm.settings import TrainConfig
 from robustbench_mm.data import load_dataset
 
 EPS = 0.1
@@ -60,7 +60,7 @@ def models(tmp_path_factory, digits):
     out = tmp_path_factory.mktemp("runs")
     models = {}
     for method in ("erm", "mixup", "manifold-mixup"):
-        result = train(TrainConfig(method=method, out_dir=str(out)), progress=False, data=digits, log=lambda s: None)
+        result = train(TrainConfig(method=method), out_dir=str(out), progress=False, data=digits, log=lambda s: None)
         models[method] = load_model(result.run_dir / "model.pt")[0].eval()
     return models
 

@@ -13,9 +13,9 @@ import time
 import numpy as np
 import torch
 
-from robustbench_mm.config import TrainConfig
+from robustbench_mm.settings import TrainConfig
 from robustbench_mm.data import load_dataset
-from robustbench_mm.methods import create_method
+from robustbench_mm.methods import Step, create_method
 from robustbench_mm.models import create_model
 from robustbench_mm.train import make_optimizer, to_training_layout, train_step
 
@@ -23,12 +23,12 @@ from robustbench_mm.train import make_optimizer, to_training_layout, train_step
 def _stepper(method_name: str, x, y):
     torch.manual_seed(0)
     model, _ = to_training_layout(create_model("cnn", 10, 1, 8).train(), torch.device("cpu"), amp=False)
-    method = create_method(method_name, available_layers=model.mix_layers)
+    method = create_method(method_name)
     optimizer = make_optimizer(model.parameters(), TrainConfig(lr=0.05, weight_decay=5e-4), torch.device("cpu"))
-    rng = np.random.default_rng(0)
+    randomness = Step(np.random.default_rng(0), torch.Generator())
 
     def step():
-        train_step(model, method, optimizer, x, y, method.draw_mix(len(y), rng, x.device), amp=False)
+        train_step(model, method, optimizer, x, y, randomness, amp=False)
 
     return step
 

@@ -12,9 +12,7 @@ rank 0 writes. The numbers are those of one process (see ``attacks.base.batch_ge
 
 from __future__ import annotations
 
-import io
 import time
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -26,15 +24,16 @@ from torch import nn
 
 from . import builtin_suites  # noqa: F401  (registers clean/deformation/corruption/calibration)
 from . import distributed
-from .config import EvalConfig
 from .data import DatasetSplits, load_dataset, to_float
 from .errors import UserError
 from .inference import evaluating, model_device, predict_logits, resolve_device
 from .results import COLUMNS, frame
-from .storage import atomic_write_bytes, atomic_write_text, read_csv_table, require_numeric
+from .rundir import RunDir
+from .settings import EvalConfig
 from .suites import SUITES, SuiteContext, SuiteOutput
 
 SUITE_ORDER = ("clean", "adversarial", "deformation", "corruption", "calibration")
+DEFAULT_SUITES = list(SUITE_ORDER)
 
 
 @dataclass
@@ -88,7 +87,7 @@ def evaluate(
     if suites is not None:
         config.suites = [suites] if isinstance(suites, str) else list(suites)
     config.validate()
-    names = check_suites(config.suites)
+    names = check_suites(config.suites or DEFAULT_SUITES)
     data = dataset if isinstance(dataset, DatasetSplits) else load_dataset(dataset)
     started = time.perf_counter()
 
@@ -141,25 +140,13 @@ def evaluate(
     return evaluation if details else metrics
 
 
-def _run_config(run_dir: Path):
-    """The training config of a run directory that has a model.pt (one-line UserError otherwise)."""
-    from .config import load_train_config
-
-    if not run_dir.is_dir():
-        raise UserError(f"run directory not found: {run_dir}")
-    if not (run_dir / "model.pt").exists():
-        raise UserError(f"{run_dir} has no model.pt (is training finished? resume it with mmbench train --resume)")
-    return load_train_config(run_dir / "config.toml")
-
-
 def check_run(run_dir: str | Path):
     """The run directory's training config, after checking that its model.pt loads (one-line
     UserError otherwise): ``mmbench evaluate A B`` checks every run before writing to any."""
-    from .checkpoint import load_model
-
-    train_cfg = _run_config(Path(run_dir))
-    load_model(Path(run_dir) / "model.pt", expect_arch=train_cfg.arch, expect_dataset=train_cfg.dataset)
-    return train_cfg
+    run = RunDir(run_dir)
+    cfg = run.trained_config()
+    run.load_model()
+    return cfg
 
 
 def evaluate_run(
@@ -174,60 +161,17 @@ def evaluate_run(
 ) -> Evaluation:
     """Evaluate a run directory's model.pt, writing metrics.csv, per_example.npz and reliability.csv
     (under ``shard``: rank 0 writes)."""
-    from .checkpoint import load_model
     from .train import training_split
 
-    run_dir = Path(run_dir)
-    train_cfg = _run_config(run_dir)  # the model itself is loaded once, below, against the data's classes
+    run = RunDir(run_dir)
+    train_cfg = run.trained_config()  # the model itself is loaded once, below, against the data's classes
     if data is None:
         data = load_dataset(train_cfg.dataset, data_root or train_cfg.data_root, False)
-    model, meta = load_model(run_dir / "model.pt", expect_arch=train_cfg.arch, expect_dataset=train_cfg.dataset, expect_classes=data.classes)
+    model, meta = run.load_model(classes=data.classes)
     _, holdout_idx = training_split(len(data.train_y), float(meta.get("holdout_fraction", 0.0)), int(meta.get("holdout_seed", meta["seed"])))
     holdout = (data.train_x[holdout_idx], data.train_y[holdout_idx])
-    identity = {"run": run_dir.name, "dataset": data.name, "arch": meta["arch"], "method": meta["method"], "seed": int(meta["seed"])}
+    identity = {"run": run.name, "dataset": data.name, "arch": meta["arch"], "method": meta["method"], "seed": int(meta["seed"])}
     evaluation = evaluate(model, data, suites, config, identity=identity, holdout=holdout, details=True, shard=shard)
     if write and (shard is None or shard.main):
-        write_evaluation(run_dir, evaluation)
+        run.write_evaluation(evaluation.metrics, evaluation.per_example, evaluation.reliability)
     return evaluation
-
-
-def write_evaluation(run_dir: Path, evaluation: Evaluation) -> None:
-    atomic_write_text(run_dir / "metrics.csv", evaluation.metrics[COLUMNS].to_csv(index=False, float_format="%.6g"))
-    buffer = io.BytesIO()
-    arrays = {f"{s}|{t}|{sev:g}": np.asarray(v, dtype=bool) for (s, t, sev), v in evaluation.per_example.items()}
-    np.savez_compressed(buffer, **arrays)
-    atomic_write_bytes(run_dir / "per_example.npz", buffer.getvalue())
-    if evaluation.reliability is not None:
-        atomic_write_text(run_dir / "reliability.csv", evaluation.reliability.to_csv(index=False, float_format="%.6g"))
-    else:  # an evaluation without calibration: the old bins no longer describe metrics.csv
-        (run_dir / "reliability.csv").unlink(missing_ok=True)
-
-
-def read_metrics(run_dir: Path) -> pd.DataFrame:
-    path = Path(run_dir) / "metrics.csv"
-    if not path.exists():
-        raise UserError(f"{run_dir} has no metrics.csv; run mmbench evaluate {run_dir} first")
-    df = read_csv_table(path, "a valid metrics file")
-    missing = [c for c in COLUMNS if c not in df.columns]
-    if missing:
-        raise UserError(f"{path} lacks columns: {', '.join(missing)}")
-    require_numeric(df, path, ["seed", "severity", "value", "n"])
-    incomplete = df[[c for c in COLUMNS if c != "value"]].isna().any(axis=1)
-    if incomplete.any():  # e.g. a file cut short by a full disk or a copy interrupted
-        raise UserError(f"{path} is not a valid metrics file (line {int(incomplete.idxmax()) + 2} is incomplete)")
-    return df
-
-
-def read_per_example(run_dir: Path) -> dict[tuple[str, str, float], np.ndarray]:
-    path = Path(run_dir) / "per_example.npz"
-    if not path.exists():
-        return {}
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            out = {}
-            for key in archive.files:
-                suite, test, severity = key.split("|")
-                out[(suite, test, float(severity))] = archive[key]
-            return out
-    except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile) as exc:
-        raise UserError(f"{path} is unreadable ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None

@@ -39,10 +39,8 @@ DPI = 110
 BIN_COLUMNS = ("method", "bin", "lower", "upper", "count", "accuracy", "confidence")
 RESULT_COLUMNS = ("method", "seed", "suite", "test", "severity", "metric", "value")
 
-# Fixed colours for the methods the benchmark is about; anything else takes the next free one.
-_KNOWN_COLORS = {"erm": "tab:blue", "mixup": "tab:orange", "manifold-mixup": "tab:green", "manifold_mixup": "tab:green"}
+# Methods keep their registered colour in every figure; an unregistered name takes the next spare one.
 _SPARE_COLORS = ("tab:purple", "tab:brown", "tab:pink", "tab:olive", "tab:cyan", "tab:gray", "tab:red")
-_KNOWN_ORDER = ("erm", "mixup", "manifold-mixup", "manifold_mixup")
 
 
 # --------------------------------------------------------------------------- shared helpers
@@ -59,15 +57,18 @@ def _require(df: pd.DataFrame | None, columns: Iterable[str], what: str) -> pd.D
 
 
 def _methods(*frames: pd.DataFrame | None) -> list[str]:
-    """Methods in display order: the paper's three first, then the rest alphabetically."""
+    """Methods in the registry's display order (ERM first), unregistered names after them."""
+    from .methods import method_sort_key
+
     seen = {str(m) for df in frames if df is not None and "method" in df.columns for m in df["method"].unique()}
-    known = [m for m in _KNOWN_ORDER if m in seen]
-    return known + sorted(seen - set(known))
+    return sorted(seen, key=method_sort_key)
 
 
 def _colors(methods: list[str]) -> dict[str, str]:
+    from .methods import method_color
+
     spare = iter(_SPARE_COLORS * 4)
-    return {m: _KNOWN_COLORS[m] if m in _KNOWN_COLORS else next(spare) for m in methods}
+    return {m: method_color(m) or next(spare) for m in methods}
 
 
 def _accuracy_rows(results_df: pd.DataFrame, suite: str) -> pd.DataFrame:

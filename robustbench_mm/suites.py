@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .config import EvalConfig
+from .settings import EvalConfig
 from .registry import Registry
 
 Key = tuple[str, str, float]  # (suite, test, severity)

@@ -1,15 +1,12 @@
 """The training loop: one dataset + one method -> a run directory with a trained model.
 
-A run directory holds ``config.toml`` (the resolved settings), ``checkpoint.pt`` (everything
-needed to resume: model, optimizer, epoch, every RNG state; rewritten atomically after each
-epoch), ``train_log.csv`` (one row per epoch) and, at the end, ``model.pt``.
-
 The data lives in tensors. When it fits, it is moved to the training device once (uint8 for
 8-bit datasets) and batches, crops and flips are made there: no DataLoader workers, no
 per-image Python. Otherwise it stays in pinned host memory and each batch is copied over
-asynchronously. Randomness comes from three seeded sources whose states the checkpoint
-keeps: torch's global RNG (model init), a ``torch.Generator`` for data order and
-augmentation, and a NumPy generator for λ and the mixing layer.
+asynchronously. Randomness comes from seeded sources whose states every checkpoint keeps:
+torch's global RNG (model init), a ``torch.Generator`` for the data order, one on the device for
+augmentation, a NumPy generator for the method's host-side draws (λ, the mixing layer) and one
+device generator for the method's device-side draws.
 """
 
 from __future__ import annotations
@@ -17,29 +14,24 @@ from __future__ import annotations
 import json
 import math
 import random
-import shutil
 import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
-import pandas as pd
 import torch
 
-from .calibration import holdout_split
-from .checkpoint import save_model
-from .config import TrainConfig, config_differences, load_train_config, save_train_config
 from . import distributed
+from .calibration import holdout_split
 from .data import DatasetSplits, apply_crop_flip, draw_crop_flip, load_dataset, to_float
 from .errors import UserError
 from .inference import predict_logits, resolve_device
-from .methods import create_method
+from .methods import Method, Step, create_method
 from .models import create_model
-from .storage import atomic_torch_save, atomic_write_text, ensure_writable_dir, safe_torch_load
-
-RUN_FILES = ("config.toml", "checkpoint.pt", "model.pt", "train_log.csv", "metrics.csv", "per_example.npz", "reliability.csv")
+from .rundir import RunDir
+from .settings import TrainConfig, differences
 
 
 @dataclass
@@ -77,24 +69,43 @@ def lr_factor(schedule: str, epoch: int, epochs: int, milestones: list[int] | No
     return 0.5 * (1.0 + math.cos(math.pi * epoch / epochs))
 
 
-def _fits_on_device(data: DatasetSplits, device: torch.device) -> bool:
-    if device.type != "cuda":
-        return True
-    free, _ = torch.cuda.mem_get_info(device)
-    needed = data.train_x.numel() * data.train_x.element_size() + data.test_x.numel() * data.test_x.element_size()
-    return needed < 0.25 * free
+# ------------------------------------------------------------------------------ RNG state
 
 
-def _rng_state(data_gen: torch.Generator, aug_gen: torch.Generator, mix_rng: np.random.Generator) -> dict:
-    return {
-        "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-        "data": data_gen.get_state(),
-        "augment": aug_gen.get_state(),
-        "numpy_global": json.dumps(_jsonable(np.random.get_state())),
-        "python": json.dumps(_jsonable(random.getstate())),
-        "mix": json.dumps(mix_rng.bit_generator.state),
-    }
+class Randomness:
+    """Every seeded source of one training run, with a checkpointable state."""
+
+    def __init__(self, seed: int, device: torch.device) -> None:
+        self.data = torch.Generator().manual_seed(seed)  # epoch order (CPU: same on every device)
+        self.augment = torch.Generator(device=device).manual_seed(seed)  # crops and flips, on the device
+        self.mix = np.random.default_rng(seed)  # the method's host-side draws
+        self.method = torch.Generator(device=device).manual_seed(seed)  # the method's device-side draws
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            "data": self.data.get_state(),
+            "augment": self.augment.get_state(),
+            "numpy_global": json.dumps(_jsonable(np.random.get_state())),
+            "python": json.dumps(_jsonable(random.getstate())),
+            "mix": json.dumps(self.mix.bit_generator.state),
+            "method": self.method.get_state(),
+        }
+
+    def restore(self, state: dict[str, Any]) -> None:
+        torch.set_rng_state(state["torch"])
+        if state["cuda"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda"])
+        self.data.set_state(state["data"])
+        self.augment.set_state(state["augment"])
+        name, keys, pos, has_gauss, cached = json.loads(state["numpy_global"])
+        np.random.set_state((name, np.array(keys["__ndarray__"], dtype=keys["dtype"]), pos, has_gauss, cached))
+        version, internal, gauss = json.loads(state["python"])
+        random.setstate((version, tuple(internal), gauss))
+        self.mix.bit_generator.state = json.loads(state["mix"])
+        if "method" in state:
+            self.method.set_state(state["method"])
 
 
 def _jsonable(value):
@@ -105,73 +116,47 @@ def _jsonable(value):
     return value
 
 
-def _restore_numpy_state(encoded) -> tuple:
-    name, keys, pos, has_gauss, cached = encoded
-    return (name, np.array(keys["__ndarray__"], dtype=keys["dtype"]), pos, has_gauss, cached)
+# ------------------------------------------------------------------------------ the run
 
 
-def _restore_python_state(encoded) -> tuple:
-    version, internal, gauss = encoded
-    return (version, tuple(internal), gauss)
+@dataclass
+class Session:
+    """One training run in progress: settings, model, data on the device, randomness."""
 
-
-def _set_rng_state(state: dict, data_gen: torch.Generator, aug_gen: torch.Generator, mix_rng: np.random.Generator) -> None:
-    torch.set_rng_state(state["torch"])
-    if state["cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-    data_gen.set_state(state["data"])
-    aug_gen.set_state(state["augment"])
-    np.random.set_state(_restore_numpy_state(json.loads(state["numpy_global"])))
-    random.setstate(_restore_python_state(json.loads(state["python"])))
-    mix_rng.bit_generator.state = json.loads(state["mix"])
-
-
-REPLACED = ".replaced"  # --force keeps the old run here until the new one is complete
-
-
-def prepare_run_dir(run_dir: Path, force: bool, resume: bool, say: Callable[[str], None] = lambda s: None) -> None:
-    """Refuse to overwrite an existing run unless --force.
-
-    --force touches only our own files, and loses nothing if the new run is interrupted: the old
-    files move to ``<run>/.replaced/`` and are deleted once the new model.pt is written. (If
-    ``.replaced`` already exists, an earlier --force run was interrupted: it holds the last
-    complete run and stays, and the interrupted run's files are removed.)
-    """
-    if run_dir.exists() and not run_dir.is_dir():
-        raise UserError(f"run directory {run_dir} exists and is not a directory")
-    existing = [name for name in RUN_FILES if (run_dir / name).exists()]
-    if existing and not (force or resume):
-        raise UserError(f"run directory {run_dir} already exists; pass --force to replace it or --resume to continue it")
-    ensure_writable_dir(run_dir)
-    if force and not resume and existing:
-        backup = run_dir / REPLACED
-        keep = not backup.exists()
-        backup.mkdir(exist_ok=True)
-        for name in existing:
-            path = run_dir / name
-            if keep:
-                path.replace(backup / name)
-            else:
-                shutil.rmtree(path) if path.is_dir() else path.unlink()
-        say(f"the replaced run is kept in {backup} until this one finishes")
-
-
-def _drop_replaced(run_dir: Path) -> None:
-    shutil.rmtree(run_dir / REPLACED, ignore_errors=True)
+    cfg: TrainConfig
+    method: Method
+    run: RunDir
+    data: DatasetSplits
+    device: torch.device
+    dctx: distributed.Dist
+    model: torch.nn.Module  # what the steps call (DDP-wrapped under torchrun)
+    core: torch.nn.Module  # the plain module: saved, evaluated and resumed
+    optimizer: torch.optim.Optimizer
+    rand: Randomness
+    train_x: torch.Tensor
+    train_y: torch.Tensor
+    on_device: bool
+    amp: bool
+    channels_last: bool
+    say: Callable[[str], None]
+    progress: bool
+    log_rows: list[dict]
+    start_epoch: int = 0
 
 
 def train(
     cfg: TrainConfig,
     *,
+    out_dir: str | Path = "runs",
     force: bool = False,
     resume: bool = False,
     progress: bool = True,
     data: DatasetSplits | None = None,
     log: Callable[[str], None] | None = None,
-    run_dir: Path | None = None,
+    run_dir: str | Path | None = None,
     sync_bn: bool = False,
 ) -> TrainResult:
-    """Train one (dataset, arch, method, seed) and write its run directory."""
+    """Train one (dataset, arch, method, seed) into ``run_dir`` (default ``out_dir/<run name>``)."""
     cfg.validate()
     device = resolve_device(cfg.device)
     dctx = distributed.setup(device)
@@ -180,41 +165,40 @@ def train(
     if not dctx.main:
         say, progress = (lambda message: None), False
     try:
-        return _train(cfg, device, dctx, force, resume, progress, data, say, run_dir, sync_bn)
+        data = data if data is not None else load_dataset(cfg.dataset, cfg.data_root, cfg.download)
+        session = _start(cfg, data, device, dctx, out_dir, run_dir, force, resume, sync_bn, say, progress)
+        started = time.perf_counter()
+        for epoch in range(session.start_epoch, session.cfg.epochs):
+            _train_epoch(session, epoch)
+        return _finish(session, started)
     finally:
         distributed.teardown(dctx)
 
 
-def _train(cfg, device, dctx, force, resume, progress, data, say, run_dir, sync_bn) -> TrainResult:
-    data = data if data is not None else load_dataset(cfg.dataset, cfg.data_root, cfg.download)
+def resolve_config(cfg: TrainConfig, data: DatasetSplits) -> tuple[TrainConfig, Method]:
+    """The config with every default filled in (the method's settings included), and its method."""
     cfg = cfg.resolved(data.default_arch)
+    method = create_method(cfg.method, cfg.method_options).resolved(data)
+    cfg.method_options = method.options()
+    return cfg, method
+
+
+def _start(cfg, data, device, dctx, out_dir, run_dir, force, resume, sync_bn, say, progress) -> Session:
+    cfg, method = resolve_config(cfg, data)
     seed_everything(cfg.seed)
     model = create_model(cfg.arch, data.num_classes, data.in_channels, data.image_size, data.mean, data.std)
-    method = create_method(
-        cfg.method, cfg.alpha, cfg.mix_layers, model.mix_layers, mix_loss=cfg.mix_loss, pairing=cfg.pairing
-    )
-    cfg.alpha = method.alpha if method.mixes else None
-    cfg.mix_layers = list(method.mix_layers) if method.mixes else None
-    run_dir = Path(run_dir) if run_dir is not None else Path(cfg.out_dir) / cfg.run_name
-
-    resume_state = None
-    if resume and (run_dir / "checkpoint.pt").exists():
-        previous = load_train_config(run_dir / "config.toml")
-        changed = config_differences(previous, cfg)
-        if changed:
-            raise UserError(f"--resume with settings that differ from {run_dir / 'config.toml'}: {', '.join(changed)}")
-        resume_state = safe_torch_load(run_dir / "checkpoint.pt")
-        if not isinstance(resume_state, dict) or "epoch" not in resume_state:
-            raise UserError(f"{run_dir / 'checkpoint.pt'} is not a training checkpoint")
+    method.check_model(model)
+    run = RunDir(run_dir) if run_dir is not None else RunDir.of(out_dir, cfg)
+    resume_state = _resume_state(run, cfg) if resume else None
     if dctx.main:
-        prepare_run_dir(run_dir, force, resume, say)
+        run.prepare(force, resume, say)
     distributed.barrier(dctx)
 
     train_idx, holdout_idx = training_split(len(data.train_y), cfg.holdout_fraction, cfg.seed)
     amp = device.type == "cuda" if cfg.amp == "auto" else cfg.amp == "on"
     model, channels_last = to_training_layout(model, device, amp)
     model.to(device)
-    core = model  # the plain module: what we save, evaluate and resume
+    core = model
     if dctx.active:
         from torch.nn.parallel import DistributedDataParallel
 
@@ -222,134 +206,148 @@ def _train(cfg, device, dctx, force, resume, progress, data, say, run_dir, sync_
             model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
             core = model
         model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    train_x, train_y, on_device = _place(data, train_idx, device)
+    say(f"data: {len(train_y)} training images {'resident on ' + str(device) if on_device else 'in pinned host memory, copied per batch'}")
+    session = Session(cfg=cfg, method=method, run=run, data=data, device=device, dctx=dctx, model=model, core=core,
+                      optimizer=make_optimizer(model.parameters(), cfg, device), rand=Randomness(cfg.seed, device),
+                      train_x=train_x, train_y=train_y, on_device=on_device, amp=amp, channels_last=channels_last,
+                      say=say, progress=progress, log_rows=[])
+    if cfg.compile:
+        session.model = torch.compile(model)
+    if resume_state is not None:
+        core.load_state_dict(resume_state["model"])
+        session.optimizer.load_state_dict(resume_state["optimizer"])
+        session.rand.restore(resume_state["rng"])
+        session.log_rows = json.loads(resume_state["log"])
+        session.start_epoch = int(resume_state["epoch"])
+        say(f"resuming {run} after epoch {session.start_epoch}")
+    if dctx.main:
+        run.write_config(cfg, {"train_images": len(train_idx), "holdout_images": len(holdout_idx),
+                               "holdout_seed": cfg.seed, "processes": dctx.world})
+    return session
 
+
+def _resume_state(run: RunDir, cfg: TrainConfig) -> dict | None:
+    """The checkpoint to continue from, after checking that the settings did not change."""
+    if not run.file("checkpoint.pt").exists():
+        return None
+    changed = differences(run.read_config(), cfg)
+    if changed:
+        raise UserError(f"--resume with settings that differ from {run.file('config.toml')}: {', '.join(changed)}")
+    state = run.read_checkpoint()
+    if not isinstance(state, dict) or "epoch" not in state:
+        raise UserError(f"{run.file('checkpoint.pt')} is not a training checkpoint")
+    return state
+
+
+def _place(data: DatasetSplits, train_idx: torch.Tensor, device: torch.device):
+    """The training images on the device when they fit (pinned host memory otherwise)."""
     on_device = _fits_on_device(data, device)
     train_x, train_y = data.train_x[train_idx], data.train_y[train_idx]
     if on_device:
         train_x, train_y = train_x.to(device), train_y.to(device)
     elif device.type == "cuda":
         train_x, train_y = train_x.pin_memory(), train_y.pin_memory()
-    say(f"data: {len(train_y)} training images {'resident on ' + str(device) if on_device else 'in pinned host memory, copied per batch'}")
+    return train_x, train_y, on_device
 
-    optimizer = make_optimizer(model.parameters(), cfg, device)
-    step_model = torch.compile(model) if cfg.compile else model
-    data_gen = torch.Generator().manual_seed(cfg.seed)  # epoch order (CPU: same on every device)
-    aug_gen = torch.Generator(device=device).manual_seed(cfg.seed)  # crops and flips, on the device
-    mix_rng = np.random.default_rng(cfg.seed)
-    log_rows: list[dict] = []
-    start_epoch = 0
-    if resume_state is not None:
-        core.load_state_dict(resume_state["model"])
-        optimizer.load_state_dict(resume_state["optimizer"])
-        _set_rng_state(resume_state["rng"], data_gen, aug_gen, mix_rng)
-        log_rows = json.loads(resume_state["log"])
-        start_epoch = int(resume_state["epoch"])
-        say(f"resuming {run_dir} after epoch {start_epoch}")
 
-    run_meta = {"train_images": len(train_idx), "holdout_images": len(holdout_idx), "holdout_seed": cfg.seed,
-                "processes": dctx.world}
-    if dctx.main:
-        save_train_config(cfg, run_dir / "config.toml", run_meta)
+def _fits_on_device(data: DatasetSplits, device: torch.device) -> bool:
+    if device.type != "cuda":
+        return True
+    free, _ = torch.cuda.mem_get_info(device)
+    needed = data.train_x.numel() * data.train_x.element_size() + data.test_x.numel() * data.test_x.element_size()
+    return needed < 0.25 * free
 
-    n = len(train_y)
+
+def _train_epoch(s: Session, epoch: int) -> None:
+    cfg, device = s.cfg, s.device
+    epoch_start = time.perf_counter()
+    lr = cfg.lr * lr_factor(cfg.schedule, epoch, cfg.epochs, cfg.milestones)
+    for group in s.optimizer.param_groups:
+        group["lr"] = lr
+    s.model.train()
+    n = len(s.train_y)
     batch_size = min(cfg.batch_size, n)
     steps = n // batch_size
     # Under torchrun each rank trains on its slice of every global batch (same order on all ranks).
-    per_rank = distributed.local_batch(batch_size, dctx)
-    mine = slice(dctx.rank * per_rank, (dctx.rank + 1) * per_rank)
-    started = time.perf_counter()
-    for epoch in range(start_epoch, cfg.epochs):
-        epoch_start = time.perf_counter()
-        lr = cfg.lr * lr_factor(cfg.schedule, epoch, cfg.epochs, cfg.milestones)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        model.train()
-        order = torch.randperm(n, generator=data_gen)
-        if on_device:
-            order = order.to(device)  # one copy per epoch, not one per step
-        total_loss = torch.zeros((), device=device)
-        total_correct = torch.zeros((), device=device, dtype=torch.long)
-        seen = 0
-        bar = _progress(steps, f"epoch {epoch + 1}/{cfg.epochs}", progress)
-        for step in range(steps):
-            idx = order[step * batch_size : (step + 1) * batch_size][mine]
-            x = train_x[idx].to(device, non_blocking=True)
-            y = train_y[idx].to(device, non_blocking=True)
-            x = to_float(x)
-            if data.crop_padding or data.flip:
-                # Drawn for the whole global batch, so every rank's generator stays in step.
-                offsets, flips = draw_crop_flip(batch_size, data.crop_padding, data.flip, aug_gen)
-                x = apply_crop_flip(x, data.crop_padding, offsets[:, mine], flips[mine])
-            if channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
-            mix = method.draw_mix(len(y), mix_rng, device, as_tensor=cfg.compile)
-            loss, logits = train_step(step_model, method, optimizer, x, y, mix, amp)
-            total_loss += loss.detach() * len(y)
-            total_correct += (logits.detach().argmax(1) == y).sum()
-            seen += len(y)
-            if bar is not None:
-                bar.update(1)
-                if step % 50 == 0 or step == steps - 1:  # .item() waits for the GPU: rarely
-                    bar.set_postfix(loss=f"{total_loss.item() / seen:.4f}", acc=f"{total_correct.item() / seen:.3f}")
+    per_rank = distributed.local_batch(batch_size, s.dctx)
+    mine = slice(s.dctx.rank * per_rank, (s.dctx.rank + 1) * per_rank)
+    order = torch.randperm(n, generator=s.rand.data)
+    if s.on_device:
+        order = order.to(device)  # one copy per epoch, not one per step
+    total_loss = torch.zeros((), device=device)
+    total_correct = torch.zeros((), device=device, dtype=torch.long)
+    seen = 0
+    step_rand = Step(rng=s.rand.mix, generator=s.rand.method, loss_kind=cfg.mix_loss, lam_as_tensor=cfg.compile)
+    bar = _progress(steps, f"epoch {epoch + 1}/{cfg.epochs}", s.progress)
+    for step in range(steps):
+        x, y = _batch(s, order[step * batch_size : (step + 1) * batch_size][mine], batch_size, mine)
+        loss, logits = train_step(s.model, s.method, s.optimizer, x, y, step_rand, s.amp)
+        total_loss += loss.detach() * len(y)
+        total_correct += (logits.detach().argmax(1) == y).sum()
+        seen += len(y)
         if bar is not None:
-            bar.close()
-        totals = distributed.all_reduce_sum(torch.stack([total_loss.float(), total_correct.float()]), dctx)
-        seen *= dctx.world
-        total_loss, total_correct = totals[0], totals[1].long()
-        train_loss = total_loss.item() / seen
-        if not math.isfinite(train_loss):
-            raise UserError(f"training diverged at epoch {epoch + 1} (loss {train_loss}); lower --lr")
-        log_rows.append(
-            {
-                "epoch": epoch + 1,
-                "loss": round(train_loss, 6),
-                "train_accuracy": round(total_correct.item() / seen, 6),
-                "lr": lr,
-                "seconds": round(time.perf_counter() - epoch_start, 3),
-            }
-        )
-        if not dctx.main:
-            continue
-        atomic_torch_save(
-            {
-                "epoch": epoch + 1,
-                "model": {k: v.detach().clone() for k, v in core.state_dict().items()},
-                "optimizer": optimizer.state_dict(),
-                "rng": _rng_state(data_gen, aug_gen, mix_rng),
-                "log": json.dumps(log_rows),
-                "config": json.dumps(asdict(cfg)),
-            },
-            run_dir / "checkpoint.pt",
-        )
-        # The log follows the checkpoint, so it never claims an epoch a resume would redo.
-        atomic_write_text(run_dir / "train_log.csv", pd.DataFrame(log_rows).to_csv(index=False))
+            bar.update(1)
+            if step % 50 == 0 or step == steps - 1:  # .item() waits for the GPU: rarely
+                bar.set_postfix(loss=f"{total_loss.item() / seen:.4f}", acc=f"{total_correct.item() / seen:.3f}")
+    if bar is not None:
+        bar.close()
+    totals = distributed.all_reduce_sum(torch.stack([total_loss.float(), total_correct.float()]), s.dctx)
+    seen *= s.dctx.world
+    train_loss = totals[0].item() / seen
+    if not math.isfinite(train_loss):
+        raise UserError(f"training diverged at epoch {epoch + 1} (loss {train_loss}); lower --lr")
+    s.log_rows.append({"epoch": epoch + 1, "loss": round(train_loss, 6),
+                       "train_accuracy": round(totals[1].long().item() / seen, 6), "lr": lr,
+                       "seconds": round(time.perf_counter() - epoch_start, 3)})
+    if s.dctx.main:
+        _save_checkpoint(s, epoch)
 
-    test_accuracy = _test_accuracy(core, data, dctx)
-    if not dctx.main:
-        return TrainResult(run_dir=run_dir, test_accuracy=test_accuracy, epochs=cfg.epochs, seconds=time.perf_counter() - started)
-    save_model(
-        run_dir / "model.pt",
-        core,
-        {
-            "arch": cfg.arch,
-            "dataset": cfg.dataset,
-            "classes": list(data.classes),
-            "in_channels": data.in_channels,
-            "image_size": data.image_size,
-            "mean": list(data.mean),
-            "std": list(data.std),
-            "method": cfg.method,
-            "alpha": cfg.alpha,
-            "mix_layers": cfg.mix_layers,
-            "seed": cfg.seed,
-            "epoch": cfg.epochs,
-            "holdout_fraction": cfg.holdout_fraction,
-            "holdout_seed": cfg.seed,
-            "test_accuracy": round(test_accuracy, 6),
-        },
-    )
-    _drop_replaced(run_dir)  # the new run is complete: the one it replaces can go
-    return TrainResult(run_dir=run_dir, test_accuracy=test_accuracy, epochs=cfg.epochs, seconds=time.perf_counter() - started)
+
+def _batch(s: Session, idx: torch.Tensor, batch_size: int, mine: slice) -> tuple[torch.Tensor, torch.Tensor]:
+    """One training batch on the device: float in [0, 1], augmented, in the model's layout."""
+    x = to_float(s.train_x[idx].to(s.device, non_blocking=True))
+    y = s.train_y[idx].to(s.device, non_blocking=True)
+    data = s.data
+    if data.crop_padding or data.flip:
+        # Drawn for the whole global batch, so every rank's generator stays in step.
+        offsets, flips = draw_crop_flip(batch_size, data.crop_padding, data.flip, s.rand.augment)
+        x = apply_crop_flip(x, data.crop_padding, offsets[:, mine], flips[mine])
+    if s.channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    return x, y
+
+
+def _save_checkpoint(s: Session, epoch: int) -> None:
+    s.run.write_checkpoint({
+        "epoch": epoch + 1,
+        "model": {k: v.detach().clone() for k, v in s.core.state_dict().items()},
+        "optimizer": s.optimizer.state_dict(),
+        "rng": s.rand.state(),
+        "log": json.dumps(s.log_rows),
+        "config": json.dumps(asdict(s.cfg)),
+    })
+    # The log follows the checkpoint, so it never claims an epoch a resume would redo.
+    s.run.write_train_log(s.log_rows)
+
+
+def _finish(s: Session, started: float) -> TrainResult:
+    cfg, data = s.cfg, s.data
+    test_accuracy = _test_accuracy(s.core, data, s.dctx)
+    result = TrainResult(run_dir=s.run.path, test_accuracy=test_accuracy, epochs=cfg.epochs,
+                         seconds=time.perf_counter() - started)
+    if not s.dctx.main:
+        return result
+    options = cfg.method_options
+    s.run.save_model(s.core, {
+        "arch": cfg.arch, "dataset": cfg.dataset, "classes": list(data.classes), "in_channels": data.in_channels,
+        "image_size": data.image_size, "mean": list(data.mean), "std": list(data.std), "method": cfg.method,
+        "alpha": options.get("alpha"), "mix_layers": options.get("mix_layers"), "method_options": json.dumps(options),
+        "seed": cfg.seed, "epoch": cfg.epochs, "holdout_fraction": cfg.holdout_fraction, "holdout_seed": cfg.seed,
+        "test_accuracy": round(test_accuracy, 6),
+    })
+    s.run.drop_replaced()  # the new run is complete: the one it replaces can go
+    return result
 
 
 def to_training_layout(model: torch.nn.Module, device: torch.device, amp: bool) -> tuple[torch.nn.Module, bool]:
@@ -372,10 +370,10 @@ def make_optimizer(params, cfg: TrainConfig, device: torch.device) -> torch.opti
                            weight_decay=cfg.weight_decay, fused=device.type == "cuda" or None)
 
 
-def train_step(model, method, optimizer, x, y, mix, amp: bool) -> tuple[torch.Tensor, torch.Tensor]:
+def train_step(model, method: Method, optimizer, x, y, step: Step, amp: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """One optimizer step (bf16 autocast when ``amp``); returns (loss, logits), unsynchronized."""
     with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=amp):
-        loss, logits = method.loss(model, x, y, mix)
+        loss, logits = method.loss(model, x, y, step)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()

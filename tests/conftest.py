@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from robustbench_mm.config import TrainConfig
+from robustbench_mm.settings import TrainConfig
 from robustbench_mm.data import load_dataset
 
 METHODS = ("erm", "mixup", "manifold-mixup")
@@ -25,7 +25,7 @@ def trained_runs(tmp_path_factory, digits) -> dict[str, Path]:
     out = tmp_path_factory.mktemp("runs")
     runs = {}
     for method in METHODS:
-        result = train(TrainConfig(method=method, out_dir=str(out)), progress=False, data=digits, log=lambda s: None)
+        result = train(TrainConfig(method=method), out_dir=str(out), progress=False, data=digits, log=lambda s: None)
         runs[method] = result.run_dir
     return runs
 

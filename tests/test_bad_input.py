@@ -25,7 +25,7 @@ import pytest
 import torch
 
 from robustbench_mm.cli import main
-from robustbench_mm.config import EvalConfig, TrainConfig
+from robustbench_mm.settings import EvalConfig, TrainConfig
 from robustbench_mm.errors import UserError
 from robustbench_mm.evaluation import evaluate_run
 
@@ -52,7 +52,7 @@ def template(tmp_path_factory, trained_runs, digits) -> Path:
         run = root / "runs" / trained_runs[method].name
         shutil.copytree(trained_runs[method], run)
         evaluate_run(run, config=EvalConfig(suites=["clean", "calibration"]), data=digits)
-    train(TrainConfig(arch="mlp", epochs=1, out_dir=str(root / "mlp")), progress=False, data=digits, log=lambda s: None)
+    train(TrainConfig(arch="mlp", epochs=1), out_dir=str(root / "mlp"), progress=False, data=digits, log=lambda s: None)
     write_report([root / R, root / MX], root / "rep", plots=False)
     return root
 
@@ -167,8 +167,7 @@ def _foreign_imagefolder_run(ws: Path) -> list[str]:
     from robustbench_mm.train import train
 
     folder = _image_folder(ws / "pets")
-    result = train(TrainConfig(dataset=f"imagefolder:{folder}", epochs=1, batch_size=2, holdout_fraction=0.0,
-                               out_dir=str(ws / "petruns")), progress=False, log=lambda s: None)
+    result = train(TrainConfig(dataset=f"imagefolder:{folder}", epochs=1, batch_size=2, holdout_fraction=0.0), out_dir=str(ws / "petruns"), progress=False, log=lambda s: None)
     for split in ("train", "test"):
         (folder / split / "dog").rename(folder / split / "fox")
     return ["evaluate", str(result.run_dir)]
@@ -209,9 +208,9 @@ CASES = [
     case("train-unknown-arch", ["train", "--arch", "resnet9000"], "unknown architecture 'resnet9000'", "cnn", "preactresnet18"),
     case("train-unknown-method", ["train", "--method", "cutmix"], "unknown method 'cutmix'", "manifold-mixup"),
     case("train-unknown-preset", ["train", "--preset", "table99"], "unknown preset 'table99'", "valid:"),
-    case("train-unknown-amp", ["train", "--amp", "maybe"], "invalid choice: 'maybe'"),
+    case("train-unknown-amp", ["train", "--amp", "maybe"], "unknown --amp 'maybe'; valid: auto, on, off"),
     case("evaluate-unknown-suite", ["evaluate", R, "--suite", "clean,robustness"], "unknown suite 'robustness'", "adversarial", "calibration"),
-    case("evaluate-no-suite", ["evaluate", R, "--suite", ","], "--suites is empty"),
+    case("evaluate-no-suite", ["evaluate", R, "--suite", ","], "--suite is empty"),
     case("evaluate-unknown-attack", ["evaluate", R, "--suite", "adversarial", "--attacks", "fgsm,pgd-l7"], "unknown attack 'pgd-l7'", "pgd-linf"),
     case("evaluate-unknown-corruption", ["evaluate", R, "--suite", "corruption", "--corruptions", "fog,lava"], "unknown corruption 'lava'", "gaussian_noise"),
     case("evaluate-unknown-deformation-grid", ["evaluate", R, "--deformations", "paper-xl"], "unknown deformation grid 'paper-xl'", "paper-full"),
@@ -222,23 +221,23 @@ CASES = [
     # ---- numbers out of range
     case("train-alpha-zero", ["train", "--method", "mixup", "--alpha", "0"], "--alpha must be > 0"),
     case("train-alpha-negative", ["train", "--method", "manifold-mixup", "--alpha", "-1"], "--alpha must be > 0"),
-    case("train-epochs-zero", ["train", "--epochs", "0"], "--epochs must be > 0"),
+    case("train-epochs-zero", ["train", "--epochs", "0"], "--epochs must be >= 1"),
     case("train-epochs-text", ["train", "--epochs", "ten"], "--epochs must be an integer, got 'ten'"),
-    case("train-batch-size-zero", ["train", "--batch-size", "0"], "--batch-size must be > 1"),
-    case("train-batch-size-one", ["train", "--batch-size", "1"], "--batch-size must be > 1"),
-    case("train-lr-nan", ["train", "--lr", "nan"], "--lr must be a number"),
+    case("train-batch-size-zero", ["train", "--batch-size", "0"], "--batch-size must be >= 2"),
+    case("train-batch-size-one", ["train", "--batch-size", "1"], "--batch-size must be >= 2"),
+    case("train-lr-nan", ["train", "--lr", "nan"], "--lr must be a finite number"),
     case("train-negative-seed", ["train", "--seed", "-1"], "--seed must be >= 0"),
     case("train-mix-layer-missing", ["train", "--method", "manifold-mixup", "--mix-layers", "0,9"], "mix layer(s) [9] not available for this architecture"),
     case("train-mix-layer-mlp", ["train", "--arch", "mlp", "--method", "manifold-mixup", "--mix-layers", "7"], "not available for this architecture"),
-    case("evaluate-negative-eps", ["evaluate", R, "--eps", "0.03,-0.1"], "epsilon must be >= 0, got -0.1"),
-    case("evaluate-severity-0", ["evaluate", R, "--suite", "corruption", "--severities", "0"], "severity must be 1..5, got 0"),
-    case("evaluate-severity-6", ["evaluate", R, "--suite", "corruption", "--severities", "1,6"], "severity must be 1..5, got 6"),
-    case("evaluate-pgd-steps-zero", ["evaluate", R, "--pgd-steps", "0"], "--pgd-steps must be > 0"),
-    case("evaluate-max-examples-zero", ["evaluate", R, "--max-examples", "0"], "--max-examples must be > 0"),
-    case("run-jobs-zero", ["run", "--jobs", "0"], "--jobs must be > 0"),
+    case("evaluate-negative-eps", ["evaluate", R, "--eps", "0.03,-0.1"], "--eps must be >= 0, got -0.1"),
+    case("evaluate-severity-0", ["evaluate", R, "--suite", "corruption", "--severities", "0"], "--severities must be >= 1, got 0"),
+    case("evaluate-severity-6", ["evaluate", R, "--suite", "corruption", "--severities", "1,6"], "--severities must be <= 5, got 6"),
+    case("evaluate-pgd-steps-zero", ["evaluate", R, "--pgd-steps", "0"], "--pgd-steps must be >= 1"),
+    case("evaluate-max-examples-zero", ["evaluate", R, "--max-examples", "0"], "--max-examples must be >= 1"),
+    case("run-jobs-zero", ["run", "--jobs", "0"], "--jobs must be >= 1"),
     case("run-negative-seed", ["run", "--seeds", "0,-1"], "--seeds must be >= 0"),
-    case("check-negative-tolerance", ["check", "--baseline", "rep/report.csv", "--current", "rep/report.csv", "--tolerance", "-1"], "--tolerance must be >= 0"),
-    case("show-corruptions-zero-images", ["show-corruptions", "--out", "pics", "--images", "0"], "--images must be > 0"),
+    case("check-negative-tolerance", ["check", "--baseline", "rep/report.csv", "--current", "rep/report.csv", "--tolerance", "-1"], "--tolerance must be a finite number >= 0"),
+    case("show-corruptions-zero-images", ["show-corruptions", "--out", "pics", "--images", "0"], "--images must be in 1..64"),
     # ---- devices
     case("train-device-cuda", ["train", "--device", "cuda", "--epochs", "1", "--out-dir", "new"], "no CUDA GPU", marks=NO_GPU),
     case("evaluate-device-cuda", ["evaluate", R, "--device", "cuda:0", *EVAL_FAST], "no CUDA GPU", marks=NO_GPU),
@@ -290,11 +289,11 @@ CASES = [
          setup=lambda ws: _resave_model(ws / R / "model.pt", state_dict={"bogus": torch.zeros(1)})),
     case("evaluate-corrupt-config", ["evaluate", R], "not valid TOML", setup=w(f"{R}/config.toml", "arch = [unclosed\n")),
     case("evaluate-config-missing", ["evaluate", R], "config file not found", setup=lambda ws: (ws / R / "config.toml").unlink()),
-    case("evaluate-config-unknown-setting", ["evaluate", R], "unknown setting(s) colour",
+    case("evaluate-config-unknown-setting", ["evaluate", R], "unknown setting(s) 'colour'",
          setup=lambda ws: (ws / R / "config.toml").write_text((ws / R / "config.toml").read_text().replace("[train]\n", '[train]\ncolour = "red"\n'))),
     # ---- report
     case("report-zero-runs", ["report", "--out", "newrep"], "no run directories given", sub=True),
-    case("report-unknown-format", ["report", R, "--out", "newrep", "--format", "md,pdf"], "unknown report format 'pdf'"),
+    case("report-unknown-format", ["report", R, "--out", "newrep", "--format", "md,pdf"], "unknown --format 'pdf'; valid: md, html"),
     case("report-missing-run", ["report", R, "runs/nothing", "--out", "newrep"], "run directory not found"),
     case("report-run-without-metrics", ["report", R, MLP, "--out", "newrep"], "has no metrics.csv"),
     case("report-different-datasets", ["report", R, MX, "--out", "newrep"], "different datasets", "digits", "mnist",
@@ -347,7 +346,7 @@ CASES = [
     case("check-update-baseline-invalid-current", ["check", "--baseline", "rep/report.csv", "--current", "bad.csv", "--update-baseline"],
          "missing column(s)", setup=w("bad.csv", "a,b\n1,2\n")),
     case("run-unknown-format", ["run", "--methods", "erm", "--seeds", "5", "--epochs", "1", "--runs-dir", "new", "--format", "pdf", *EVAL_FAST],
-         "unknown report format"),
+         "unknown --format 'pdf'"),
 ]
 
 
@@ -428,12 +427,12 @@ def test_an_unwritable_disk_is_one_line_exit_2(ws, monkeypatch, capsys):
     old files stay (writes are atomic)."""
     import errno
 
-    from robustbench_mm import evaluation
+    from robustbench_mm import rundir
 
     def refuse(path, *args, **kwargs):
         raise OSError(errno.EROFS, "Read-only file system", str(path))
 
-    monkeypatch.setattr(evaluation, "atomic_write_text", refuse)
+    monkeypatch.setattr(rundir, "atomic_write_text", refuse)
     run = ws / R
     before = (run / "metrics.csv").read_bytes()
     assert main(["evaluate", str(run), "--suite", "clean"]) == 2

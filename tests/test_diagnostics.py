@@ -12,7 +12,7 @@ from torch import nn
 
 from robustbench_mm.attacks import diagnostics as diag
 from robustbench_mm.attacks.suite import L2_GRID_DIGITS, LINF_GRID_DIGITS, eps_grids, middle
-from robustbench_mm.config import EvalConfig
+from robustbench_mm.settings import EvalConfig
 from robustbench_mm.inference import predict_logits
 from robustbench_mm.results import COLUMNS, frame
 from robustbench_mm.suites import SUITES, SuiteContext

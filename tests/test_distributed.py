@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from robustbench_mm.config import TrainConfig
+from robustbench_mm.settings import TrainConfig
 from robustbench_mm.train import train
 
 ARGS = ["--arch", "mlp", "--method", "erm", "--epochs", "2", "--batch-size", "64", "--device", "cpu", "--quiet"]
@@ -30,7 +30,7 @@ def test_two_gloo_processes_match_one_process_with_the_same_global_batch(tmp_pat
     assert sorted(p.name for p in (tmp_path / "ddp").iterdir()) == ["digits-mlp-erm-s0"]
     assert "processes = 2" in (ddp_run / "config.toml").read_text()
 
-    single = train(TrainConfig(arch="mlp", method="erm", epochs=2, batch_size=64, device="cpu", out_dir=str(tmp_path / "one")),
+    single = train(TrainConfig(arch="mlp", method="erm", epochs=2, batch_size=64, device="cpu"), out_dir=str(tmp_path / "one"),
                    progress=False, data=digits, log=lambda s: None)
     a = torch.load(ddp_run / "model.pt", weights_only=True)
     b = torch.load(single.run_dir / "model.pt", weights_only=True)
@@ -43,7 +43,7 @@ def test_two_gloo_processes_evaluate_exactly_like_one(tmp_path, trained_runs, di
     """`torchrun -m robustbench_mm evaluate`: each process attacks every other batch (4 batches
     of 100), yet metrics and per-example results equal a single process's, bit for bit; rank 0
     alone writes."""
-    from robustbench_mm.config import EvalConfig
+    from robustbench_mm.settings import EvalConfig
     from robustbench_mm.evaluation import evaluate_run
 
     single, sharded = tmp_path / "single", tmp_path / "sharded"

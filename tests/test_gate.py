@@ -72,17 +72,20 @@ def test_identical_tables_pass(tmp_path, capsys):
     assert "passed" in out and "0 worse" in out and "No score changed" in out
 
 
+ABSOLUTE = ("--tolerance-std", "0")  # the absolute margin alone
+
+
 def test_drop_beyond_tolerance_fails_with_a_markdown_row(tmp_path, capsys):
-    code, out = gate(tmp_path, capsys, table({PGD: 0.45}))
+    code, out = gate(tmp_path, capsys, table({PGD: 0.45}), *ABSOLUTE)
     assert code == 1 and "FAILED" in out and "1 worse" in out
     rows = markdown_rows(out)
     assert rows == [["worse", "erm", "adversarial", "pgd-linf", "0.1", "accuracy", "0.5", "0.45", "-0.05", "0.02"]]
 
 
 def test_drop_within_tolerance_passes(tmp_path, capsys):
-    code, out = gate(tmp_path, capsys, table({PGD: 0.485}))
+    code, out = gate(tmp_path, capsys, table({PGD: 0.485}), *ABSOLUTE)
     assert code == 0 and "passed" in out
-    code, _ = gate(tmp_path, capsys, table({PGD: 0.485}), "--tolerance", "0.01")
+    code, _ = gate(tmp_path, capsys, table({PGD: 0.485}), "--tolerance", "0.01", *ABSOLUTE)
     assert code == 1
 
 
@@ -103,7 +106,7 @@ def test_direction_is_per_metric(tmp_path, capsys):
 
 def test_missing_baseline_row_fails(tmp_path, capsys):
     rotate = ("mixup", "deformation", "rotate", 20.0, "accuracy")
-    code, out = gate(tmp_path, capsys, table(drop=rotate))
+    code, out = gate(tmp_path, capsys, table(drop=rotate), *ABSOLUTE)
     assert code == 1 and "1 missing" in out
     assert markdown_rows(out) == [["missing", "mixup", "deformation", "rotate", "20", "accuracy", "0.8", "–", "–", "0.02"]]
 
@@ -115,11 +118,16 @@ def test_new_rows_are_listed_but_pass(tmp_path, capsys):
 
 
 def test_tolerance_std_widens_the_allowance(tmp_path, capsys):
-    dropped = table({PGD: 0.45})  # a drop of 0.05; the baseline std of that row is 0.03
-    assert gate(tmp_path, capsys, dropped)[0] == 1  # 0.05 > 0.02
-    assert gate(tmp_path, capsys, dropped, "--tolerance-std", "1")[0] == 1  # 0.05 > 1 * 0.03
-    code, out = gate(tmp_path, capsys, dropped, "--tolerance-std", "2")  # 0.05 <= 2 * 0.03
+    """K standard errors of the difference of two 3-seed means, both tables' std 0.03:
+    SE = sqrt(0.03²/3 + 0.03²/3) = 0.0245."""
+    dropped = table({PGD: 0.45})  # a drop of 0.05
+    assert gate(tmp_path, capsys, dropped, *ABSOLUTE)[0] == 1  # 0.05 > 0.02
+    assert gate(tmp_path, capsys, dropped, "--tolerance-std", "1")[0] == 1  # 0.05 > 0.0245
+    code, out = gate(tmp_path, capsys, dropped, "--tolerance-std", "2.5")  # 0.05 <= 0.061
     assert code == 0 and "passed" in out
+    code, out = gate(tmp_path, capsys, dropped)  # the default, K = 4: within seed noise
+    assert code == 0 and "passed" in out
+    assert gate(tmp_path, capsys, table({PGD: 0.35}))[0] == 1  # 0.15 > 4 SE = 0.098: a real drop
     # The absolute tolerance stays the floor: a zero-std row still gets 0.02.
     clean = ("mixup", "clean", "clean", 0.0, "accuracy")
     assert gate(tmp_path, capsys, table({clean: 0.945}), "--tolerance-std", "5")[0] == 0

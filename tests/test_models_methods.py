@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from robustbench_mm.errors import UserError
-from robustbench_mm.methods import create_method, hard_target_loss, mixed_loss
+from robustbench_mm.methods import Step, create_method, hard_target_loss, mixed_loss
 from robustbench_mm.models import ARCHS, Mix, create_model
 
 SHAPES = {"cnn": (1, 8), "mlp": (1, 8), "preactresnet18": (3, 16), "preactresnet34": (3, 16), "wrn28_10": (3, 16)}
@@ -44,12 +44,13 @@ def test_lambda_one_gives_exactly_the_erm_loss():
     model = create_model("cnn", 10, 1, 8)
     x, y = torch.rand(16, 1, 8, 8), torch.randint(0, 10, (16,))
     erm = create_method("erm")
-    erm_loss, _ = erm.loss(model, x, y, None)
+    erm_loss, _ = erm.loss(model, x, y, Step(np.random.default_rng(0), torch.Generator()))
     for name in ("mixup", "manifold-mixup"):
-        method = create_method(name, available_layers=model.mix_layers)
-        for layer in method.mix_layers:
+        method = create_method(name)
+        method.check_model(model)
+        for layer in method.layers():
             for perm in (None, torch.randperm(16)):
-                loss, _ = method.loss(model, x, y, Mix(layer, 1.0, perm))
+                loss, _ = method.mixed_loss(model, x, y, Mix(layer, 1.0, perm))
                 assert torch.equal(loss, erm_loss)
     assert torch.allclose(erm_loss, F.cross_entropy(model(x), y))
 
@@ -66,21 +67,27 @@ def test_mixed_loss_equals_soft_target_cross_entropy():
 
 
 def test_method_defaults_and_validation():
-    mm = create_method("manifold-mixup", available_layers=[0, 1, 2, 3])
-    assert mm.alpha == 2.0 and mm.mix_layers == (0, 1, 2)
-    assert create_method("mixup").alpha == 1.0 and create_method("mixup").mix_layers == (0,)
+    mm = create_method("manifold-mixup")
+    assert mm.alpha == 2.0 and mm.layers() == (0, 1, 2)
+    assert create_method("mixup").alpha == 1.0 and create_method("mixup").layers() == (0,)
     with pytest.raises(UserError, match="alpha must be > 0"):
-        create_method("mixup", alpha=0.0)
+        create_method("mixup", {"alpha": 0.0})
+    with pytest.raises(UserError, match="--alpha must be > 0"):
+        create_method("mixup", {"alpha": 0.0}, cli=True)
+    with pytest.raises(UserError, match="--mix-layers does not apply to method mixup"):
+        create_method("mixup", {"mix_layers": [1]}, cli=True)
+    with pytest.raises(UserError, match="--alpha does not apply to method erm"):
+        create_method("erm", {"alpha": 1.0}, cli=True)
     with pytest.raises(UserError, match=r"mix layer\(s\) \[7\] not available.*valid: 0, 1, 2, 3"):
-        create_method("manifold-mixup", mix_layers=[7], available_layers=[0, 1, 2, 3])
-    with pytest.raises(UserError, match="valid: erm, manifold-mixup, mixup"):
-        create_method("cutmix")
+        create_method("manifold-mixup", {"mix_layers": [7]}).check_model(create_model("cnn", 10, 1, 8))
+    with pytest.raises(UserError, match="unknown method 'no-such-method'; valid: erm, "):
+        create_method("no-such-method")
 
 
 def test_lambda_draws_follow_beta_and_layers_are_uniform():
-    method = create_method("manifold-mixup", available_layers=[0, 1, 2, 3])
-    rng = np.random.default_rng(0)
-    draws = [method.draw_mix(8, rng, torch.device("cpu")) for _ in range(6000)]
+    method = create_method("manifold-mixup")
+    step = Step(np.random.default_rng(0), torch.Generator())
+    draws = [method.draw(8, step, torch.device("cpu")) for _ in range(6000)]
     lams = np.array([d.lam for d in draws])
     assert abs(lams.mean() - 0.5) < 0.01 and abs(lams.var() - 1 / 20) < 0.005  # Beta(2,2): var = 1/20
     layers = np.bincount([d.layer for d in draws], minlength=3)
@@ -129,11 +136,15 @@ def test_mixing_compiles_without_graph_breaks(arch):
 
     channels, size = SHAPES[arch]
     model = create_model(arch, 10, channels, size).train()
-    method = create_method("manifold-mixup", available_layers=model.mix_layers)
+    method = create_method("manifold-mixup")
     x, y = torch.rand(8, channels, size, size), torch.randint(0, 10, (8,))
     lam = torch.full((), 0.7)
+    erm_step = Step(np.random.default_rng(0), torch.Generator())
     for layer in [None, *model.mix_layers[:3]]:
-        mix = None if layer is None else Mix(layer, lam)
-        explained = dynamo.explain(lambda x, y, mix: method.loss(model, x, y, mix)[0])(x, y, mix)
+        if layer is None:
+            loss = lambda x, y: create_method("erm").loss(model, x, y, erm_step)[0]  # noqa: E731
+        else:
+            loss = lambda x, y, layer=layer: method.mixed_loss(model, x, y, Mix(layer, lam))[0]  # noqa: E731
+        explained = dynamo.explain(loss)(x, y)
         assert explained.graph_break_count == 0, (layer, explained.break_reasons)
         assert explained.graph_count == 1

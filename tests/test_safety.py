@@ -108,13 +108,13 @@ def test_code_running_checkpoint_is_refused_by_the_cli(run_copy, trained_runs, t
 
 
 def test_pickled_per_example_file_is_refused(run_copy, tmp_path):
-    from robustbench_mm.evaluation import read_per_example
+    from robustbench_mm.rundir import RunDir
 
     marker = tmp_path / "MARKER"
     with open(run_copy / "per_example.npz", "wb") as handle:
         np.savez(handle, **{"clean|clean|0": np.array([_ShellPayload(marker)], dtype=object)})
     with pytest.raises(UserError, match="unreadable"):
-        read_per_example(run_copy)
+        RunDir(run_copy).read_per_example()
     assert not marker.exists()
 
 
@@ -164,8 +164,9 @@ def _writer_script() -> str:
 
 
 def test_sigkill_during_metrics_write_leaves_old_or_new_file(run_copy, digits):
-    from robustbench_mm.config import EvalConfig
-    from robustbench_mm.evaluation import evaluate_run, read_metrics
+    from robustbench_mm.settings import EvalConfig
+    from robustbench_mm.evaluation import evaluate_run
+    from robustbench_mm.rundir import RunDir
     from robustbench_mm.report import collect
 
     evaluate_run(run_copy, config=EvalConfig(suites=["clean"]), data=digits)
@@ -202,7 +203,7 @@ def test_sigkill_during_metrics_write_leaves_old_or_new_file(run_copy, digits):
     expected = {"config.toml", "checkpoint.pt", "model.pt", "train_log.csv", "metrics.csv", "per_example.npz", "reliability.csv"}
     strays = [p.name for p in run_copy.iterdir() if p.name not in expected]
     assert all(name.startswith(".metrics.csv.") and name.endswith(".tmp") for name in strays), strays
-    df = read_metrics(run_copy)
+    df = RunDir(run_copy).read_metrics()
     assert len(df) == ROWS
     assert len(collect([run_copy]).metrics) == ROWS
 

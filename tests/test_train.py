@@ -14,7 +14,8 @@ import pytest
 import torch
 
 from robustbench_mm.checkpoint import load_model
-from robustbench_mm.config import TrainConfig, load_train_config
+from robustbench_mm.rundir import RunDir
+from robustbench_mm.settings import TrainConfig
 from robustbench_mm.errors import UserError
 from robustbench_mm.train import lr_factor, train
 
@@ -29,30 +30,32 @@ def test_default_digits_training_reaches_97_percent(trained_runs, method):
     log = pd.read_csv(run_dir / "train_log.csv")
     assert list(log.columns) == ["epoch", "loss", "train_accuracy", "lr", "seconds"]
     assert len(log) == 30 and log["loss"].iloc[-1] < log["loss"].iloc[0]
-    cfg = load_train_config(run_dir / "config.toml")
+    cfg = RunDir(run_dir).read_config()
     assert cfg.epochs == 30 and cfg.arch == "cnn" and cfg.method == method
     if method != "erm":
-        assert cfg.alpha == {"mixup": 1.0, "manifold-mixup": 2.0}[method]
+        assert cfg.method_options["alpha"] == {"mixup": 1.0, "manifold-mixup": 2.0}[method]
+    else:
+        assert cfg.method_options == {}
 
 
 def test_same_seed_gives_bit_identical_model_file(tmp_path, digits):
     files = []
     for name in ("a", "b"):
-        cfg = TrainConfig(method="manifold-mixup", epochs=2, out_dir=str(tmp_path / name))
-        files.append(train(cfg, progress=False, data=digits, log=lambda s: None).run_dir / "model.pt")
+        cfg = TrainConfig(method="manifold-mixup", epochs=2)
+        files.append(train(cfg, out_dir=str(tmp_path / name), progress=False, data=digits, log=lambda s: None).run_dir / "model.pt")
     assert files[0].read_bytes() == files[1].read_bytes()
-    other = train(TrainConfig(method="manifold-mixup", epochs=2, seed=1, out_dir=str(tmp_path / "c")), progress=False, data=digits, log=lambda s: None)
+    other = train(TrainConfig(method="manifold-mixup", epochs=2, seed=1), out_dir=str(tmp_path / "c"), progress=False, data=digits, log=lambda s: None)
     assert (other.run_dir / "model.pt").read_bytes() != files[0].read_bytes()
 
 
 def test_existing_run_is_not_overwritten_without_force(tmp_path, digits):
-    cfg = TrainConfig(epochs=1, out_dir=str(tmp_path))
-    run = train(cfg, progress=False, data=digits, log=lambda s: None).run_dir
+    cfg = TrainConfig(epochs=1)
+    run = train(cfg, out_dir=str(tmp_path), progress=False, data=digits, log=lambda s: None).run_dir
     before = (run / "model.pt").read_bytes()
     with pytest.raises(UserError, match="already exists; pass --force"):
-        train(cfg, progress=False, data=digits, log=lambda s: None)
+        train(cfg, out_dir=str(tmp_path), progress=False, data=digits, log=lambda s: None)
     assert (run / "model.pt").read_bytes() == before
-    train(TrainConfig(epochs=1, lr=0.01, out_dir=str(tmp_path)), force=True, progress=False, data=digits, log=lambda s: None)
+    train(TrainConfig(epochs=1, lr=0.01), out_dir=str(tmp_path), force=True, progress=False, data=digits, log=lambda s: None)
     assert (run / "model.pt").read_bytes() != before
 
 
@@ -97,16 +100,16 @@ def test_resume_after_sigkill_is_bit_identical(tmp_path):
 
 
 def test_resume_with_different_settings_is_refused(tmp_path, digits):
-    train(TrainConfig(epochs=1, out_dir=str(tmp_path)), progress=False, data=digits, log=lambda s: None)
+    train(TrainConfig(epochs=1), out_dir=str(tmp_path), progress=False, data=digits, log=lambda s: None)
     with pytest.raises(UserError, match="differ.*lr"):
-        train(TrainConfig(epochs=1, lr=0.5, out_dir=str(tmp_path)), resume=True, progress=False, data=digits, log=lambda s: None)
+        train(TrainConfig(epochs=1, lr=0.5), out_dir=str(tmp_path), resume=True, progress=False, data=digits, log=lambda s: None)
 
 
 def test_force_keeps_the_old_run_until_the_new_one_is_complete(tmp_path, digits, monkeypatch):
     from robustbench_mm import train as train_module
 
-    cfg = TrainConfig(epochs=1, lr=0.01, out_dir=str(tmp_path))
-    first = train(cfg, progress=False, data=digits, log=lambda s: None)
+    cfg = TrainConfig(epochs=1, lr=0.01)
+    first = train(cfg, out_dir=str(tmp_path), progress=False, data=digits, log=lambda s: None)
     old_model = (first.run_dir / "model.pt").read_bytes()
 
     real_step = train_module.train_step
@@ -120,11 +123,11 @@ def test_force_keeps_the_old_run_until_the_new_one_is_complete(tmp_path, digits,
 
     monkeypatch.setattr(train_module, "train_step", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        train(cfg, force=True, progress=False, data=digits, log=lambda s: None)
+        train(cfg, out_dir=str(tmp_path), force=True, progress=False, data=digits, log=lambda s: None)
     backup = first.run_dir / ".replaced"
     assert (backup / "model.pt").read_bytes() == old_model  # nothing lost
     assert not (first.run_dir / "model.pt").exists()
 
     monkeypatch.setattr(train_module, "train_step", real_step)
-    train(cfg, force=True, progress=False, data=digits, log=lambda s: None)  # a second --force keeps the backup...
+    train(cfg, out_dir=str(tmp_path), force=True, progress=False, data=digits, log=lambda s: None)  # a second --force keeps the backup...
     assert (first.run_dir / "model.pt").exists() and not backup.exists()  # ...until the new run is complete

@@ -32,10 +32,10 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from robustbench_mm.config import TrainConfig  # noqa: E402
+from robustbench_mm.settings import TrainConfig  # noqa: E402
 from robustbench_mm.data import CIFAR10_STATS, apply_crop_flip, draw_crop_flip, to_float  # noqa: E402
-from robustbench_mm.methods import create_method  # noqa: E402
-from robustbench_mm.models import Mix, create_model  # noqa: E402
+from robustbench_mm.methods import Step, create_method  # noqa: E402
+from robustbench_mm.models import create_model  # noqa: E402
 from robustbench_mm.train import make_optimizer, train_step  # noqa: E402
 
 
@@ -92,16 +92,18 @@ def training_throughput(device, method_name, precision, batch, steps, warmup, pa
     amp = precision == "bf16"
     if amp:
         model = model.to(memory_format=torch.channels_last)
-    method = create_method(method_name, available_layers=model.mix_layers, pairing=pairing)
+    options = {"pairing": pairing} if method_name != "erm" else {}
+    method = create_method(method_name, options)
+    method.check_model(model)
     optimizer = make_optimizer(model.parameters(), TrainConfig(lr=0.1, weight_decay=1e-4), device)
     step_model = torch.compile(model) if compile_model else model
     data_x = torch.randint(0, 256, (n_images, 3, 32, 32), dtype=torch.uint8, device=device)
     data_y = torch.randint(0, 10, (n_images,), device=device)
     generator = torch.Generator(device=device).manual_seed(0)  # as the training loop: on the device
-    rng = np.random.default_rng(0)
+    randomness = Step(np.random.default_rng(0), generator, lam_as_tensor=compile_model)
     order = torch.randperm(n_images, generator=torch.Generator().manual_seed(0)).to(device)
 
-    def one(step, mix=None):
+    def one(step, method=method):
         start = (step * batch) % (n_images - batch)
         idx = order[start : start + batch]
         x = to_float(data_x[idx])
@@ -109,14 +111,12 @@ def training_throughput(device, method_name, precision, batch, steps, warmup, pa
         x = apply_crop_flip(x, 2, offsets, flips)
         if amp:
             x = x.contiguous(memory_format=torch.channels_last)
-        if mix is None:
-            mix = method.draw_mix(batch, rng, device, as_tensor=compile_model)
-        return train_step(step_model, method, optimizer, x, data_y[idx], mix, amp)
+        return train_step(step_model, method, optimizer, x, data_y[idx], randomness, amp)
 
     model.train()
     if compile_model:  # one graph per mixing layer: compile them all before the clock starts
-        for layer in method.mix_layers:
-            one(0, Mix(layer, torch.full((), 0.5, device=device)))
+        for layer in getattr(method, "mix_layers", []):
+            one(0, create_method(method_name, {**options, "mix_layers": [layer]}))
     for step in range(warmup):
         one(step)
     with Timer(device) as timer:

@@ -21,7 +21,7 @@ import math
 
 import numpy as np
 
-from ..config import EvalConfig
+from ..settings import EvalConfig
 from ..errors import UserError
 from ..results import row
 from ..suites import SUITES, SuiteContext, SuiteOutput

@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 
 from . import _util as U
-from .common import CORRUPTIONS
+from .registry import CORRUPTIONS
 
 
 @lru_cache(maxsize=64)

@@ -16,17 +16,12 @@ clamps to [0, 1] and restores the caller's dtype.
 
 from __future__ import annotations
 
-from typing import Callable
-
 import torch
 
 from ..errors import UserError
-from ..registry import Registry
+from . import blur, digital, noise, weather  # noqa: F401  (importing a family registers its corruptions)
 from ._util import check_images, run_chunked
-
-Corruption = Callable[[torch.Tensor, int, torch.Generator], torch.Tensor]
-
-CORRUPTIONS: Registry[Corruption] = Registry("corruption")
+from .registry import CORRUPTIONS, Corruption  # noqa: F401
 
 # CIFAR-10-C's order: the 15 benchmark corruptions, then the 4 held-out extras.
 _CANONICAL = [
@@ -63,7 +58,3 @@ def corrupt(x: torch.Tensor, name: str, severity: int, generator: torch.Generato
         return x.clone()
     with torch.no_grad():
         return run_chunked(lambda part: fn(part, level, generator), x)
-
-
-# Importing the families registers them; they import CORRUPTIONS from this module.
-from . import blur, digital, noise, weather  # noqa: E402,F401

@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from . import _util as U
-from .common import CORRUPTIONS
+from .registry import CORRUPTIONS
 
 
 @CORRUPTIONS.register("brightness")

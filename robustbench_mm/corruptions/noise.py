@@ -14,7 +14,7 @@ import torch.nn.functional as F
 
 from . import _util as U
 from ._util import rand, randn
-from .common import CORRUPTIONS
+from .registry import CORRUPTIONS
 
 
 @CORRUPTIONS.register("gaussian_noise")

@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from . import _util as U
-from .common import CORRUPTIONS
+from .registry import CORRUPTIONS
 
 
 def _zoom(layer: torch.Tensor, z: float) -> torch.Tensor:

@@ -1,219 +1,26 @@
-"""Reports over many runs: pandas pivots of the results table, mean ± std over seeds, and the
-difference to ERM with a paired-bootstrap 95% confidence interval over test examples.
+"""The report as a document: headline, differences to ERM, diagnostics, details, setup.
 
-``report.csv`` is tidy (one row per method/suite/test/severity/metric) and byte-identical
-for identical inputs; ``report.md`` (and ``report.html``) read top-down as a document.
+Built once as a list of :class:`~robustbench_mm.document.Block` and written as Markdown or HTML.
 """
 
 from __future__ import annotations
 
 import platform
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
 
-from . import __version__
-from .config import read_toml
-from .document import Block, to_html, to_markdown
-from .errors import UserError
-from .evaluation import read_metrics, read_per_example
-from .storage import atomic_write_text, ensure_writable_dir, read_csv_table, require_numeric
-
-METHOD_ORDER = ("erm", "mixup", "manifold-mixup")
-KEYS = ["method", "suite", "test", "severity", "metric"]
-LOWER_IS_BETTER = {"ece", "ece-adaptive", "ece-classwise", "mce", "nll", "brier", "flag", "mce-vs-erm", "relative-mce-vs-erm"}
-BOOTSTRAP_SAMPLES = 1000
-
-
-@dataclass
-class RunSet:
-    """Everything read back from a set of evaluated run directories."""
-
-    metrics: pd.DataFrame
-    per_example: dict[str, dict] = field(default_factory=dict)  # run name -> {(suite, test, sev): bool array}
-    reliability: pd.DataFrame | None = None
-    configs: dict[str, dict] = field(default_factory=dict)  # run name -> config.toml contents
-    train_seconds: float = 0.0
-
-
-def method_sort_key(method: str) -> tuple[int, str]:
-    return (METHOD_ORDER.index(method) if method in METHOD_ORDER else len(METHOD_ORDER), method)
-
-
-def collect(run_dirs: Sequence[str | Path]) -> RunSet:
-    if not run_dirs:
-        raise UserError("no run directories given to report")
-    frames, per_example, bins, configs, seconds = [], {}, [], {}, 0.0
-    for run_dir in map(Path, run_dirs):
-        if not run_dir.is_dir():
-            raise UserError(f"run directory not found: {run_dir}")
-        df = read_metrics(run_dir)
-        frames.append(df)
-        per_example[run_dir.name] = read_per_example(run_dir)
-        if (run_dir / "reliability.csv").exists():
-            bins.append(_read_table(run_dir / "reliability.csv", ["bin", "count", "accuracy", "confidence"]))
-        if (run_dir / "config.toml").exists():
-            configs[run_dir.name] = read_toml(run_dir / "config.toml")
-        if (run_dir / "train_log.csv").exists():
-            seconds += float(_read_table(run_dir / "train_log.csv", ["seconds"])["seconds"].sum())
-        if (run_dir / "eval.toml").exists():
-            seconds += float(read_toml(run_dir / "eval.toml").get("run", {}).get("seconds", 0.0))
-    metrics = pd.concat(frames, ignore_index=True)
-    if metrics.empty:
-        raise UserError("the given runs hold no metrics")
-    datasets = sorted(metrics["dataset"].astype(str).unique())
-    if len(datasets) > 1:
-        raise UserError(f"cannot report over runs of different datasets: {', '.join(datasets)}")
-    if metrics.duplicated(subset=["run", "suite", "test", "severity", "metric"]).any():
-        raise UserError("two of the given run directories share a name (or a metrics.csv repeats a row); report each run once")
-    pairs = metrics.drop_duplicates("run").groupby(["method", "seed"])["run"].apply(list)
-    twice = pairs[pairs.map(len) > 1]
-    if len(twice):  # two copies of one run would be averaged as two seeds
-        (method, seed), runs = next(iter(twice.items()))
-        raise UserError(f"runs {', '.join(runs)} are all {method} seed {seed}; report each (method, seed) once")
-    adversarial = metrics[metrics["suite"] == "adversarial"]
-    attacked = {run: frozenset() for run in metrics["run"].unique()}
-    attacked.update({run: frozenset(zip(rows["test"], rows["severity"])) for run, rows in adversarial.groupby("run")})
-    if len(set(attacked.values())) > 1:  # a worst case over different attack sets is not one quantity
-        runs = sorted(attacked.items())
-        (run_a, set_a), (run_b, set_b) = runs[0], next(item for item in runs if item[1] != runs[0][1])
-        only = sorted(set_a ^ set_b)[0]
-        raise UserError(f"runs {run_a} and {run_b} were attacked differently (e.g. {only[0]} at ε {only[1]:g} in only one); "
-                        "evaluate them with the same settings")
-    clean = metrics[(metrics["suite"] == "clean") & (metrics["metric"] == "accuracy")]
-    if clean["n"].nunique() > 1:  # a mean over 360 and 50 test examples is not a result
-        sizes = ", ".join(f"{r} ({int(n)})" for r, n in clean.set_index("run")["n"].items())
-        raise UserError(f"the runs were evaluated on different numbers of test examples: {sizes}")
-    reliability = pd.concat(bins, ignore_index=True) if bins else None
-    return RunSet(metrics, per_example, reliability, configs, seconds)
-
-
-def _read_table(path: Path, columns: list[str]) -> pd.DataFrame:
-    """A CSV the project wrote, checked for the columns we use (one clear error otherwise)."""
-    table = read_csv_table(path, "a readable table")
-    missing = [c for c in columns if c not in table.columns]
-    if missing:
-        raise UserError(f"{path} lacks column(s) {', '.join(missing)}")
-    require_numeric(table, path, columns)
-    return table
-
-
-def summarize(metrics: pd.DataFrame) -> pd.DataFrame:
-    """Mean and std over seeds for every (method, suite, test, severity, metric)."""
-    grouped = metrics.groupby(KEYS, sort=False)["value"]
-    summary = grouped.agg(mean="mean", std="std", seeds="count").reset_index()
-    summary["std"] = summary["std"].fillna(0.0)
-    summary["n"] = metrics.groupby(KEYS, sort=False)["n"].max().values
-    summary.insert(0, "arch", metrics["arch"].iloc[0])
-    summary.insert(0, "dataset", metrics["dataset"].iloc[0])
-    return summary
-
-
-def paired_bootstrap(
-    correct_a: np.ndarray, correct_b: np.ndarray, samples: int = BOOTSTRAP_SAMPLES, seed: int = 0
-) -> tuple[float, float, float]:
-    """Accuracy difference a - b and its 95% CI, resampling test examples (seeds pooled).
-
-    ``correct_*`` are (seeds, examples) boolean arrays over the same test examples; each
-    example's score is its mean correctness over seeds, and the bootstrap resamples examples.
-    """
-    diff = correct_a.mean(axis=0) - correct_b.mean(axis=0)
-    rng = np.random.default_rng(seed)
-    means = np.empty(samples)
-    for start in range(0, samples, 100):  # chunks keep memory flat for 10k-example test sets
-        idx = rng.integers(0, len(diff), size=(min(100, samples - start), len(diff)))
-        means[start : start + len(idx)] = diff[idx].mean(axis=1)
-    low, high = np.percentile(means, [2.5, 97.5])
-    return float(diff.mean()), float(low), float(high)
-
-
-def differences_to_erm(runs: RunSet) -> pd.DataFrame:
-    """Δ accuracy vs ERM with bootstrap CIs for every per-example test (needs an erm run)."""
-    methods = runs.metrics.drop_duplicates("run").set_index("run")["method"]
-    by_method: dict[str, list[str]] = {}
-    for run, method in methods.items():
-        by_method.setdefault(method, []).append(run)
-    if "erm" not in by_method:
-        return pd.DataFrame(columns=[*KEYS, "diff", "ci_low", "ci_high"])
-    rows = []
-    keys = sorted({k for run in by_method["erm"] for k in runs.per_example.get(run, {})})
-    for method in sorted(by_method, key=method_sort_key):
-        if method == "erm":
-            continue
-        for key in keys:
-            a = [runs.per_example[r][key] for r in sorted(by_method[method]) if key in runs.per_example.get(r, {})]
-            b = [runs.per_example[r][key] for r in sorted(by_method["erm"]) if key in runs.per_example.get(r, {})]
-            if not a or not b or len({x.shape for x in a + b}) != 1:
-                continue
-            diff, low, high = paired_bootstrap(np.stack(a), np.stack(b))
-            rows.append({"method": method, "suite": key[0], "test": key[1], "severity": key[2], "metric": "accuracy",
-                         "diff": diff, "ci_low": low, "ci_high": high})
-    return pd.DataFrame(rows, columns=[*KEYS, "diff", "ci_low", "ci_high"])
-
-
-def corruption_errors(summary: pd.DataFrame) -> pd.DataFrame:
-    """mCE and relative mCE of each method with our ERM model as the baseline.
-
-    Hendrycks & Dietterich (2019), with ERM in AlexNet's place: for corruption c,
-    CE_m(c) = Σ_s E_m(c, s) / Σ_s E_erm(c, s) and the relative CE_m(c) =
-    Σ_s (E_m(c, s) - E_m(clean)) / Σ_s (E_erm(c, s) - E_erm(clean)), E = 1 - accuracy of the
-    seed-mean; each is averaged over corruptions. Corruptions that cost ERM less than one
-    accuracy point summed over severities are left out of the relative mean (its ratio would
-    divide by ~0); ``n`` holds how many corruptions each mean covers.
-    """
-    acc = summary[(summary.suite == "corruption") & (summary.metric == "accuracy") & (summary.test != "mean")]
-    clean = summary[(summary.suite == "clean") & (summary.metric == "accuracy")].set_index("method")["mean"]
-    if acc.empty or "erm" not in set(acc.method) or "erm" not in clean.index:
-        return pd.DataFrame(columns=summary.columns)
-    errors = acc.assign(error=1 - acc["mean"]).groupby(["method", "test"])["error"].sum()
-    counts = acc.groupby(["method", "test"])["severity"].count()
-    rows = []
-    for method in sorted(acc.method.unique(), key=method_sort_key):
-        ce, rel = [], []
-        for corruption in errors.loc["erm"].index:
-            if (method, corruption) not in errors.index:
-                continue
-            base = errors.loc[("erm", corruption)]
-            ce.append(errors.loc[(method, corruption)] / max(base, 1e-12))
-            base_rel = base - counts.loc[("erm", corruption)] * (1 - clean["erm"])
-            if base_rel >= 0.01 and method in clean.index:
-                rel.append((errors.loc[(method, corruption)] - counts.loc[(method, corruption)] * (1 - clean[method])) / base_rel)
-        for metric, values in (("mce-vs-erm", ce), ("relative-mce-vs-erm", rel)):
-            if values:
-                rows.append({"dataset": summary["dataset"].iloc[0], "arch": summary["arch"].iloc[0], "method": method,
-                             "suite": "corruption", "test": "mean", "severity": 0.0, "metric": metric,
-                             "mean": float(np.mean(values)), "std": 0.0, "seeds": int(summary[summary.method == method]["seeds"].max()),
-                             "n": len(values)})
-    return pd.DataFrame(rows, columns=summary.columns)
-
-
-def report_table(runs: RunSet) -> pd.DataFrame:
-    """The tidy report: summary statistics plus the difference to ERM where it exists."""
-    summary = summarize(runs.metrics)
-    extra = corruption_errors(summary)
-    if not extra.empty:
-        summary = pd.concat([summary, extra], ignore_index=True)
-    diffs = differences_to_erm(runs)
-    table = summary.merge(diffs, on=KEYS, how="left")
-    table["_m"] = table["method"].map(lambda m: method_sort_key(m))
-    table = table.sort_values(["_m", "suite", "test", "severity", "metric"], kind="stable").drop(columns="_m")
-    return table.reset_index(drop=True)
-
-
-def write_report_csv(table: pd.DataFrame, path: Path) -> None:
-    atomic_write_text(path, table.to_csv(index=False, float_format="%.6g"))
-
-
-# ---------------------------------------------------------------- the Markdown/HTML document
+from .. import __version__
+from ..document import Block
+from ..methods import method_sort_key
+from ..metrics import LOWER, NEITHER, metric as metric_info
+from .collect import RunSet
 
 
 def _fmt(mean: float, std: float, metric: str, seeds: int) -> str:
-    scale, digits = (100.0, 1) if metric in {"accuracy", "ece", "ece-adaptive", "ece-classwise", "mce", "ece-ts"} else (1.0, 3)
-    text = f"{mean * scale:.{digits}f}"
-    return text + (f" ± {std * scale:.{digits}f}" if seeds > 1 else "")
+    info = metric_info(metric)
+    return info.display(mean) + (f" ± {info.display(std)}" if seeds > 1 else "")
 
 
 def headline_eps(summary: pd.DataFrame) -> float | None:
@@ -315,7 +122,7 @@ def detail_table(summary: pd.DataFrame, suite: str, metric: str = "accuracy") ->
             r = _value(summary, method, suite, test, metric, severity)
             values.append(np.nan if r is None else r["mean"])
             cells.append("–" if r is None else _fmt(r["mean"], r["std"], metric, int(r["seeds"])))
-        _bold_best(cells, values, metric not in LOWER_IS_BETTER)
+        _bold_best(cells, values, metric_info(metric).direction != LOWER)
         table[label] = cells
     return pd.DataFrame(table)
 
@@ -408,9 +215,9 @@ def setup_lines(runs: RunSet, summary: pd.DataFrame, seconds: float | None) -> l
             f"- **Training**: {value('epochs')} epochs, batch {value('batch_size')}, SGD lr {value('lr')} "
             f"(schedule {value('schedule')}), weight decay {value('weight_decay')}, mix loss {value('mix_loss')}"
         )
-        alphas = {c.get("method"): (c.get("alpha"), c.get("mix_layers")) for c in configs if c.get("alpha")}
-        if alphas:
-            lines.append("- **Mixing**: " + "; ".join(f"{m}: α={a}, layers {l}" for m, (a, l) in sorted(alphas.items())))
+        settings = _method_settings(runs)
+        if settings:
+            lines.append("- **Method settings**: " + "; ".join(f"{m}: {s}" for m, s in settings.items()))
     if attacks:
         groups = "; ".join(f"{', '.join(names)} at ε {radii}" for radii, names in radii_of.items())
         lines.append(f"- **Attacks**: {groups} (ε 0: unbounded attacks); the worst case at ε counts every attack at "
@@ -420,6 +227,17 @@ def setup_lines(runs: RunSet, summary: pd.DataFrame, seconds: float | None) -> l
     if seconds is not None:
         lines.append(f"- **Time**: {seconds:.1f} s of training and evaluation in total")
     return lines
+
+
+def _method_settings(runs: RunSet) -> dict[str, str]:
+    """method -> its settings as the runs recorded them (every value used, when seeds differ)."""
+    values: dict[str, dict[str, set[str]]] = {}
+    for config in runs.configs.values():
+        method = str(config.get("train", {}).get("method", ""))
+        for key, value in (config.get("method") or {}).items():
+            values.setdefault(method, {}).setdefault(key, set()).add(str(value))
+    return {m: ", ".join(f"{k} {' / '.join(sorted(v))}" for k, v in values[m].items())
+            for m in sorted(values, key=method_sort_key)}
 
 
 def _versions() -> str:
@@ -505,39 +323,10 @@ def build_document(runs: RunSet, table: pd.DataFrame, figures: list[Path], out_d
                 r = _value(summary, method, "calibration", "clean", metric)
                 values.append(np.nan if r is None else r["mean"])
                 cells.append("–" if r is None else _fmt(r["mean"], r["std"], metric, int(r["seeds"])))
-            if metric not in ("confidence", "temperature", "accuracy"):
-                _bold_best(cells, values, metric not in LOWER_IS_BETTER and not metric.startswith(("ece", "nll", "brier")))
+            direction = metric_info(metric).direction
+            if direction != NEITHER and metric != "accuracy":
+                _bold_best(cells, values, direction != LOWER)
             rows[metric] = cells
         blocks.append(Block("h3", "Calibration on clean test data (ECE/MCE in %, -ts = after temperature scaling)"))
         blocks.append(Block("table", table=pd.DataFrame(rows)))
     return blocks
-
-
-def write_report(
-    run_dirs: Sequence[str | Path], out_dir: str | Path, formats: Sequence[str] = ("md",), seconds: float | None = None, plots: bool = True
-) -> pd.DataFrame:
-    """Collect the runs and write report.csv, report.md (and report.html), plus figures."""
-    runs = collect(run_dirs)
-    out_dir = ensure_writable_dir(out_dir)
-    table = report_table(runs)
-    figures: list[Path] = []
-    if plots:
-        from .plots import render_all
-
-        figures = render_all(runs.metrics, runs.reliability, out_dir, runs.metrics["dataset"].iloc[0], runs.metrics["arch"].iloc[0])
-    write_report_csv(table, out_dir / "report.csv")
-    blocks = build_document(runs, table, [Path(f) for f in figures], out_dir, seconds if seconds is not None else runs.train_seconds or None)
-    if "md" in formats:
-        atomic_write_text(out_dir / "report.md", to_markdown(blocks))
-    if "html" in formats:
-        title = f"robustbench_mm report — {runs.metrics['dataset'].iloc[0]}"
-        atomic_write_text(out_dir / "report.html", to_html(blocks, out_dir, title))
-    return table
-
-
-def headline_markdown(run_dirs: Sequence[str | Path]) -> str:
-    from .document import markdown_table
-
-    runs = collect(run_dirs)
-    head, notes = headline(report_table(runs))
-    return "\n".join([markdown_table(head), *notes])

@@ -1,0 +1,13 @@
+"""The corruption registry: every family module (noise, blur, weather, digital) registers here."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+from ..registry import Registry
+
+Corruption = Callable[[torch.Tensor, int, torch.Generator], torch.Tensor]
+
+CORRUPTIONS: Registry[Corruption] = Registry("corruption")

@@ -1,0 +1,18 @@
+"""Every setting of the benchmark, each declared once as a dataclass field (see :mod:`.fields`).
+
+``TrainConfig`` (a trained model), ``EvalConfig`` (an evaluation), ``TrainOptions`` and
+``RunPlan`` (what ``mmbench train`` / ``mmbench run`` do with them). The CLI's flags, config.toml,
+presets, validation and ``--plan`` lines all come from these declarations.
+"""
+
+from .evaluate import EvalConfig
+from .fields import Setting, check, from_table, settings_of, to_argv, to_table
+from .jobs import DEFAULT_METHODS, DEFAULT_SEEDS, JobOptions, RunPlan, TrainOptions
+from .toml import read_toml, to_toml
+from .train import DATASET_DEFAULTS, TrainConfig, dataset_family, differences
+
+__all__ = [
+    "DATASET_DEFAULTS", "DEFAULT_METHODS", "DEFAULT_SEEDS", "EvalConfig", "JobOptions", "RunPlan", "Setting",
+    "TrainConfig", "TrainOptions", "check", "dataset_family", "differences", "from_table", "read_toml", "settings_of",
+    "to_argv", "to_table", "to_toml",
+]

@@ -1,0 +1,46 @@
+"""Evaluation settings: what ``mmbench evaluate`` (and ``robustbench_mm.evaluate``) measures, and how."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .fields import check, setting
+from .train import SEED_MAX
+
+SIZE_MAX = 65_536  # batch sizes
+EXAMPLES_MAX = 100_000_000
+
+
+@dataclass
+class EvalConfig:
+    """How a model is evaluated (``None``: the default named in the help)."""
+
+    suites: list[str] | None = setting(None, "suites to run (default: every default suite; mmbench list)", flag="--suite",
+                                       aliases=("--suites",), unique=True)
+    attacks: list[str] | None = setting(None, "attacks (default: fgsm, pgd-linf, pgd-l2 at every radius, square and "
+                                        "apgd-dlr at the middle L∞ radius; mmbench list)", unique=True)
+    eps: list[float] | None = setting(None, "L∞ radii in [0, 1] pixel scale (default: the dataset's grid)", low=0, high=1,
+                                      sort=True)
+    eps_l2: list[float] | None = setting(None, "L2 radii (default: the dataset's grid)", low=0, high=10_000, sort=True)
+    pgd_steps: int = setting(10, "steps of PGD (and the iterations of the other iterative attacks)", low=1, high=100_000)
+    pgd_restarts: int = setting(1, "random restarts of the iterative attacks", low=1, high=1000)
+    pgd_step_size: float | None = setting(None, "PGD step size (default 2.5·ε/steps)", low=0, low_open=True)
+    attack_precision: str = setting("auto", "attack gradients in fp32 (auto) or bf16 (CUDA only; weaker at small ε)",
+                                    choices=("auto", "fp32", "bf16"))
+    deformations: str = setting("paper", "deformation grid: paper (Table 4) or paper-full (Table 9)")
+    corruptions: list[str] | None = setting(None, "common corruptions (default: all 19)", unique=True)
+    severities: list[int] | None = setting(None, "corruption levels 1..5 (default: all)", low=1, high=5, sort=True)
+    cifar_c_root: str | None = setting(None, "folder holding CIFAR-10-C/ or CIFAR-100-C/ .npy files (the published images)")
+    batch_size: int = setting(500, "evaluation batch size (0: from free GPU memory)", flag="--eval-batch-size", low=0,
+                              high=SIZE_MAX)
+    seed: int = setting(0, "seed of the attacks' random starts, deformations and corruptions", flag="--eval-seed", low=0,
+                        high=SEED_MAX)
+    device: str = setting("auto", "auto (CUDA when present), cpu, cuda or cuda:N")
+    data_root: str | None = setting(None, "folder holding the torchvision dataset files (default: where training found them)")
+    download: bool = setting(False, "let torchvision download the dataset into --data-root")
+    max_examples: int | None = setting(None, "evaluate on the first N test examples only", low=1, high=EXAMPLES_MAX)
+    n_bins: int = setting(15, "calibration bins", flag="--bins", low=1, high=1000)
+
+    def validate(self, cli: bool = False) -> "EvalConfig":
+        check(self, cli)
+        return self

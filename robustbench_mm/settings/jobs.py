@@ -1,0 +1,52 @@
+"""What a command does with the settings: where runs go, what may be replaced, what ``run`` plans."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .fields import check, setting
+from .train import SEED_MAX
+
+DEFAULT_METHODS = ["erm", "mixup", "manifold-mixup"]  # the question the benchmark exists for
+DEFAULT_SEEDS = [0, 1, 2]
+
+
+@dataclass
+class JobOptions:
+    """Options of the commands that write run directories (train, run)."""
+
+    force: bool = setting(False, "replace existing run directories (the old run is kept until the new one is complete)")
+    resume: bool = setting(False, "continue interrupted runs from their last checkpoint")
+    quiet: bool = setting(False, "no progress bars")
+    preset: str | None = setting(None, "a shipped preset (mmbench list --presets); flags override its values")
+
+    def validate(self, cli: bool = False):
+        check(self, cli)
+        return self
+
+
+@dataclass
+class TrainOptions(JobOptions):
+    """``mmbench train``: one run directory under ``out_dir``."""
+
+    out_dir: str = setting("runs", "parent of the run directory")
+    sync_bn: bool = setting(False, "under torchrun: synchronized BatchNorm across processes")
+
+
+@dataclass
+class RunPlan(JobOptions):
+    """``mmbench run``: methods x seeds, then evaluation and one report."""
+
+    methods: list[str] = setting(list(DEFAULT_METHODS), "training methods to compare", unique=True)
+    seeds: list[int] = setting(list(DEFAULT_SEEDS), "seeds (one run per method and seed)", low=0, high=SEED_MAX,
+                               unique=True)
+    out: str = setting("results", "report folder")
+    runs_dir: str = setting("runs", "where the run directories go")
+    formats: list[str] = setting(["md"], "report formats", flag="--format", choices=("md", "html"), unique=True)
+    jobs: int | None = setting(None, "runs in parallel (default: one per GPU on CUDA, one per CPU core otherwise)",
+                               low=1, high=1024)
+    plan: bool = setting(False, "print one shell command per run (for a cluster scheduler) and exit")
+    # each method's own settings for this plan (a preset's [method.<name>] tables); flags such as
+    # --alpha apply to every planned method that has the setting
+    per_method: dict[str, dict[str, Any]] = field(default_factory=dict)

@@ -1,0 +1,113 @@
+"""The package's shape, read from its source: no import circle, argparse only in the CLI, small
+functions and modules, no backend switch or global torch setting at import."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import robustbench_mm
+
+PACKAGE = Path(robustbench_mm.__file__).parent
+MAX_FUNCTION_LINES = 80
+MAX_MODULE_LINES = 400
+
+
+def _modules() -> dict[str, ast.Module]:
+    out = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        out[name] = ast.parse(path.read_text(), str(path))
+    return out
+
+
+def _imports(name: str, tree: ast.Module, known: set[str]) -> set[str]:
+    """Package modules ``name`` imports anywhere in its body (function-level imports included)."""
+    package = name if name in known and any(k.startswith(name + ".") for k in known) else name.rsplit(".", 1)[0]
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")
+                anchor = anchor[: len(anchor) - (node.level - 1)]
+                base = ".".join(anchor + ([base] if base else []))
+            for alias in node.names:
+                full = f"{base}.{alias.name}"
+                found.add(full if full in known else base)
+        elif isinstance(node, ast.Import):
+            found.update(a.name for a in node.names)
+    return {m for m in found if m in known and m != name}
+
+
+def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        stack.append(node)
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == 1:
+                return stack[stack.index(nxt):] + [nxt]
+            if nxt not in state and (found := visit(nxt)):
+                return found
+        stack.pop()
+        state[node] = 2
+        return None
+
+    for node in sorted(graph):
+        if node not in state and (found := visit(node)):
+            return found
+    return None
+
+
+def test_no_import_circle():
+    """No two modules import each other, directly or through others — lazy imports inside
+    functions count too (a circle there is still two modules that each need the other). A package's
+    ``__init__`` re-exporting its own modules is not a circle."""
+    modules = _modules()
+    known = set(modules)
+    graph = {name: {m for m in _imports(name, tree, known) if not m.startswith(name + ".")}
+             for name, tree in modules.items()}
+    for name in graph:  # a submodule reaching its package's __init__ means "a sibling": resolve to itself
+        graph[name] = {m for m in graph[name] if not name.startswith(m + ".")}
+    assert _cycle(graph) is None, " -> ".join(_cycle(graph) or [])
+
+
+def test_argparse_only_in_the_cli():
+    users = [name for name, tree in _modules().items()
+             if any(isinstance(n, (ast.Import, ast.ImportFrom)) and "argparse" in
+                    ([a.name for a in n.names] if isinstance(n, ast.Import) else [n.module or ""])
+                    for n in ast.walk(tree))]
+    assert users == ["robustbench_mm.cli"], users
+
+
+def test_functions_and_modules_stay_small():
+    long_functions, long_modules = [], []
+    for path in PACKAGE.rglob("*.py"):
+        text = path.read_text()
+        if len(text.splitlines()) > MAX_MODULE_LINES:
+            long_modules.append(f"{path.name}: {len(text.splitlines())}")
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                length = node.end_lineno - node.lineno + 1
+                if length > MAX_FUNCTION_LINES:
+                    long_functions.append(f"{path.name}:{node.name}: {length}")
+    assert not long_functions and not long_modules, (long_functions, long_modules)
+
+
+def test_importing_the_package_changes_nothing_in_the_process():
+    """No matplotlib backend switch and no torch thread or default-dtype change at import."""
+    code = (
+        "import matplotlib; matplotlib.use('svg'); import torch; torch.set_num_threads(3)\n"
+        "import robustbench_mm, robustbench_mm.cli, robustbench_mm.evaluation, robustbench_mm.report, "
+        "robustbench_mm.plots, robustbench_mm.corruptions, robustbench_mm.train, robustbench_mm.pipeline\n"
+        "assert matplotlib.get_backend() == 'svg', matplotlib.get_backend()\n"
+        "assert torch.get_num_threads() == 3 and torch.get_default_dtype() == torch.float32\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=PACKAGE.parent)
+    assert result.returncode == 0, result.stderr[-2000:]
