@@ -10,7 +10,9 @@ positive rate at 95% true positive rate, all with the *in-distribution* test set
 positive class (Liu et al.'s convention: FPR95 = the share of outliers accepted when 95% of
 test images are; AUROC does not depend on the choice, AUPR does: "AUPR-In"). Plus the mean
 confidence (max softmax) on the outliers. Rows ``ood/<set>/0/<metric>-<score>`` and
-``ood/<set>/0/confidence``; ``n`` is the number of outliers.
+``ood/<set>/0/confidence``; ``n`` is the number of outliers: as many as test images for the
+synthetic sets, a seeded sample of at most that many from a dataset (AUPR depends on the
+ratio, so it stays at most 1:1).
 
 **Interpolations.** Each test image is paired with a test image of another class (seeded);
 the mean confidence on ``lam * x_i + (1 - lam) * x_j`` for lam in 0, 0.1, ..., 1: rows
