@@ -90,6 +90,19 @@ class MixableNet(nn.Module):
         """Every layer this model can mix at: 0 (input) .. number of stages."""
         return list(range(len(self.stages) + 1))
 
+    def hidden_states(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The hidden state at every mix point: [normalized input, after stage 1, ..., after the last stage].
+
+        The last entry is the head's input (the penultimate layer). The same computation as
+        ``forward`` without mixing, so ``self.head(self.hidden_states(x)[-1]) == self(x)``.
+        """
+        h = (x - self.mean) / self.std
+        states = [h]
+        for stage in self.stages:
+            h = stage(h)
+            states.append(h)
+        return states
+
     def forward(self, x: torch.Tensor, mix: Mix | None = None) -> torch.Tensor:
         h = (x - self.mean) / self.std
         if mix is not None and mix.layer == 0:
