@@ -15,7 +15,7 @@ import time
 import torch
 
 from robustbench_mm.boundaries import render_boundaries
-from robustbench_mm.config import EvalConfig
+from robustbench_mm.settings import EvalConfig
 from robustbench_mm.data import load_dataset, to_float
 from robustbench_mm.inference import predict_logits
 from robustbench_mm.models import create_model

@@ -4,7 +4,7 @@ A seeded 2-D problem (two interleaved spirals, or scikit-learn's two moons), a s
 :class:`~robustbench_mm.models.base.MixableNet` whose last stage is a 2-D bottleneck (mix
 points: 0 = the input, 1 = the hidden layer, 2 = the bottleneck, so Manifold Mixup with its
 default layers 0, 1, 2 also mixes the 2-D state), trained with the project's own methods
-(``create_method`` / ``Method.draw_mix`` / ``Method.loss``). One PNG: for each method, the
+(``create_method`` / ``Method.loss``). One PNG: for each method, the
 decision regions in input space shaded by confidence with the data on top, and beside it
 (below, in the same column) the bottleneck: each class's hidden states over the head's own
 decision regions.
@@ -28,7 +28,7 @@ from torch import nn
 
 from .errors import UserError
 from .inference import evaluating
-from .methods import create_method
+from .methods import Step, create_method
 from .models.base import MixableNet
 from .storage import atomic_write_bytes
 
@@ -82,16 +82,16 @@ def train_method(method: str, x: torch.Tensor, y: torch.Tensor, seed: int, steps
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = bottleneck_mlp(x)
-    spec = create_method(method, available_layers=model.mix_layers)
+    spec = create_method(method)
+    spec.check_model(model)
     order_gen = torch.Generator().manual_seed(seed)
-    mix_rng = np.random.default_rng(seed)
+    randomness = Step(np.random.default_rng(seed), torch.Generator().manual_seed(seed))
     optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
     images = as_images(x)
     model.train()
     for _ in range(steps):
         index = torch.randperm(len(x), generator=order_gen)[:batch]
-        mix = spec.draw_mix(len(index), mix_rng, torch.device("cpu"))
-        loss, _ = spec.loss(model, images[index], y[index], mix)
+        loss, _ = spec.loss(model, images[index], y[index], randomness)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

@@ -11,7 +11,7 @@ from PIL import Image
 from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
 from torch import nn
 
-from robustbench_mm.config import EvalConfig
+from robustbench_mm.settings import EvalConfig
 from robustbench_mm.errors import UserError
 from robustbench_mm.ood import (
     LAMBDAS,

@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from robustbench_mm.config import EvalConfig
+from robustbench_mm.settings import EvalConfig
 from robustbench_mm.errors import UserError
 from robustbench_mm.models import MixableNet, create_model
 from robustbench_mm.representation import (
