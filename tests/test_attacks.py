@@ -354,6 +354,15 @@ def test_session_builds_copies_once_and_changes_nothing(trained_models, data, mo
         assert torch.equal(a, b)
 
 
+def test_a_session_serves_its_own_model_only(trained_models, data):
+    from robustbench_mm.attacks import AttackSession
+
+    x, y = data
+    session = AttackSession(trained_models["erm"])
+    with pytest.raises(ValueError, match="another model"):
+        attack("fgsm", trained_models["mixup"], x, y, 0.1, num_classes=10, session=session)
+
+
 @pytest.mark.parametrize("arch", ["preactresnet18", "wrn28_10"])
 def test_attack_copy_folds_preact_blocks(arch):
     """PreActBlock's conv1 -> bn2 is folded (half the BatchNorms of a PreActResNet); the copy
