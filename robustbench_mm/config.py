@@ -185,7 +185,7 @@ def config_differences(a: TrainConfig, b: TrainConfig, ignore: tuple[str, ...] =
 @dataclass
 class EvalConfig:
     suites: list[str] = field(default_factory=lambda: ["clean", "adversarial", "deformation", "corruption", "calibration"])
-    attacks: list[str] | None = None  # None: the default set (fgsm, pgd-linf, pgd-l2, square)
+    attacks: list[str] | None = None  # None: the default set (fgsm, pgd-linf, pgd-l2, square, apgd-dlr)
     eps: list[float] | None = None  # L-inf radii; None: the dataset's grid
     eps_l2: list[float] | None = None  # L2 radii; None: the dataset's grid
     pgd_steps: int = 10
