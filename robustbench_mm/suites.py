@@ -98,11 +98,18 @@ def register_suite(name: str, *, order: int, default: bool = True, description: 
     return add
 
 
-def all_suites() -> list[Suite]:
-    """Every registered suite, in running order (the built-in suites are registered first)."""
-    from . import attacks, builtin_suites  # noqa: F401  (register their suites)
+def _running_order(suites: list[Suite]) -> list[Suite]:
+    return sorted(suites, key=lambda s: (s.order, s.name))
 
-    return sorted((SUITES.get(name) for name in SUITES.names()), key=lambda s: (s.order, s.name))
+
+def _register_builtin() -> None:
+    from . import attacks, builtin_suites  # noqa: F401  (importing them registers their suites)
+
+
+def all_suites() -> list[Suite]:
+    """Every registered suite (the built-in ones included), in running order."""
+    _register_builtin()
+    return _running_order([SUITES.get(name) for name in SUITES.names()])
 
 
 def default_suites() -> list[str]:
@@ -113,8 +120,8 @@ def default_suites() -> list[str]:
 def ordered_suites(names: Sequence[str]) -> list[Suite]:
     """The named suites (duplicates dropped), in running order; one-line UserError for an
     unknown name or an empty selection."""
-    known = {s.name: s for s in all_suites()}
-    chosen = [known.get(name) or SUITES.get(name) for name in dict.fromkeys(names)]
+    _register_builtin()
+    chosen = [SUITES.get(name) for name in dict.fromkeys(names)]
     if not chosen:
         raise UserError("no suite selected")
-    return sorted(chosen, key=lambda s: (s.order, s.name))
+    return _running_order(chosen)
