@@ -1,8 +1,9 @@
 """The non-adversarial lenses: clean accuracy, novel deformations, common corruptions, calibration.
 
 (The adversarial suite lives in ``robustbench_mm.attacks.suite``.) Each suite turns shifted
-test images into per-example correctness and logits; calibration runs last and measures the
-clean logits and every shifted set the other suites left behind.
+test images into per-example correctness and logits; calibration runs last (order 90) and
+measures the clean logits and every shifted set the earlier suites left in
+``ctx.shifted_logits``.
 """
 
 from __future__ import annotations
@@ -10,11 +11,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .calibration import calibration_rows, fit_temperature
+from .calibration import calibration_rows, fit_temperature, reliability_bins
 from .errors import UserError
 from .inference import predict_logits
 from .results import row
-from .suites import SUITES, SuiteContext, SuiteOutput
+from .suites import SuiteContext, SuiteOutput, register_suite
 
 
 def _score(ctx: SuiteContext, images: torch.Tensor) -> torch.Tensor:
@@ -38,14 +39,14 @@ def _accuracy_output(ctx: SuiteContext, suite: str, test: str, severity: float, 
     out.logits[(suite, test, float(severity))] = logits
 
 
-@SUITES.register("clean")
+@register_suite("clean", order=10, description="test accuracy")
 def clean_suite(ctx: SuiteContext) -> SuiteOutput:
     out = SuiteOutput()
     _accuracy_output(ctx, "clean", "clean", 0.0, ctx.clean_logits, out)
     return out
 
 
-@SUITES.register("deformation")
+@register_suite("deformation", order=30, description="the paper's novel deformations (rotate, shear, zoom)")
 def deformation_suite(ctx: SuiteContext) -> SuiteOutput:
     """The paper's novel deformations (Table 4, or Table 9 with ``paper-full``)."""
     from .corruptions import deform, deformation_grid
@@ -58,7 +59,7 @@ def deformation_suite(ctx: SuiteContext) -> SuiteOutput:
     return out
 
 
-@SUITES.register("corruption")
+@register_suite("corruption", order=40, description="common corruptions of CIFAR-C x 5 severities")
 def corruption_suite(ctx: SuiteContext) -> SuiteOutput:
     """Common corruptions (generated on the device, or the published CIFAR-C files)."""
     from .corruptions import corrupt, corruption_names, load_cifar_c, CORRUPTIONS
@@ -87,10 +88,14 @@ def corruption_suite(ctx: SuiteContext) -> SuiteOutput:
     return out
 
 
-def calibration_suite(ctx: SuiteContext, shifted: dict) -> SuiteOutput:
-    """Calibration of the clean logits and of every shifted set, before and after temperature scaling.
+@register_suite("calibration", order=90,
+                description="ECE, NLL, Brier ... on clean data and under every earlier suite's shifts")
+def calibration_suite(ctx: SuiteContext) -> SuiteOutput:
+    """Calibration of the clean logits and of every shifted set the earlier suites left in
+    ``ctx.shifted_logits``, before and after temperature scaling.
 
     The temperature is fitted on the held-out part of the training split (never the test set).
+    Also returns the reliability bins of the clean logits (the run's ``reliability.csv``).
     """
     temperature = None
     if ctx.holdout is not None and len(ctx.holdout[1]) > 0:
@@ -98,11 +103,10 @@ def calibration_suite(ctx: SuiteContext, shifted: dict) -> SuiteOutput:
         temperature = fit_temperature(holdout_logits, ctx.holdout[1])
     out = SuiteOutput()
     out.rows += calibration_rows(ctx.clean_logits, ctx.y, test="clean", severity=0.0, temperature=temperature, n_bins=ctx.config.n_bins)
-    for (suite, test, severity), logits in shifted.items():
+    for (suite, test, severity), logits in ctx.shifted_logits.items():
         if suite == "clean":
             continue
         out.rows += calibration_rows(logits, ctx.y, test=test, severity=severity, temperature=temperature, n_bins=ctx.config.n_bins)
+    out.reliability = reliability_bins(ctx.clean_logits, ctx.y, n_bins=ctx.config.n_bins)
     return out
 
-
-SUITES.register("calibration")(calibration_suite)

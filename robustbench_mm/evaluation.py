@@ -4,14 +4,20 @@
 does the same for a run directory and writes ``metrics.csv`` (atomically), the per-example
 correctness (``per_example.npz``) and the clean reliability bins (``reliability.csv``).
 
+The runner knows no suite by name: it runs the chosen suites in their registered order
+(``suites.register_suite(..., order=...)``), handing each the same :class:`SuiteContext`, and
+adds the logits every finished suite left behind to ``ctx.shifted_logits`` for the suites after
+it (calibration).
+
 Under ``torchrun --nproc_per_node N -m robustbench_mm evaluate RUN``, each process attacks
 every N-th batch of every attack (the attacks are nearly all of an evaluation's time), the
 per-example results are gathered on every process, the other suites run in each process, and
-rank 0 writes. The numbers are those of one process (see ``attacks.base.batch_generator``).
+rank 0 writes. The numbers are those of one process (see ``attacks.driver.batch_generator``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +28,6 @@ import pandas as pd
 import torch
 from torch import nn
 
-from . import builtin_suites  # noqa: F401  (registers clean/deformation/corruption/calibration)
 from . import distributed
 from .data import DatasetSplits, load_dataset, to_float
 from .errors import UserError
@@ -30,10 +35,7 @@ from .inference import evaluating, model_device, predict_logits, resolve_device
 from .results import COLUMNS, frame
 from .rundir import RunDir
 from .settings import EvalConfig
-from .suites import SUITES, SuiteContext, SuiteOutput
-
-SUITE_ORDER = ("clean", "adversarial", "deformation", "corruption", "calibration")
-DEFAULT_SUITES = list(SUITE_ORDER)
+from .suites import Suite, SuiteContext, default_suites, ordered_suites
 
 
 @dataclass
@@ -44,18 +46,10 @@ class Evaluation:
     seconds: float = 0.0
 
 
-def _register_adversarial() -> None:
-    from . import attacks  # noqa: F401  (registers the adversarial suite)
-
-
 def check_suites(suites: Sequence[str]) -> list[str]:
-    _register_adversarial()
-    names = list(dict.fromkeys(suites))
-    for name in names:
-        SUITES.get(name)
-    if not names:
-        raise UserError("no suite selected")
-    return sorted(names, key=lambda s: SUITE_ORDER.index(s) if s in SUITE_ORDER else len(SUITE_ORDER))
+    """The named suites in running order, duplicates dropped (one-line UserError for an unknown
+    name or an empty selection)."""
+    return [suite.name for suite in ordered_suites(suites)]
 
 
 def evaluate(
@@ -72,40 +66,26 @@ def evaluate(
 ) -> pd.DataFrame | Evaluation:
     """Evaluate any model that takes [0, 1] NCHW images on ``dataset``'s test split.
 
-    ``suites`` defaults to clean, adversarial, deformation and calibration. Keyword
-    ``overrides`` set :class:`EvalConfig` fields (``eps=[...]``, ``pgd_steps=20``, ...).
-    ``holdout`` (images, labels) is used to fit the calibration temperature; ``details=True``
-    returns an :class:`Evaluation` with per-example results and reliability bins. ``shard``
-    (every process of a torchrun job passes its own) splits the attacks' batches between the
-    processes; every process gets the whole result.
+    ``suites`` defaults to every default suite (``suites.default_suites()``: clean, adversarial,
+    deformation, corruption and calibration). Keyword ``overrides`` set :class:`EvalConfig`
+    fields (``eps=[...]``, ``pgd_steps=20``, ...). ``holdout`` (images, labels) is used to fit
+    the calibration temperature; ``details=True`` returns an :class:`Evaluation` with
+    per-example results and reliability bins. ``shard`` (every process of a torchrun job passes
+    its own) splits the attacks' batches between the processes; every process gets the whole
+    result.
     """
-    config = config or EvalConfig()
-    for key, value in overrides.items():
-        if not hasattr(config, key):
-            raise UserError(f"unknown evaluation setting {key!r}")
-        setattr(config, key, value)
-    if suites is not None:
-        config.suites = [suites] if isinstance(suites, str) else list(suites)
-    config.validate()
-    names = check_suites(config.suites or DEFAULT_SUITES)
+    from .attacks.session import AttackSession
+
+    config = _settings(config, suites, overrides)
+    chosen = ordered_suites(config.suites)
     data = dataset if isinstance(dataset, DatasetSplits) else load_dataset(dataset)
     started = time.perf_counter()
-
-    device = resolve_device(config.device) if config.device != "auto" else model_device(model)
-    if config.device == "auto" and device.type == "cpu" and torch.cuda.is_available():
-        device = torch.device("cuda")
-    x = to_float(data.test_x)
-    y = data.test_y
-    if config.max_examples is not None:
-        x, y = x[: config.max_examples], y[: config.max_examples]
-    if len(y) == 0:
-        raise UserError(f"dataset {data.name} has an empty test split")
+    device = _device(config, model)
+    x, y = _test_split(data, config)
     identity = identity or {"run": "model", "dataset": data.name, "arch": type(model).__name__, "method": "", "seed": 0}
 
-    from .attacks.base import sharded
-
     model.to(device)
-    with evaluating(model), sharded(shard or distributed.Dist()):
+    with evaluating(model):
         clean_logits = predict_logits(model, x, batch_size=config.batch_size or 1000)
         if clean_logits.ndim != 2 or clean_logits.shape[1] != data.num_classes:
             raise UserError(
@@ -116,28 +96,61 @@ def evaluate(
         ctx = SuiteContext(
             model=model, x=x, y=y, num_classes=data.num_classes, dataset=data.name,
             config=config, device=device, clean_logits=clean_logits, holdout=holdout,
+            attacks=AttackSession(model, shard or distributed.Dist()),  # one per evaluation
         )
-        rows: list[dict] = []
-        per_example: dict = {}
-        shifted_logits: dict = {}
-        for name in names:
-            if name == "calibration":
-                output = SUITES.get(name)(ctx, shifted_logits)
-            else:
-                output: SuiteOutput = SUITES.get(name)(ctx)
-            rows += output.rows
-            per_example.update(output.per_example)
-            shifted_logits.update(output.logits)
-    metrics = frame(rows, identity)
-    reliability = None
-    if "calibration" in names:
-        from .calibration import reliability_bins
+        evaluation = _run_suites(ctx, chosen, identity)
+    evaluation.seconds = time.perf_counter() - started
+    return evaluation if details else evaluation.metrics
 
-        reliability = reliability_bins(clean_logits, y, n_bins=config.n_bins)
-        for key in ("run", "method", "seed"):
-            reliability.insert(0, key, identity[key])
-    evaluation = Evaluation(metrics, per_example, reliability, time.perf_counter() - started)
-    return evaluation if details else metrics
+
+def _settings(config: EvalConfig | None, suites: Sequence[str] | None, overrides: dict[str, Any]) -> EvalConfig:
+    """The evaluation settings: ``config`` (or the defaults) with the API's overrides, validated."""
+    config = dataclasses.replace(config) if config is not None else EvalConfig()
+    for key, value in overrides.items():
+        if not hasattr(config, key):
+            raise UserError(f"unknown evaluation setting {key!r}")
+        setattr(config, key, value)
+    if suites is not None:
+        config.suites = [suites] if isinstance(suites, str) else list(suites)
+    config.validate()
+    if config.suites is None:
+        config.suites = default_suites()
+    return config
+
+
+def _device(config: EvalConfig, model: nn.Module) -> torch.device:
+    """The configured device; ``auto``: the model's, or CUDA when the model is on the CPU and a GPU exists."""
+    device = resolve_device(config.device) if config.device != "auto" else model_device(model)
+    if config.device == "auto" and device.type == "cpu" and torch.cuda.is_available():
+        device = torch.device("cuda")
+    return device
+
+
+def _test_split(data: DatasetSplits, config: EvalConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """The test images as float in [0, 1] and their labels, cut to ``max_examples``."""
+    x, y = to_float(data.test_x), data.test_y
+    if config.max_examples is not None:
+        x, y = x[: config.max_examples], y[: config.max_examples]
+    if len(y) == 0:
+        raise UserError(f"dataset {data.name} has an empty test split")
+    return x, y
+
+
+def _run_suites(ctx: SuiteContext, suites: list[Suite], identity: dict[str, Any]) -> Evaluation:
+    """Run ``suites`` in order; each later suite sees the logits the earlier ones left behind."""
+    rows: list[dict] = []
+    per_example: dict = {}
+    reliability = None
+    for suite in suites:
+        output = suite.run(ctx)
+        rows += output.rows
+        per_example.update(output.per_example)
+        ctx.shifted_logits.update(output.logits)
+        if output.reliability is not None:
+            reliability = output.reliability.copy()
+            for key in ("run", "method", "seed"):
+                reliability.insert(0, key, identity[key])
+    return Evaluation(frame(rows, identity), per_example, reliability)
 
 
 def check_run(run_dir: str | Path):

@@ -1,4 +1,4 @@
-"""Running a model for evaluation: eval mode restored afterwards, batched, no autograd."""
+"""Running a model for evaluation: eval mode restored afterwards, parameters frozen, batched."""
 
 from __future__ import annotations
 
@@ -24,6 +24,20 @@ def evaluating(model: nn.Module) -> Iterator[nn.Module]:
         yield model
     finally:
         model.train(was_training)
+
+
+@contextlib.contextmanager
+def frozen(model: nn.Module) -> Iterator[nn.Module]:
+    """Parameters' ``requires_grad`` off for the duration (gradients w.r.t. the input only), and
+    the caller's flags given back afterwards."""
+    flags = [(p, p.requires_grad) for p in model.parameters()]
+    for p, _ in flags:
+        p.requires_grad_(False)
+    try:
+        yield model
+    finally:
+        for p, flag in flags:
+            p.requires_grad_(flag)
 
 
 def model_device(model: nn.Module) -> torch.device:

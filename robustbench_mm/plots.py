@@ -9,7 +9,9 @@ run identity added). Conventions shared by every figure:
 - Accuracies are stored as fractions in [0, 1] and drawn in percent.
 - A method keeps the same colour in every figure (erm, mixup, manifold-mixup first).
 - Figures are built with ``matplotlib.figure.Figure`` directly, never through pyplot's global
-  figure manager: nothing stays open, and rendering is safe inside a long-lived process.
+  figure manager: nothing stays open, and rendering is safe inside a long-lived process. The
+  user's backend is left alone (a notebook keeps its own): ``savefig`` to PNG renders with the
+  Agg canvas whatever the backend, so no display is needed.
 - Every PNG is written atomically (temp file in the same directory, then ``os.replace``), so a
   report page never links a half-written image.
 """
@@ -20,19 +22,15 @@ import math
 from pathlib import Path
 from typing import Iterable
 
-import matplotlib
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
 
-matplotlib.use("Agg")  # headless: CI machines and GPU nodes have no display
-
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.axes import Axes  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.lines import Line2D  # noqa: E402
-from matplotlib.patches import Patch  # noqa: E402
-
-from .errors import UserError  # noqa: E402
-from .storage import atomic_write  # noqa: E402
+from .errors import UserError
+from .storage import atomic_write
 
 PCT = 100.0  # accuracies/ECE are fractions in the table, percent on the page
 DPI = 110

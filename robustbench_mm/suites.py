@@ -1,21 +1,31 @@
-"""The suite interface: each lens of the benchmark is a function ``SuiteContext -> SuiteOutput``.
+"""The suite interface: each lens of the benchmark is a :class:`Suite` whose ``run`` turns a
+:class:`SuiteContext` into a :class:`SuiteOutput`.
 
-Suites register themselves in :data:`SUITES` (``@SUITES.register("adversarial")``); the
-evaluation runner knows nothing about what a suite does.
+Suites register themselves with a position in the running order
+(``@register_suite("calibration", order=90, description=...)``); the runner sorts by that
+position and knows nothing about what a suite does. A suite that reads what others produced
+runs after them: the runner adds the logits each finished suite left behind to
+``ctx.shifted_logits`` (calibration measures them).
 """
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
-from .settings import EvalConfig
+from .errors import UserError
 from .registry import Registry
+
+if TYPE_CHECKING:  # the attacks package registers a suite itself, so it cannot be imported here
+    import pandas as pd
+
+    from .attacks.session import AttackSession
+    from .settings import EvalConfig
 
 Key = tuple[str, str, float]  # (suite, test, severity)
 
@@ -33,6 +43,16 @@ class SuiteContext:
     device: torch.device
     clean_logits: torch.Tensor  # float32 logits of the clean test set, on the CPU
     holdout: tuple[torch.Tensor, torch.Tensor] | None = None  # (images, labels) for temperature scaling
+    # the attacks' shared model copies and clean verdicts, and the shard (None: one process)
+    attacks: AttackSession | None = None
+    # logits under each shift, filled by the runner as suites finish (suites ordered before you)
+    shifted_logits: dict[Key, torch.Tensor] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.attacks is None:
+            from .attacks.session import AttackSession
+
+            self.attacks = AttackSession(self.model)
 
     def generator(self, *keys: object) -> torch.Generator:
         """A CPU generator seeded by the evaluation seed and ``keys`` (stable across runs and processes)."""
@@ -50,7 +70,58 @@ class SuiteOutput:
     rows: list[dict] = field(default_factory=list)  # results.row(...) dicts
     per_example: dict[Key, np.ndarray] = field(default_factory=dict)  # bool correctness per test example
     logits: dict[Key, torch.Tensor] = field(default_factory=dict)  # logits under shift, for calibration
+    reliability: pd.DataFrame | None = None  # reliability bins of the clean logits (calibration)
 
 
 SuiteFn = Callable[[SuiteContext], SuiteOutput]
-SUITES: Registry[SuiteFn] = Registry("suite")
+
+
+@dataclass(frozen=True)
+class Suite:
+    name: str
+    run: SuiteFn
+    order: int  # position in the running order: a suite runs after every suite of a smaller order
+    default: bool  # run when the user names no suites
+    description: str
+
+
+SUITES: Registry[Suite] = Registry("suite")
+
+
+def register_suite(name: str, *, order: int, default: bool = True, description: str = "") -> Callable[[SuiteFn], SuiteFn]:
+    """Decorator: register ``run`` as suite ``name`` at position ``order``; returns ``run`` unchanged."""
+
+    def add(run: SuiteFn) -> SuiteFn:
+        SUITES.register(name)(Suite(name, run, order, default, description))
+        return run
+
+    return add
+
+
+def _running_order(suites: list[Suite]) -> list[Suite]:
+    return sorted(suites, key=lambda s: (s.order, s.name))
+
+
+def _register_builtin() -> None:
+    from . import attacks, builtin_suites  # noqa: F401  (importing them registers their suites)
+
+
+def all_suites() -> list[Suite]:
+    """Every registered suite (the built-in ones included), in running order."""
+    _register_builtin()
+    return _running_order([SUITES.get(name) for name in SUITES.names()])
+
+
+def default_suites() -> list[str]:
+    """The suites an evaluation runs when the user names none, in running order."""
+    return [s.name for s in all_suites() if s.default]
+
+
+def ordered_suites(names: Sequence[str]) -> list[Suite]:
+    """The named suites (duplicates dropped), in running order; one-line UserError for an
+    unknown name or an empty selection."""
+    _register_builtin()
+    chosen = [SUITES.get(name) for name in dict.fromkeys(names)]
+    if not chosen:
+        raise UserError("no suite selected")
+    return _running_order(chosen)

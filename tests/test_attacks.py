@@ -276,7 +276,7 @@ def _input_grad(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> tup
 def test_pool_before_relu_is_exact():
     """Swapping ReLU -> max-pool into max-pool -> ReLU keeps the function and the input gradient
     bit for bit, including windows whose maximum is negative (relu then zeroes the gradient)."""
-    from robustbench_mm.attacks.base import _pool_before_relu
+    from robustbench_mm.attacks.fastcopy import _pool_before_relu
 
     torch.manual_seed(0)
     model = torch.nn.Sequential(
@@ -299,7 +299,7 @@ def test_pool_before_relu_is_exact():
 
 
 def test_global_avg_pool_keeps_the_gradient_layout():
-    from robustbench_mm.attacks.base import _GlobalAvgPool
+    from robustbench_mm.attacks.fastcopy import _GlobalAvgPool
 
     h = torch.randn(5, 6, 4, 4).contiguous(memory_format=torch.channels_last).requires_grad_(True)
     ours = _GlobalAvgPool()(h)
@@ -313,7 +313,7 @@ def test_global_avg_pool_keeps_the_gradient_layout():
 def test_attack_copy_matches_the_model(trained_models, data):
     """The copy the attack steps on (BN folded, pools reordered, channels_last) computes the
     model's function and input gradient up to float rounding."""
-    from robustbench_mm.attacks.base import attack_copy
+    from robustbench_mm.attacks.fastcopy import attack_copy
 
     x, y = data
     for method, model in trained_models.items():
@@ -328,15 +328,15 @@ def test_attack_copy_matches_the_model(trained_models, data):
         assert (grad_a.sign() != grad_b.sign()).float().mean() < 1e-3, method
 
 
-def test_reuse_builds_copies_once_and_changes_nothing(trained_models, data, monkeypatch):
-    from robustbench_mm.attacks import base
+def test_session_builds_copies_once_and_changes_nothing(trained_models, data, monkeypatch):
+    from robustbench_mm.attacks import AttackSession, session as session_module
 
     x, y = data
     model = trained_models["erm"]
     settings = [("fgsm", 0.1), ("pgd-linf", 0.05), ("pgd-linf", 0.1), ("pgd-l2", 0.5)]
     alone = [run_attack(n, model, x, y, e, num_classes=10, generator=_gen(1)) for n, e in settings]
     built, clean_passes = [], []
-    real_attack_copy, real_layout_copy = base.attack_copy, base.layout_copy
+    real_attack_copy, real_layout_copy = session_module.attack_copy, session_module.layout_copy
 
     def counting_layout_copy(m):
         verdict = real_layout_copy(m)
@@ -344,21 +344,30 @@ def test_reuse_builds_copies_once_and_changes_nothing(trained_models, data, monk
         verdict.register_forward_hook(lambda mod, args, out: clean_passes.append(1) if len(args[0]) == len(x) else None)
         return verdict
 
-    monkeypatch.setattr(base, "attack_copy", lambda m: built.append(m) or real_attack_copy(m))
-    monkeypatch.setattr(base, "layout_copy", counting_layout_copy)
-    with base.reuse_for(model):
-        shared = [run_attack(n, model, x, y, e, num_classes=10, generator=_gen(1)) for n, e in settings]
+    monkeypatch.setattr(session_module, "attack_copy", lambda m: built.append(m) or real_attack_copy(m))
+    monkeypatch.setattr(session_module, "layout_copy", counting_layout_copy)
+    session = AttackSession(model)
+    shared = [run_attack(n, model, x, y, e, num_classes=10, generator=_gen(1), session=session) for n, e in settings]
     assert len(built) == 1
     assert len(clean_passes) == 1
     for a, b in zip(alone, shared):
         assert torch.equal(a, b)
 
 
+def test_a_session_serves_its_own_model_only(trained_models, data):
+    from robustbench_mm.attacks import AttackSession
+
+    x, y = data
+    session = AttackSession(trained_models["erm"])
+    with pytest.raises(ValueError, match="another model"):
+        attack("fgsm", trained_models["mixup"], x, y, 0.1, num_classes=10, session=session)
+
+
 @pytest.mark.parametrize("arch", ["preactresnet18", "wrn28_10"])
 def test_attack_copy_folds_preact_blocks(arch):
     """PreActBlock's conv1 -> bn2 is folded (half the BatchNorms of a PreActResNet); the copy
     keeps the function and input gradient up to float rounding."""
-    from robustbench_mm.attacks.base import attack_copy
+    from robustbench_mm.attacks.fastcopy import attack_copy
     from robustbench_mm.models import create_model
     from robustbench_mm.models.resnets import PreActBlock
 
@@ -385,18 +394,19 @@ def test_sharded_ranks_split_the_batches_and_together_give_one_process(trained_m
     """Each rank attacks only batches b % world == rank; the ranks' rows together are the
     single-process result (here the gather is replaced by an OR of the two ranks' rows)."""
     from robustbench_mm import distributed
-    from robustbench_mm.attacks import base
+    from robustbench_mm.attacks import AttackSession
 
     x, y = data
     model = trained_models["mixup"]
     kwargs = dict(num_classes=10, batch_size=100, **({"n_queries": 30} if name == "square" else {}))
     whole = attack(name, model, x, y, 0.1, generator=_gen(3), **kwargs)
-    monkeypatch.setattr(base, "_agree_on_batch_size", lambda bs, shard: bs)
-    monkeypatch.setattr(distributed, "all_reduce_sum", lambda tensor, ctx: tensor)  # no process group here
+    # no process group here: each rank keeps its own batch size and rows
+    monkeypatch.setattr(distributed, "all_reduce_min", lambda tensor, ctx: tensor)
+    monkeypatch.setattr(distributed, "all_reduce_sum", lambda tensor, ctx: tensor)
     parts = []
     for rank in (0, 1):
-        with base.sharded(distributed.Dist(rank=rank, world=2)):
-            parts.append(attack(name, model, x, y, 0.1, generator=_gen(3), **kwargs))
+        session = AttackSession(model, distributed.Dist(rank=rank, world=2))
+        parts.append(attack(name, model, x, y, 0.1, generator=_gen(3), session=session, **kwargs))
     batch = torch.arange(len(y)) // 100
     for rank, part in enumerate(parts):
         mine = batch % 2 == rank

@@ -35,7 +35,7 @@ def outputs(trained_models, digits):
     out = {}
     for method, model in trained_models.items():
         ctx = _context(model, digits.test_x, digits.test_y)
-        out[method] = (ctx, SUITES.get("adversarial")(ctx))
+        out[method] = (ctx, SUITES.get("adversarial").run(ctx))
     return out
 
 
@@ -109,7 +109,7 @@ def test_unbounded_attacks_report_accuracy_and_median_norm(trained_models, digit
     model = trained_models["erm"]
     cfg = EvalConfig(attacks=["deepfool"], eps=[0.1], eps_l2=[0.5], pgd_steps=3)
     ctx = _context(model, digits.test_x[:30], digits.test_y[:30], cfg)
-    out = SUITES.get("adversarial")(ctx)
+    out = SUITES.get("adversarial").run(ctx)
     rows = {(r["test"], r["metric"]): r for r in out.rows if r["suite"] == "adversarial"}
     assert rows[("deepfool", "accuracy")]["severity"] == 0.0
     med = rows[("deepfool", "median-l2")]["value"]
@@ -123,10 +123,10 @@ def test_suite_refuses_bad_settings_before_attacking(trained_models, digits):
     model = trained_models["erm"]
     ctx = _context(model, digits.test_x[:10], digits.test_y[:10], EvalConfig(eps=[2.0]))
     with pytest.raises(UserError, match="--eps-l2"):
-        SUITES.get("adversarial")(ctx)
+        SUITES.get("adversarial").run(ctx)
     ctx = _context(model, digits.test_x[:10], digits.test_y[:10], EvalConfig(attacks=["pgd"]))
     with pytest.raises(UserError, match="unknown attack 'pgd'"):
-        SUITES.get("adversarial")(ctx)
+        SUITES.get("adversarial").run(ctx)
 
 
 # ------------------------------------------------------------------------------------------ diagnostics
@@ -165,7 +165,7 @@ class _Saturated(nn.Module):
 def test_masked_models_are_flagged(trained_models, digits, mask):
     model = mask(trained_models["erm"]).eval()
     x, y = digits.test_x[:120], digits.test_y[:120]
-    out = SUITES.get("adversarial")(_context(model, x, y))
+    out = SUITES.get("adversarial").run(_context(model, x, y))
     flags = diag.flagged(out.rows)
     values = {r["test"]: r["value"] for r in out.rows if r["suite"] == "diagnostics" and r["metric"] == "value"}
     assert flags["zero-gradients"] and values["zero-gradients"] > 0.5
@@ -218,5 +218,5 @@ def test_default_attacks_skip_what_the_dataset_cannot_support(trained_models, di
     keep = digits.test_y < 3
     model = FirstThree(trained_models["erm"]).eval()
     ctx = _context(model, digits.test_x[keep][:60], digits.test_y[keep][:60], num_classes=3)
-    tests = {r["test"] for r in SUITES.get("adversarial")(ctx).rows}
+    tests = {r["test"] for r in SUITES.get("adversarial").run(ctx).rows}
     assert "apgd-dlr" not in tests and "pgd-linf" in tests

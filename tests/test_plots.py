@@ -60,3 +60,57 @@ def test_individual_plots_and_partial_data(tables: tuple[pd.DataFrame, pd.DataFr
     with pytest.raises(UserError):
         plots.reliability_diagram(bins_df.drop(columns="count"), tmp_path / "x.png", "t")
     assert plt.get_fignums() == []
+
+
+_KEEP_BACKEND_SCRIPT = r"""
+import sys
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("svg")  # a user's own choice, e.g. a notebook's inline backend
+import torch
+
+import robustbench_mm.corruptions as corruptions
+import robustbench_mm.plots as plots
+import robustbench_mm.report as report
+from synthetic import synthetic_tables
+
+out = Path(sys.argv[1])
+results_df, bins_df = synthetic_tables()
+plots.accuracy_vs_eps(results_df, out / "plots.png", "digits · cnn")
+image = torch.linspace(0, 1, 3 * 16 * 16).reshape(1, 3, 16, 16)
+corruptions.corruption_grid_png(image, out / "grid.png", names=["fog", "contrast"])
+runs = []  # run directories of the clean and calibration rows only: the report's fast path
+for run, metrics in results_df[results_df.suite.isin(["clean", "calibration"])].groupby("run"):
+    runs.append(out / "runs" / run)
+    runs[-1].mkdir(parents=True)
+    metrics.to_csv(runs[-1] / "metrics.csv", index=False)
+    bins_df[bins_df.run == run].to_csv(runs[-1] / "reliability.csv", index=False)
+report.write_report(runs, out / "report")
+print(matplotlib.get_backend())
+"""
+
+
+def test_rendering_leaves_the_users_backend_alone(tmp_path: Path) -> None:
+    """In a fresh process that chose the svg backend, importing plots, corruptions and report and
+    rendering a figure of each keeps svg, and every PNG is a real picture."""
+    import os
+    import subprocess
+    import sys
+
+    import numpy as np
+
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), str(root / "tests")]), "OMP_NUM_THREADS": "1"}
+    env.pop("MPLBACKEND", None)
+    done = subprocess.run([sys.executable, "-c", _KEEP_BACKEND_SCRIPT, str(tmp_path)], env=env, cwd=root,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "svg"
+    pictures = [tmp_path / "plots.png", tmp_path / "grid.png", tmp_path / "report" / "reliability.png"]
+    for path in pictures:
+        pixels = mpimg.imread(path)  # decodes the PNG
+        assert pixels.ndim == 3 and pixels.shape[2] in (3, 4), path
+        assert np.ptp(pixels[..., :3]) > 0.5, path  # not one flat colour
+        assert len(np.unique(pixels[..., :3].reshape(-1, 3), axis=0)) > 10, path

@@ -1,17 +1,26 @@
 """Adversarial attacks: our fast FGSM/PGD, a torchattacks adapter, gradient-masking checks.
 
+Modules, one job each: :mod:`.registry` (specs, validation, the threat-model check),
+:mod:`.driver` (:func:`attack`, the loop over batches), :mod:`.session` (what the attacks of one
+evaluation share), :mod:`.fastcopy` (faster copies of the model for the attack steps),
+:mod:`.precision` (fp32/bf16, batch size from free memory), :mod:`.pgd` and :mod:`.zoo` (the
+attacks), :mod:`.diagnostics` and :mod:`.suite` (the ``adversarial`` suite).
+
 Importing this package registers every attack in :data:`ATTACKS` and the ``adversarial`` suite
 in :data:`robustbench_mm.suites.SUITES`.
 """
 
 from . import pgd, zoo  # noqa: F401  (register the attacks)
-from .base import ATTACKS, AttackCheckError, AttackResult, AttackSpec, attack, check_adversarial, run_attack
+from .driver import attack, run_attack
+from .registry import ATTACKS, AttackCheckError, AttackResult, AttackSpec, check_adversarial
+from .session import AttackSession
 from . import suite  # noqa: F401,E402  (registers the adversarial suite)
 
 __all__ = [
     "ATTACKS",
     "AttackCheckError",
     "AttackResult",
+    "AttackSession",
     "AttackSpec",
     "attack",
     "check_adversarial",

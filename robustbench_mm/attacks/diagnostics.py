@@ -32,9 +32,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..inference import evaluating, model_device
+from ..inference import evaluating, frozen, model_device
 from ..results import row
-from .base import frozen
 
 SUITE = "diagnostics"
 CHECKS = (

@@ -27,7 +27,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .base import AttackSpec, BatchJob, register
+from .registry import AttackSpec, BatchJob, register
 
 _CUDA_BUCKET = 64
 

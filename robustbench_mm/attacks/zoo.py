@@ -8,7 +8,7 @@ The adapter keeps torchattacks' attack code and leaves its habits we do not want
   RNG state is untouched and results depend on our generator only;
 * torchattacks' defaults assume 10 classes; the number of classes comes from the dataset and,
   as in the original AutoAttack, targeted attacks use at most 9 target classes;
-* its outputs go through the same ε-ball/[0, 1] check as ours (in :func:`base.attack`).
+* its outputs go through the same ε-ball/[0, 1] check as ours (in :func:`.driver.attack`).
 
 These attacks run in float32 whatever the requested precision: they convert losses to NumPy,
 which has no bfloat16.
@@ -23,7 +23,7 @@ from typing import Callable
 import torch
 import torchattacks
 
-from .base import AttackSpec, BatchJob, register
+from .registry import AttackSpec, BatchJob, register
 
 _NORM = {"linf": "Linf", "l2": "L2"}
 

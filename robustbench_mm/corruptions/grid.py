@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Sequence
 
-import matplotlib
+import torch
+from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")  # files only, never a window; must precede the pyplot import
-import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
+from ..storage import atomic_write
+from ._util import check_images
+from .common import CORRUPTIONS, corrupt, corruption_names
 
-from ._util import check_images  # noqa: E402
-from .common import CORRUPTIONS, corrupt, corruption_names  # noqa: E402
+
+def _show(ax: Axes, t: torch.Tensor) -> None:
+    grey = t.shape[1] == 1
+    arr = t[0].permute(1, 2, 0).squeeze(-1).numpy() if grey else t[0].permute(1, 2, 0).numpy()
+    ax.imshow(arr, cmap="gray" if grey else None, vmin=0, vmax=1, interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([])
 
 
 def corruption_grid_png(
@@ -24,28 +30,26 @@ def corruption_grid_png(
     severities: Sequence[int] = (1, 2, 3, 4, 5),
     seed: int = 0,
 ) -> Path:
-    """Draw the first image of ``x`` under every corruption and severity; write a PNG atomically."""
+    """Draw the first image of ``x`` under every corruption and severity; write a PNG atomically.
+
+    The figure is a plain ``Figure`` on its own Agg canvas: no pyplot, so nothing stays open and
+    the user's matplotlib backend is left as it was.
+    """
     check_images(x)
     names = list(names) if names is not None else corruption_names()
     for name in names:
         CORRUPTIONS.get(name)  # unknown names fail before any drawing
     img = x[:1].detach().float().cpu()
     cols = 1 + len(severities)
-    fig, axes = plt.subplots(len(names), cols, figsize=(1.3 * cols, 1.3 * len(names) + 0.6), squeeze=False)
-    grey = img.shape[1] == 1
-
-    def show(ax: plt.Axes, t: torch.Tensor) -> None:
-        arr = t[0].permute(1, 2, 0).squeeze(-1).numpy() if grey else t[0].permute(1, 2, 0).numpy()
-        ax.imshow(arr, cmap="gray" if grey else None, vmin=0, vmax=1, interpolation="nearest")
-        ax.set_xticks([])
-        ax.set_yticks([])
-
+    fig = Figure(figsize=(1.3 * cols, 1.3 * len(names) + 0.6))
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(len(names), cols, squeeze=False)
     for r, name in enumerate(names):
-        show(axes[r, 0], img)
+        _show(axes[r, 0], img)
         axes[r, 0].set_ylabel(name, rotation=0, ha="right", va="center", fontsize=8)
         for k, sev in enumerate(severities, start=1):
             g = torch.Generator().manual_seed(seed)
-            show(axes[r, k], corrupt(img, name, sev, g))
+            _show(axes[r, k], corrupt(img, name, sev, g))
     for k, title in enumerate(["clean", *[f"s{s}" for s in severities]]):
         axes[0, k].set_title(title, fontsize=8)
     fig.suptitle("Common corruptions by severity (first image)")
@@ -53,14 +57,7 @@ def corruption_grid_png(
 
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".png")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fig.savefig(fh, format="png", dpi=100)
-        os.replace(tmp, out)  # readers never see a half-written file
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    try:  # readers never see a half-written file
+        return atomic_write(out, lambda fh: fig.savefig(fh, format="png", dpi=100))
     finally:
-        plt.close(fig)
-    return out
+        fig.clear()  # release the artists now

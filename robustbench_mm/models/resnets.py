@@ -18,7 +18,7 @@ class PreActBlock(nn.Module):
     """Pre-activation basic block (He et al. 2016), as in the paper's code."""
 
     # conv1's output feeds bn2 and nothing else, so an eval-mode copy may fold bn2 into conv1
-    # (what attacks.base.attack_copy does for the attack's gradient steps)
+    # (what attacks.fastcopy.attack_copy does for the attack's gradient steps)
     foldable_conv_bn = (("conv1", "bn2"),)
 
     def __init__(self, cin: int, cout: int, stride: int = 1, drop: float = 0.0) -> None:
