@@ -35,7 +35,8 @@ from .inference import evaluating, model_device, predict_logits, resolve_device
 from .results import COLUMNS, frame
 from .rundir import RunDir
 from .settings import EvalConfig
-from .suites import Suite, SuiteContext, default_suites, ordered_suites
+from .catalog import default_suites, ordered_suites
+from .suites import Suite, SuiteContext
 
 
 @dataclass
@@ -66,7 +67,7 @@ def evaluate(
 ) -> pd.DataFrame | Evaluation:
     """Evaluate any model that takes [0, 1] NCHW images on ``dataset``'s test split.
 
-    ``suites`` defaults to every default suite (``suites.default_suites()``: clean, adversarial,
+    ``suites`` defaults to every default suite (``catalog.default_suites()``: clean, adversarial,
     deformation, corruption and calibration). Keyword ``overrides`` set :class:`EvalConfig`
     fields (``eps=[...]``, ``pgd_steps=20``, ...). ``holdout`` (images, labels) is used to fit
     the calibration temperature; ``details=True`` returns an :class:`Evaluation` with

@@ -48,12 +48,6 @@ class SuiteContext:
     # logits under each shift, filled by the runner as suites finish (suites ordered before you)
     shifted_logits: dict[Key, torch.Tensor] = field(default_factory=dict)
 
-    def __post_init__(self) -> None:
-        if self.attacks is None:
-            from .attacks.session import AttackSession
-
-            self.attacks = AttackSession(self.model)
-
     def generator(self, *keys: object) -> torch.Generator:
         """A CPU generator seeded by the evaluation seed and ``keys`` (stable across runs and processes)."""
         text = "/".join([str(self.config.seed), *map(str, keys)])
@@ -100,28 +94,3 @@ def register_suite(name: str, *, order: int, default: bool = True, description: 
 
 def _running_order(suites: list[Suite]) -> list[Suite]:
     return sorted(suites, key=lambda s: (s.order, s.name))
-
-
-def _register_builtin() -> None:
-    from . import attacks, builtin_suites  # noqa: F401  (importing them registers their suites)
-
-
-def all_suites() -> list[Suite]:
-    """Every registered suite (the built-in ones included), in running order."""
-    _register_builtin()
-    return _running_order([SUITES.get(name) for name in SUITES.names()])
-
-
-def default_suites() -> list[str]:
-    """The suites an evaluation runs when the user names none, in running order."""
-    return [s.name for s in all_suites() if s.default]
-
-
-def ordered_suites(names: Sequence[str]) -> list[Suite]:
-    """The named suites (duplicates dropped), in running order; one-line UserError for an
-    unknown name or an empty selection."""
-    _register_builtin()
-    chosen = [SUITES.get(name) for name in dict.fromkeys(names)]
-    if not chosen:
-        raise UserError("no suite selected")
-    return _running_order(chosen)

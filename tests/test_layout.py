@@ -28,7 +28,11 @@ def _imports(name: str, tree: ast.Module, known: set[str]) -> set[str]:
     """Package modules ``name`` imports anywhere in its body (function-level imports included)."""
     package = name if name in known and any(k.startswith(name + ".") for k in known) else name.rsplit(".", 1)[0]
     found = set()
+    type_only = {id(n) for block in ast.walk(tree) if isinstance(block, ast.If) and "TYPE_CHECKING" in ast.unparse(block.test)
+                 for n in ast.walk(block)}
     for node in ast.walk(tree):
+        if id(node) in type_only:  # annotations only: never imported at run time
+            continue
         if isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level:
@@ -40,7 +44,12 @@ def _imports(name: str, tree: ast.Module, known: set[str]) -> set[str]:
                 found.add(full if full in known else base)
         elif isinstance(node, ast.Import):
             found.update(a.name for a in node.names)
-    return {m for m in found if m in known and m != name}
+    # importing a.b.c runs a and a.b first: an edge to each package above it (not the importer's own)
+    for module in list(found):
+        parts = module.split(".")
+        found.update(".".join(parts[:i]) for i in range(2, len(parts)))
+    own = {".".join(name.split(".")[:i]) for i in range(1, name.count(".") + 1)}
+    return {m for m in found if m in known and m != name and m not in own}
 
 
 def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
@@ -71,10 +80,7 @@ def test_no_import_circle():
     ``__init__`` re-exporting its own modules is not a circle."""
     modules = _modules()
     known = set(modules)
-    graph = {name: {m for m in _imports(name, tree, known) if not m.startswith(name + ".")}
-             for name, tree in modules.items()}
-    for name in graph:  # a submodule reaching its package's __init__ means "a sibling": resolve to itself
-        graph[name] = {m for m in graph[name] if not name.startswith(m + ".")}
+    graph = {name: _imports(name, tree, known) for name, tree in modules.items()}
     assert _cycle(graph) is None, " -> ".join(_cycle(graph) or [])
 
 

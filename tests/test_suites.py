@@ -12,7 +12,8 @@ from robustbench_mm import calibration, evaluation, suites
 from robustbench_mm.settings import EvalConfig
 from robustbench_mm.errors import UserError
 from robustbench_mm.evaluation import check_suites
-from robustbench_mm.suites import SuiteContext, SuiteOutput, default_suites, register_suite
+from robustbench_mm.catalog import all_suites, default_suites
+from robustbench_mm.suites import SuiteContext, SuiteOutput, register_suite
 
 
 class TinyModel(nn.Module):
@@ -28,7 +29,7 @@ class TinyModel(nn.Module):
 def test_suites_are_ordered_by_their_registered_position():
     assert check_suites(["calibration", "corruption", "clean", "adversarial", "clean"]) == [
         "clean", "adversarial", "corruption", "calibration"]
-    orders = {s.name: s.order for s in suites.all_suites()}
+    orders = {s.name: s.order for s in all_suites()}
     assert orders["calibration"] == max(orders.values())  # it measures what the others leave behind
     with pytest.raises(UserError, match="unknown suite 'robustnes'; valid: adversarial, calibration"):
         check_suites(["clean", "robustnes"])

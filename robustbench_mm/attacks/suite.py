@@ -27,6 +27,7 @@ from ..results import row
 from ..suites import SuiteContext, SuiteOutput, register_suite
 from . import diagnostics as diag
 from .driver import attack
+from .session import AttackSession
 from .registry import ATTACKS, AttackResult, validate
 
 SUITE = "adversarial"
@@ -105,6 +106,7 @@ def adversarial_suite(ctx: SuiteContext) -> SuiteOutput:
     n = len(ctx.y)
     out = SuiteOutput()
     model = ctx.model
+    session = ctx.attacks or AttackSession(model)  # model copies and clean verdicts built once
 
     def run(name: str, eps: float, *, steps: int | None = None, keep_logits: bool = False, key: str = "",
             **options) -> AttackResult:
@@ -113,7 +115,7 @@ def adversarial_suite(ctx: SuiteContext) -> SuiteOutput:
                       step_size=cfg.pgd_step_size, random_start=True,
                       generator=ctx.generator(SUITE, name, eps, key), batch_size=cfg.batch_size,
                       only_correct=True, precision=cfg.attack_precision, keep_logits=keep_logits,
-                      session=ctx.attacks, **options)  # model copies and clean verdicts built once
+                      session=session, **options)
 
     def record(test: str, eps: float, correct: np.ndarray) -> float:
         acc = float(correct.mean()) if n else 0.0
