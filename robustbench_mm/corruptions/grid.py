@@ -2,19 +2,42 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Sequence
 
-import matplotlib
+import torch
 
-matplotlib.use("Agg")  # files only, never a window; must precede the pyplot import
-import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
+from ..errors import UserError
+from ..storage import atomic_write, ensure_writable_dir
+from ..untrusted import clip
+from ._util import check_images
+from .common import CORRUPTIONS, check_severity, corrupt, corruption_names
 
-from ._util import check_images  # noqa: E402
-from .common import CORRUPTIONS, corrupt, corruption_names  # noqa: E402
+
+def grid_names(names: Sequence[str] | None) -> list[str]:
+    """The corruptions a grid shows: every one if ``names`` is None, else ``names`` checked
+    and de-duplicated (first place kept). An empty list or a blank name is refused, so a
+    caller can check its input before creating any folder."""
+    if names is None:
+        return corruption_names()
+    shown: list[str] = []
+    for name in names:
+        if not isinstance(name, str) or not name.strip():
+            raise UserError(f"corruption names must not be blank, got {clip(name, 40)}")
+        CORRUPTIONS.get(name)  # an unknown name fails here, listing the valid ones
+        if name not in shown:
+            shown.append(name)
+    if not shown:
+        raise UserError("no corruption to show: --corruptions is empty")
+    return shown
+
+
+def grid_severities(severities: Sequence[int]) -> list[int]:
+    """Severities 1..5, de-duplicated in order; at least one."""
+    checked = list(dict.fromkeys(check_severity(s) for s in severities))
+    if not checked:
+        raise UserError("no severity to show: the severities are empty")
+    return checked
 
 
 def corruption_grid_png(
@@ -24,17 +47,26 @@ def corruption_grid_png(
     severities: Sequence[int] = (1, 2, 3, 4, 5),
     seed: int = 0,
 ) -> Path:
-    """Draw the first image of ``x`` under every corruption and severity; write a PNG atomically."""
+    """Draw the first image of ``x`` under every corruption and severity; write a PNG atomically.
+
+    Every input is checked before anything is drawn or written; the PNG gets the usual file
+    mode (0666 less the umask), like every other file the project writes.
+    """
     check_images(x)
-    names = list(names) if names is not None else corruption_names()
-    for name in names:
-        CORRUPTIONS.get(name)  # unknown names fail before any drawing
+    if x.shape[0] == 0:
+        raise UserError("no image to show: the batch is empty")
+    names = grid_names(names)
+    severities = grid_severities(severities)
+    # Figure without pyplot: no global backend switch, no window, nothing kept after return.
+    from matplotlib.figure import Figure
+
     img = x[:1].detach().float().cpu()
     cols = 1 + len(severities)
-    fig, axes = plt.subplots(len(names), cols, figsize=(1.3 * cols, 1.3 * len(names) + 0.6), squeeze=False)
+    fig = Figure(figsize=(1.3 * cols, 1.3 * len(names) + 0.6))
+    axes = fig.subplots(len(names), cols, squeeze=False)
     grey = img.shape[1] == 1
 
-    def show(ax: plt.Axes, t: torch.Tensor) -> None:
+    def show(ax, t: torch.Tensor) -> None:
         arr = t[0].permute(1, 2, 0).squeeze(-1).numpy() if grey else t[0].permute(1, 2, 0).numpy()
         ax.imshow(arr, cmap="gray" if grey else None, vmin=0, vmax=1, interpolation="nearest")
         ax.set_xticks([])
@@ -52,15 +84,5 @@ def corruption_grid_png(
     fig.tight_layout(rect=(0, 0, 1, 1 - 0.5 / fig.get_figheight()))  # leave room for the title
 
     out = Path(out_path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".png")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fig.savefig(fh, format="png", dpi=100)
-        os.replace(tmp, out)  # readers never see a half-written file
-    except BaseException:
-        os.unlink(tmp)
-        raise
-    finally:
-        plt.close(fig)
-    return out
+    ensure_writable_dir(out.parent)
+    return atomic_write(out, lambda handle: fig.savefig(handle, format="png", dpi=100))
