@@ -195,8 +195,8 @@ def restore_state(target: Any, state: Any, path: Path, what: str) -> None:
     try:
         target.load_state_dict(state)
     except (RuntimeError, TypeError, AttributeError, ValueError, KeyError, IndexError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UserError(f"{clip_path(path)}: {what} ({first[:160]})") from None
+        detail = " ".join(line.strip() for line in str(exc)[:2000].splitlines() if line.strip()) or type(exc).__name__
+        raise UserError(f"{clip_path(path)}: {what} ({plain(detail, 200)})") from None
 
 
 # ------------------------------------------------------------------------------ checkpoint.pt
