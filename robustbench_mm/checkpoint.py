@@ -22,7 +22,7 @@ from torch import nn
 
 from . import __version__
 from .errors import UserError
-from .models import create_model
+from .models import ARCHS, create_model
 from .storage import atomic_torch_save, safe_torch_load
 from .untrusted import Checker, Invalid, clip, clip_path, integer, listof, number, optional, plain, text
 
@@ -155,6 +155,8 @@ def load_model(
             f"{where} was trained on {len(payload['classes'])} classes {_names(payload['classes'])}, "
             f"the dataset has {len(expect_classes)} {_names(list(expect_classes))}"
         )
+    if payload["arch"] not in ARCHS:
+        raise UserError(f"{where} holds an unknown architecture {payload['arch']!r}; valid: {', '.join(ARCHS.names())}")
     shape = (payload["in_channels"], payload["image_size"])
     if expect_input is not None and shape != tuple(expect_input):
         raise UserError(f"{where} takes {shape[0]}-channel {shape[1]}x{shape[1]} images, the dataset has "

@@ -85,6 +85,7 @@ MODEL_CASES = [
     ("test-accuracy-5", {"test_accuracy": 5.0}, (), ("test_accuracy must be a number in [0, 1]",)),
     ("arch-huge", {"arch": "c" * 10**6}, (), ("arch must be a printable text of 1 to 64 characters",)),
     ("arch-newline", {"arch": "cnn\nrm -rf"}, (), ("arch must be a printable text", r"\n")),
+    ("arch-other", {"arch": "resnet9000"}, (), ("holds a resnet9000 model, expected cnn",)),
     ("dataset-int", {"dataset": 7}, (), ("dataset must be a text",)),
     ("method-missing", {}, ("method",), ("lacks metadata: method",)),
     ("seed-missing", {}, ("seed",), ("lacks metadata: seed",)),
@@ -110,11 +111,14 @@ def test_bad_model_metadata_is_one_line(ws, capsys, case_id, changes, drop, phra
     assert len(line) < 400, line  # bounded whatever the file holds
 
 
-def test_model_for_other_input_shape_is_refused(trained_runs):
+def test_model_for_other_input_or_unknown_arch_is_refused(ws):
     from robustbench_mm.checkpoint import load_model
 
     with pytest.raises(UserError, match=r"takes 1-channel 8x8 images, the dataset has 3-channel 32x32 ones"):
-        load_model(trained_runs["erm"] / "model.pt", expect_input=(3, 32))
+        load_model(ws / R / "model.pt", expect_input=(3, 32))
+    _resave(ws, arch="resnet9000")
+    with pytest.raises(UserError, match=r"model.pt holds an unknown architecture 'resnet9000'; valid: cnn"):
+        load_model(ws / R / "model.pt")
 
 
 def test_nested_classes_are_refused_in_bounded_memory(ws):
