@@ -166,6 +166,7 @@ def load_model(
     with torch.device("meta"):  # shapes only, no memory: a crafted image_size cannot make us allocate
         blueprint = create_model(payload["arch"], **spec)
     _check_fit(blueprint, payload["state_dict"], payload["arch"], where)
+    _check_normalization(payload["state_dict"], payload, where)
     model = create_model(payload["arch"], **spec)
     restore_state(model, payload["state_dict"], path, f"weights do not fit a {payload['arch']} model")
     model.eval()
@@ -190,6 +191,13 @@ def _check_fit(blueprint: nn.Module, state: dict[str, torch.Tensor], arch: str, 
                 break
     if problem:
         raise UserError(f"{where}: weights do not fit a {arch} model ({problem})")
+
+
+def _check_normalization(state: dict[str, torch.Tensor], meta: dict[str, Any], where: str) -> None:
+    """The model normalizes with its mean/std buffers: they must be the metadata's (checked) values."""
+    for key in ("mean", "std"):
+        if key in state and not torch.allclose(state[key].double().flatten(), torch.tensor(meta[key], dtype=torch.float64), atol=1e-6):
+            raise UserError(f"{where}: the weights' {key} buffer differs from the metadata's {key} {clip(meta[key], 60)}")
 
 
 def restore_state(target: Any, state: Any, path: Path, what: str) -> None:
@@ -227,7 +235,7 @@ def validate_checkpoint(payload: Any, path: Path, epochs: int, device: torch.dev
     try:
         epoch = integer(1, max(int(epochs), 1))(payload["epoch"])
     except Invalid as exc:
-        raise UserError(f"{where}: {exc.describe('epoch')} (the configured epochs)") from None
+        raise UserError(f"{where}: {exc.describe('epoch')}; the run is configured for {epochs} epochs") from None
     _check_state_dict(payload["model"], path, "model")
     for field, check in (("optimizer", _check_optimizer), ("rng", lambda v: _check_rng(v, device)),
                          ("log", lambda v: _check_log(v, epoch)), ("config", _check_config)):

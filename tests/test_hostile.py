@@ -92,6 +92,7 @@ MODEL_CASES = [
     ("state-dict-list", {"state_dict": [1, 2]}, (), ("state_dict must be a dict of named tensors",)),
     ("state-dict-text-value", {"state_dict": {"head.weight": "zeros"}}, (), ("state_dict['head.weight'] must be a tensor",)),
     ("state-dict-dtype", {}, (), ("weights do not fit a cnn model", "torch.float64")),
+    ("std-buffer-zero", {}, (), ("the weights' std buffer differs from the metadata's std",)),
     ("newer-format", {"format": "robustbench_mm.model/2", "version": "9.1.0"}, (),
      ("written by robustbench_mm 9.1.0", "robustbench_mm.model/2", "upgrade")),
     ("newer-format-bad-version", {"format": "robustbench_mm.model/3", "version": _nested(30)}, (),
@@ -103,9 +104,11 @@ MODEL_CASES = [
 
 @pytest.mark.parametrize("case_id, changes, drop, phrases", MODEL_CASES, ids=[c[0] for c in MODEL_CASES])
 def test_bad_model_metadata_is_one_line(ws, capsys, case_id, changes, drop, phrases):
+    state = torch.load(ws / R / "model.pt", weights_only=True)["state_dict"]
     if case_id == "state-dict-dtype":
-        state = torch.load(ws / R / "model.pt", weights_only=True)["state_dict"]
         changes = {"state_dict": {k: v.double() if v.is_floating_point() else v for k, v in state.items()}}
+    if case_id == "std-buffer-zero":  # metadata fine, but the model would divide by zero
+        changes = {"state_dict": {**state, "std": torch.zeros_like(state["std"])}}
     _resave(ws, drop, **changes)
     line = check_bad_input(ws, capsys, ["evaluate", R, "--suite", "clean"], *phrases, "model.pt")
     assert len(line) < 400, line  # bounded whatever the file holds
@@ -203,7 +206,7 @@ CHECKPOINT_CASES = [
     ("epoch-text", lambda p: {**p, "epoch": "3"}, ("epoch must be an integer in [1,", "'3'")),
     ("epoch-negative", lambda p: {**p, "epoch": -2}, ("epoch must be an integer in [1,", "-2")),
     ("epoch-zero", lambda p: {**p, "epoch": 0}, ("epoch must be an integer",)),
-    ("epoch-huge", lambda p: {**p, "epoch": 10**12}, ("epoch must be an integer in [1,", "the configured epochs")),
+    ("epoch-huge", lambda p: {**p, "epoch": 10**12}, ("epoch must be an integer in [1,", "the run is configured for")),
     ("epoch-bool", lambda p: {**p, "epoch": True}, ("epoch must be an integer",)),
     ("model-list", lambda p: {**p, "model": [1]}, ("model must be a dict of named tensors",)),
     ("model-text-value", lambda p: {**p, "model": {"head.weight": "x"}}, ("model['head.weight'] must be a tensor",)),
