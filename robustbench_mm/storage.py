@@ -58,7 +58,9 @@ def atomic_write(path: str | Path, write: Callable[[Any], None], mode: str = "wb
             os.unlink(tmp_name)
         except OSError:
             pass
-        if isinstance(exc, OSError) and exc.errno is not None:
+        # Errors on our own files (writes and fsync carry no file name, chmod/replace the temp
+        # file's) are about the target; an error about another file is the caller's to report.
+        if isinstance(exc, OSError) and exc.errno is not None and exc.filename in (None, tmp_name, str(path)):
             raise _write_error(path, exc) from None
         raise
     return path

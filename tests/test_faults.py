@@ -50,8 +50,9 @@ def _stop(process: subprocess.Popen) -> None:
 
 
 def _fail_with(code: int):
-    def fail(*args, **kwargs):
-        raise OSError(code, os.strerror(code))
+    def fail(*args, **kwargs):  # as the os module raises them: naming the file, when it has one
+        names = [a for a in args if isinstance(a, (str, os.PathLike))][:2]
+        raise OSError(code, os.strerror(code), *names)
 
     return fail
 
@@ -73,10 +74,19 @@ def test_a_failed_write_names_the_target_and_keeps_the_old_file(tmp_path, monkey
 def test_a_full_disk_mid_write_names_the_target(tmp_path):
     def write(handle):
         handle.write(b"x" * 100)
-        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(tmp_path / ".model.pt.abcdefgh.tmp"))
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))  # as a write() to a full disk does
 
     with pytest.raises(UserError, match=r"^cannot write .*/model.pt: No space left on device$"):
         storage.atomic_write(tmp_path / "model.pt", write)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_error_about_another_file_is_not_blamed_on_the_target(tmp_path):
+    def write(handle):
+        open(tmp_path / "missing-input.csv")
+
+    with pytest.raises(FileNotFoundError, match="missing-input.csv"):
+        storage.atomic_write(tmp_path / "out.csv", write)
     assert list(tmp_path.iterdir()) == []
 
 
