@@ -127,9 +127,9 @@ def ensure_writable_dir(path: str | Path) -> Path:
     try:
         path.mkdir(parents=True, exist_ok=True)
     except (PermissionError, FileExistsError, NotADirectoryError) as exc:
-        raise UserError(f"cannot create output directory {path}: {exc.strerror or exc}") from None
+        raise UserError(f"cannot create output directory {clip_path(path)}: {exc.strerror or plain(str(exc), 160)}") from None
     if not os.access(path, os.W_OK):
-        raise UserError(f"output directory {path} is not writable")
+        raise UserError(f"output directory {clip_path(path)} is not writable")
     return path
 
 
@@ -141,11 +141,11 @@ def safe_torch_load(path: str | Path) -> Any:
     """
     path = Path(path)
     if not path.exists():
-        raise UserError(f"checkpoint not found: {path}")
+        raise UserError(f"checkpoint not found: {clip_path(path)}")
     if path.is_dir():
-        raise UserError(f"checkpoint path is a directory: {path}")
+        raise UserError(f"checkpoint path is a directory: {clip_path(path)}")
     if path.stat().st_size == 0:
-        raise UserError(f"checkpoint is empty: {path}")
+        raise UserError(f"checkpoint is empty: {clip_path(path)}")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
@@ -153,11 +153,11 @@ def safe_torch_load(path: str | Path) -> Any:
         boilerplate = ("Weights only load failed", "Please file an issue", "Check the documentation")
         lines = [line.strip() for line in str(exc).splitlines() if line.strip() and not line.strip().startswith(boilerplate)]
         detail = lines[0] if lines else "unsupported content"
-        raise UserError(f"refusing to load {path}: not a safe checkpoint ({detail[:160]})") from None
+        raise UserError(f"refusing to load {clip_path(path)}: not a safe checkpoint ({plain(detail, 160)})") from None
     except Exception as exc:  # noqa: BLE001 - garbage bytes make the unpickler raise KeyError, IndexError, struct.error, ...
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         detail = f"{type(exc).__name__}: {first}" if not isinstance(exc, (RuntimeError, OSError)) or not first else first
-        raise UserError(f"cannot read checkpoint {path}: corrupt, truncated or not a checkpoint ({detail[:160]})") from None
+        raise UserError(f"cannot read checkpoint {clip_path(path)}: corrupt, truncated or not a checkpoint ({plain(detail, 160)})") from None
 
 
 def read_csv_table(path: str | Path, description: str) -> pd.DataFrame:
@@ -165,14 +165,19 @@ def read_csv_table(path: str | Path, description: str) -> pd.DataFrame:
     try:
         return pd.read_csv(path)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise UserError(f"{path} is not {description} ({str(exc).splitlines()[0]})") from None
+        raise UserError(f"{clip_path(path)} is not {description} ({_first_line(exc)})") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc)[:1000].strip().splitlines()
+    return plain(lines[0], 160) if lines else type(exc).__name__
 
 
 def require_numeric(table: pd.DataFrame, path: str | Path, columns: list[str]) -> None:
     """Every listed column must hold numbers (a hand-edited 'n/a' or 'high' is bad input)."""
     for column in columns:
         if not table.empty and not pd.api.types.is_numeric_dtype(table[column]):
-            raise UserError(f"{path}: column {column!r} holds non-numeric values")
+            raise UserError(f"{clip_path(path)}: column {column!r} holds non-numeric values")
 
 
 # ------------------------------------------------------------------------------ the run lock
