@@ -292,10 +292,10 @@ def _try(where: str, apply: Any, value: Any) -> None:
 def _generator_state(value: Any, where: str, device: torch.device | str) -> None:
     if not isinstance(value, torch.Tensor) or value.dtype != torch.uint8 or value.dim() != 1 or value.numel() > 1 << 16:
         raise Invalid("a torch generator state (a 1-D uint8 tensor)", value, where)
-    try:
-        generator = torch.Generator(device=device)
-    except RuntimeError:  # that device is not here: the resume itself will say so
-        return
+    device = torch.device(device)
+    if device.type != "cpu" and not (device.type == "cuda" and torch.cuda.is_available()):
+        return  # a device that is not here (or has no generator to try): the resume itself will say so
+    generator = torch.Generator(device=device)
     _try(where, lambda: generator.set_state(value), value)
 
 
@@ -311,8 +311,7 @@ def _check_rng(rng: Any, device: torch.device | str | None) -> None:
     if not isinstance(rng["cuda"], list) or len(rng["cuda"]) > 1024:
         raise Invalid("a list of CUDA generator states", rng["cuda"], "['cuda']")
     for index, state in enumerate(rng["cuda"]):
-        if not isinstance(state, torch.Tensor) or state.dtype != torch.uint8 or state.dim() != 1 or state.numel() > 1 << 16:
-            raise Invalid("a torch generator state (a 1-D uint8 tensor)", state, f"['cuda'][{index}]")
+        _generator_state(state, f"['cuda'][{index}]", "cuda")  # tried only where CUDA is present
     _check_numpy_state(_json(rng["numpy_global"], "numpy's global RNG state", "['numpy_global']"))
     _check_python_state(_json(rng["python"], "Python's RNG state", "['python']"))
     mix = _json(rng["mix"], "a numpy bit generator state", "['mix']")

@@ -217,6 +217,7 @@ CHECKPOINT_CASES = [
     ("rng-torch-float", lambda p: _rng(p, torch=torch.zeros(5056)), ("rng['torch'] must be a torch generator state",)),
     ("rng-data-short", lambda p: _rng(p, data=torch.zeros(16, dtype=torch.uint8)), ("rng['data'] must be a state its generator accepts",)),
     ("rng-augment-2d", lambda p: _rng(p, augment=torch.zeros(2, 5056, dtype=torch.uint8)), ("rng['augment'] must be a torch generator state",)),
+    ("rng-cuda-2d", lambda p: _rng(p, cuda=[torch.zeros(2, 2, dtype=torch.uint8)]), ("rng['cuda'][0] must be a torch generator state",)),
     ("rng-cuda-text", lambda p: _rng(p, cuda="none"), ("rng['cuda'] must be a list",)),
     ("rng-numpy-not-json", lambda p: _rng(p, numpy_global="[1, 2"), ("rng['numpy_global'] must be numpy's global RNG state as JSON text",)),
     ("rng-numpy-short-key", lambda p: _rng(p, numpy_global=json.dumps(["MT19937", {"__ndarray__": [1, 2], "dtype": "uint32"}, 0, 0, 0.0])),
