@@ -268,28 +268,39 @@ def test_good_checkpoint_passes_and_fits_its_model(checkpoint, trained_runs):
 # ------------------------------------------------------------------------------ report.md
 
 
-def test_report_markdown_escapes_a_hostile_dataset_path(trained_runs, digits, tmp_path):
-    """A report over a run whose dataset is a path holding HTML: report.md carries no tag,
-    our own **bold** and `code` are intact, and a CommonMark renderer with HTML on agrees."""
+@pytest.fixture(scope="module")
+def hostile_report(trained_runs, digits, tmp_path_factory) -> str:
+    """report.md over a run whose dataset is a path holding HTML (and whose name holds some)."""
     from robustbench_mm.config import EvalConfig
     from robustbench_mm.evaluation import evaluate_run
     from robustbench_mm.report import write_report
 
-    run = tmp_path / "runs" / "x|<b>y"
+    root = tmp_path_factory.mktemp("hostile_report")
+    run = root / "runs" / "x|<b>y"
     shutil.copytree(trained_runs["erm"], run)
     evaluate_run(run, config=EvalConfig(suites=["clean", "calibration"]), data=digits)
     metrics = pd.read_csv(run / "metrics.csv")
     metrics.assign(dataset=HOSTILE).to_csv(run / "metrics.csv", index=False)
-    write_report([run], tmp_path / "rep", plots=False)
-    text = (tmp_path / "rep" / "report.md").read_text()
+    write_report([run], root / "rep", plots=False)
+    return (root / "rep" / "report.md").read_text()
+
+
+def test_report_markdown_escapes_a_hostile_dataset_path(hostile_report):
+    """report.md carries no tag, and our own **bold** and `code` are intact."""
+    text = hostile_report
     assert "<" not in text and ">" not in text, [line for line in text.splitlines() if "<" in line or ">" in line]
-    assert "&lt;img src=x onerror=alert(1)&gt;" in text
+    assert "# Manifold Mixup robustness report — imagefolder:/tmp/&lt;img src=x onerror=alert(1)&gt;, cnn" in text
     assert "- **Data**: `imagefolder:/tmp/`&lt;`img src=x onerror=alert(1)`&gt;" in text
     assert "- **Model**: `cnn`" in text
+
+
+def test_report_markdown_renders_without_html_from_the_data(hostile_report):
+    """The same report through a CommonMark renderer with raw HTML enabled."""
     markdown_it = pytest.importorskip("markdown_it")
-    html = markdown_it.MarkdownIt("commonmark", {"html": True}).enable("table").render(text)
+    html = markdown_it.MarkdownIt("commonmark", {"html": True}).enable("table").render(hostile_report)
     assert "<img" not in html and "<b>" not in html
     assert "<strong>Data</strong>" in html and "<code>cnn</code>" in html and "<table>" in html
+    assert "&lt;img src=x onerror=alert(1)&gt;" in html
 
 
 @pytest.mark.parametrize("raw, cell, expected", [
