@@ -11,7 +11,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
-from .errors import UserError, clip
+from .errors import UserError
+from .untrusted import clip
 from .registry import Registry
 
 HIGHER, LOWER, NEITHER = 1, -1, 0

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
-from .errors import UserError, clip
+from .errors import UserError
+from .untrusted import clip
 from .settings import EvalConfig, RunPlan, TrainConfig, from_table, read_toml
 
 

@@ -25,7 +25,8 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
-from .errors import UserError, clip
+from .errors import UserError
+from .untrusted import clip
 from .results import COLUMNS
 from .settings import TrainConfig, from_table, read_toml, to_table, to_toml
 from .storage import atomic_torch_save, atomic_write_bytes, atomic_write_text, ensure_writable_dir, read_csv_table, \

@@ -7,7 +7,7 @@ Everything takes float NCHW images in [0, 1] on any device plus an explicit
 from .cifar_c import load_cifar_c
 from .common import CORRUPTIONS, corrupt, corruption_names
 from .deformations import DEFORMATIONS, deform, deformation_grid, rotate_by, shear_by, zoom_by
-from .grid import corruption_grid_png
+from .grid import corruption_grid_png, grid_names
 
 __all__ = [
     "CORRUPTIONS",
@@ -17,6 +17,7 @@ __all__ = [
     "corruption_names",
     "deform",
     "deformation_grid",
+    "grid_names",
     "load_cifar_c",
     "rotate_by",
     "shear_by",

@@ -6,16 +6,41 @@ from pathlib import Path
 from typing import Sequence
 
 import torch
-from matplotlib.axes import Axes
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 
-from ..storage import atomic_write
+from ..errors import UserError
+from ..storage import atomic_write, ensure_writable_dir
+from ..untrusted import clip
 from ._util import check_images
-from .common import CORRUPTIONS, corrupt, corruption_names
+from .common import CORRUPTIONS, check_severity, corrupt, corruption_names
 
 
-def _show(ax: Axes, t: torch.Tensor) -> None:
+def grid_names(names: Sequence[str] | None) -> list[str]:
+    """The corruptions a grid shows: every one if ``names`` is None, else ``names`` checked
+    and de-duplicated (first place kept). An empty list or a blank name is refused, so a
+    caller can check its input before creating any folder."""
+    if names is None:
+        return corruption_names()
+    shown: list[str] = []
+    for name in names:
+        if not isinstance(name, str) or not name.strip():
+            raise UserError(f"corruption names must not be blank, got {clip(name, 40)}")
+        CORRUPTIONS.get(name)  # an unknown name fails here, listing the valid ones
+        if name not in shown:
+            shown.append(name)
+    if not shown:
+        raise UserError("no corruption to show: --corruptions is empty")
+    return shown
+
+
+def grid_severities(severities: Sequence[int]) -> list[int]:
+    """Severities 1..5, de-duplicated in order; at least one."""
+    checked = list(dict.fromkeys(check_severity(s) for s in severities))
+    if not checked:
+        raise UserError("no severity to show: the severities are empty")
+    return checked
+
+
+def _show(ax, t: torch.Tensor) -> None:
     grey = t.shape[1] == 1
     arr = t[0].permute(1, 2, 0).squeeze(-1).numpy() if grey else t[0].permute(1, 2, 0).numpy()
     ax.imshow(arr, cmap="gray" if grey else None, vmin=0, vmax=1, interpolation="nearest")
@@ -32,17 +57,20 @@ def corruption_grid_png(
 ) -> Path:
     """Draw the first image of ``x`` under every corruption and severity; write a PNG atomically.
 
-    The figure is a plain ``Figure`` on its own Agg canvas: no pyplot, so nothing stays open and
-    the user's matplotlib backend is left as it was.
+    Every input is checked before anything is drawn or written; the PNG gets the usual file
+    mode (0666 less the umask), like every other file the project writes.
     """
     check_images(x)
-    names = list(names) if names is not None else corruption_names()
-    for name in names:
-        CORRUPTIONS.get(name)  # unknown names fail before any drawing
+    if x.shape[0] == 0:
+        raise UserError("no image to show: the batch is empty")
+    names = grid_names(names)
+    severities = grid_severities(severities)
+    # Figure without pyplot: no global backend switch, no window, nothing kept after return.
+    from matplotlib.figure import Figure
+
     img = x[:1].detach().float().cpu()
     cols = 1 + len(severities)
     fig = Figure(figsize=(1.3 * cols, 1.3 * len(names) + 0.6))
-    FigureCanvasAgg(fig)
     axes = fig.subplots(len(names), cols, squeeze=False)
     for r, name in enumerate(names):
         _show(axes[r, 0], img)
@@ -56,8 +84,8 @@ def corruption_grid_png(
     fig.tight_layout(rect=(0, 0, 1, 1 - 0.5 / fig.get_figheight()))  # leave room for the title
 
     out = Path(out_path)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    ensure_writable_dir(out.parent)
     try:  # readers never see a half-written file
-        return atomic_write(out, lambda fh: fig.savefig(fh, format="png", dpi=100))
+        return atomic_write(out, lambda handle: fig.savefig(handle, format="png", dpi=100))
     finally:
         fig.clear()  # release the artists now

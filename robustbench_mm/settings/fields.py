@@ -20,7 +20,8 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import UserError, clip
+from ..errors import UserError
+from ..untrusted import clip
 
 SPEC = "robustbench_mm.setting"
 KINDS = (bool, int, float, str)
