@@ -261,19 +261,12 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_show_corruptions(args: argparse.Namespace) -> int:
-    from .corruptions import corruption_grid_png
+    from .corruptions import corruption_grid_png, grid_names
     from .data import load_dataset, to_float
     from .storage import ensure_writable_dir
 
-    names = [v for part in args.corruptions for v in part] if args.corruptions else None
-    if args.corruptions is not None and not names:
-        raise UserError("--corruptions is empty; give at least one corruption or leave it out")
-    if names:
-        from .corruptions import CORRUPTIONS
-
-        for name in names:
-            CORRUPTIONS.get(name)
-    data = load_dataset(args.dataset, args.data_root, False)
+    names = grid_names([v for part in args.corruptions for v in part] if args.corruptions is not None else None)
+    data = load_dataset(args.dataset, args.data_root, False)  # every input checked before the folder exists
     out = ensure_writable_dir(args.out)
     path = out / f"corruptions_{data.name.replace(':', '_').replace('/', '_')[:120]}.png"
     corruption_grid_png(to_float(data.test_x[: args.images]), path, names=names)

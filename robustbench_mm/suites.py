@@ -92,5 +92,5 @@ def register_suite(name: str, *, order: int, default: bool = True, description: 
     return add
 
 
-def _running_order(suites: list[Suite]) -> list[Suite]:
+def running_order(suites: list[Suite]) -> list[Suite]:
     return sorted(suites, key=lambda s: (s.order, s.name))

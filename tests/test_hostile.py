@@ -271,7 +271,7 @@ def test_good_checkpoint_passes_and_fits_its_model(checkpoint, trained_runs):
 @pytest.fixture(scope="module")
 def hostile_report(trained_runs, digits, tmp_path_factory) -> str:
     """report.md over a run whose dataset is a path holding HTML (and whose name holds some)."""
-    from robustbench_mm.config import EvalConfig
+    from robustbench_mm.settings import EvalConfig
     from robustbench_mm.evaluation import evaluate_run
     from robustbench_mm.report import write_report
 
@@ -367,8 +367,6 @@ def test_corruption_grid_names_are_checked_before_any_folder(tmp_path, names, ph
     assert not (tmp_path / "new").exists()
 
 
-@pytest.mark.xfail(strict=True, reason="cli.cmd_show_corruptions must call corruptions.grid_names(names) before "
-                                       "load_dataset and ensure_writable_dir (the integrator's part)")
 def test_show_corruptions_with_no_names_leaves_no_folder(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     check_bad_input(tmp_path, capsys, ["show-corruptions", "--out", "pics", "--corruptions", ","],
