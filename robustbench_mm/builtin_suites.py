@@ -52,17 +52,22 @@ def deformation_suite(ctx: SuiteContext) -> SuiteOutput:
     from .corruptions import deform, deformation_grid
 
     out = SuiteOutput()
-    for name, severity in deformation_grid(ctx.config.deformations):
-        generator = ctx.generator("deformation", name, severity)
-        images = _transformed(ctx, lambda b, g: deform(b, name, severity, g), generator)
-        _accuracy_output(ctx, "deformation", name, severity, _score(ctx, images), out)
+    grid = deformation_grid(ctx.config.deformations)
+    with ctx.progress(len(grid), "deformation", unit="test") as bar:
+        for name, severity in grid:
+            generator = ctx.generator("deformation", name, severity)
+            images = _transformed(ctx, lambda b, g: deform(b, name, severity, g), generator)
+            _accuracy_output(ctx, "deformation", name, severity, _score(ctx, images), out)
+            bar.update(1, f"{name} {severity:g}")
+    accuracies = [r["value"] for r in out.rows]
+    out.rows.append(row("deformation", "mean", 0.0, "accuracy", float(np.mean(accuracies)), len(ctx.y)))
     return out
 
 
 @register_suite("corruption", order=40, description="common corruptions of CIFAR-C x 5 severities")
 def corruption_suite(ctx: SuiteContext) -> SuiteOutput:
     """Common corruptions (generated on the device, or the published CIFAR-C files)."""
-    from .corruptions import corrupt, corruption_names, load_cifar_c, CORRUPTIONS
+    from .corruptions import CORRUPTIONS, corruption_names
 
     out = SuiteOutput()
     names = ctx.config.corruptions or corruption_names()
@@ -70,22 +75,35 @@ def corruption_suite(ctx: SuiteContext) -> SuiteOutput:
         CORRUPTIONS.get(name)  # unknown names fail before any work
     severities = ctx.config.severities or [1, 2, 3, 4, 5]
     accuracies = []
-    for name in names:
-        for severity in severities:
-            if ctx.config.cifar_c_root:
-                if ctx.dataset not in ("cifar10", "cifar100"):
-                    raise UserError(f"--cifar-c-root only applies to cifar10/cifar100, not {ctx.dataset}")
-                images, labels = load_cifar_c(ctx.config.cifar_c_root, ctx.dataset, name, severity)
-                images, labels = images[: len(ctx.y)], labels[: len(ctx.y)]
-                if not torch.equal(labels, ctx.y):
-                    raise UserError(f"labels.npy under {ctx.config.cifar_c_root} do not match the {ctx.dataset} test labels")
-            else:
-                generator = ctx.generator("corruption", name, severity)
-                images = _transformed(ctx, lambda b, g: corrupt(b, name, severity, g), generator)
-            _accuracy_output(ctx, "corruption", name, severity, _score(ctx, images), out)
-            accuracies.append(out.rows[-1]["value"])
+    with ctx.progress(len(names) * len(severities), "corruption", unit="test") as bar:
+        for name in names:
+            for severity in severities:
+                images = _corrupted(ctx, name, severity)
+                _accuracy_output(ctx, "corruption", name, severity, _score(ctx, images), out)
+                accuracies.append(out.rows[-1]["value"])
+                bar.update(1, f"{name} {severity}")
     out.rows.append(row("corruption", "mean", 0.0, "accuracy", float(np.mean(accuracies)), len(ctx.y)))
     return out
+
+
+def _corrupted(ctx: SuiteContext, name: str, severity: int) -> torch.Tensor:
+    """The test images under one corruption: made on the device, or the published CIFAR-C files."""
+    from .corruptions import corrupt, load_cifar_c
+
+    if not ctx.config.cifar_c_root:
+        generator = ctx.generator("corruption", name, severity)
+        return _transformed(ctx, lambda b, g: corrupt(b, name, severity, g), generator)
+    if ctx.dataset not in ("cifar10", "cifar100"):
+        raise UserError(f"--cifar-c-root only applies to cifar10/cifar100, not {ctx.dataset}")
+    images, labels = load_cifar_c(ctx.config.cifar_c_root, ctx.dataset, name, severity)
+    chosen = ctx.indices if ctx.indices is not None else slice(0, len(ctx.y))
+    images, labels = images[chosen], labels[chosen]
+    if not torch.equal(labels, ctx.y):
+        raise UserError(f"labels.npy under {ctx.config.cifar_c_root} do not match the {ctx.dataset} test labels")
+    return images
+
+
+CONFIDENCE = ("calibration", "confidence", 0.0)  # per-example key of the clean confidences
 
 
 @register_suite("calibration", order=90,
@@ -108,5 +126,8 @@ def calibration_suite(ctx: SuiteContext) -> SuiteOutput:
             continue
         out.rows += calibration_rows(logits, ctx.y, test=test, severity=severity, temperature=temperature, n_bins=ctx.config.n_bins)
     out.reliability = reliability_bins(ctx.clean_logits, ctx.y, n_bins=ctx.config.n_bins)
+    # each example's clean confidence: with the clean correctness, the report bootstraps ECE
+    # differences over test examples, as it does accuracy differences
+    out.per_example[CONFIDENCE] = ctx.clean_logits.softmax(1).amax(1).numpy()
     return out
 

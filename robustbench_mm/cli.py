@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from .errors import UserError
-from .settings import EvalConfig, RunPlan, Setting, TrainConfig, TrainOptions, settings_of
-from .settings.fields import find, parse_text
+from .settings import EvalConfig, EvaluateOptions, ReportOptions, RunPlan, Setting, TrainConfig, TrainOptions, settings_of
+from .settings.fields import parse_text
 
 TRAIN_ONLY = ("method", "seed")  # run plans these per run (--methods, --seeds)
 
@@ -128,8 +128,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     options, cfg, _ = _settings(args)
     # --quiet turns off the progress bars; the one-line notes (data placement, resuming) stay.
-    result = train(cfg, out_dir=options.out_dir, force=options.force, resume=options.resume,
-                   progress=not options.quiet, sync_bn=options.sync_bn)
+    result = train(cfg, out_dir=options.out_dir, force=options.force, progress=not options.quiet,
+                   sync_bn=options.sync_bn)
     print(f"test accuracy: {result.test_accuracy * 100:.2f}% ({result.seconds:.1f} s)")
     print(result.run_dir)
     return 0
@@ -161,13 +161,13 @@ def _validate_eval_names(cfg: EvalConfig) -> None:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from . import distributed
-    from .document import markdown_table
     from .evaluation import check_run, evaluate_run
     from .inference import resolve_device
-    from .report import headline, summarize
+    from .progress import mode_for
 
     cfg = eval_config(args)
-    for run_dir in args.run_dirs:  # every run must load before any metrics.csv is rewritten
+    options = EvaluateOptions(**given(args, EvaluateOptions)).validate(cli=True)
+    for run_dir in args.run_dirs:  # every run must load before any evaluation is written
         check_run(run_dir)
     # under torchrun: one process per GPU (or gloo on the CPU), attacks sharded, rank 0 writes
     device = resolve_device(cfg.device)
@@ -176,36 +176,47 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         if shard.active:
             cfg.device = str(distributed.rank_device(device, shard))
         for run_dir in args.run_dirs:
-            evaluation = evaluate_run(run_dir, config=cfg, data_root=cfg.data_root, shard=shard)
-            if not shard.main:
-                continue
-            head, notes = headline(summarize(evaluation.metrics))
-            print(f"## {Path(run_dir).name}\n")
-            print(markdown_table(head))
-            for note in notes:
-                print(note)
-            processes = f", {shard.world} processes" if shard.active else ""
-            print(f"\nwrote {Path(run_dir) / 'metrics.csv'} ({len(evaluation.metrics)} rows, {evaluation.seconds:.1f} s{processes})\n")
+            evaluation = evaluate_run(run_dir, config=cfg, fresh=options.fresh, shard=shard,
+                                      progress=mode_for(options.quiet))
+            if shard.main:
+                _print_evaluation(Path(run_dir), evaluation, shard)
     finally:
         distributed.teardown(shard)
     return 0
 
 
-def _formats(args: argparse.Namespace) -> list[str]:
-    from .settings.fields import coerce
+def _print_evaluation(run_dir: Path, evaluation: Any, shard: Any) -> None:
+    """The run's headline, then every attack at the headline radius (AutoAttack included)."""
+    from .document import markdown_table
+    from .report import headline, headline_eps, summarize
 
-    return coerce(find(RunPlan, "formats"), given(args, RunPlan).get("formats", ["md"]), cli=True)
+    summary = summarize(evaluation.metrics)
+    head, notes = headline(summary, evaluation.threat)
+    print(f"## {run_dir.name}\n")
+    print(markdown_table(head))
+    for note in notes:
+        print(note)
+    eps = headline_eps(summary, evaluation.threat)
+    at = summary[(summary.suite == "adversarial") & (summary.metric == "accuracy")]
+    at = at[(at.severity - (eps or 0)).abs() < 1e-9] if eps is not None else at.iloc[0:0]
+    if len(at):
+        shown = evaluation.threat.show(eps) if evaluation.threat is not None else f"{eps:.4g}"
+        print(f"\nat ε = {shown}: " + ", ".join(f"{r.test} {r['mean'] * 100:.1f}%" for _, r in at.iterrows()))
+    processes = f", {shard.world} processes" if shard.active else ""
+    where = run_dir / "eval" / "metrics.csv"
+    print(f"\nwrote {where} ({len(evaluation.metrics)} rows, {evaluation.seconds:.1f} s{processes})\n")
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from .report import headline_markdown, write_report
+    from .report import headline_text, write_report
 
-    formats = _formats(args)
-    write_report(args.run_dirs, args.out, formats=formats, plots=not args.no_plots)
-    print(headline_markdown(args.run_dirs))
-    for name in formats:
+    options = ReportOptions(**given(args, ReportOptions)).validate(cli=True)
+    report = write_report(args.run_dirs, args.out, formats=options.formats, plots=not args.no_plots,
+                          floor=options.accuracy_floor)
+    print(headline_text(report))
+    for name in options.formats:
         print(f"wrote {Path(args.out) / ('report.' + name)}")
-    return 0
+    return 1 if options.strict and report.guard.fired else 0
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -315,13 +326,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("evaluate", help="evaluate run directories; writes metrics.csv into each")
     p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
-    add_settings(p, "evaluation", [EvalConfig])
+    seen = add_settings(p, "evaluation", [EvalConfig])
+    add_settings(p, "job", [EvaluateOptions], seen=seen)
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("report", help="compare evaluated runs: report.csv, report.md, figures")
     p.add_argument("run_dirs", nargs="*", metavar="RUN_DIR")
     p.add_argument("--out", required=True, help="output folder")
-    _add(p.add_argument_group("report"), find(RunPlan, "formats"), set())
+    add_settings(p, "report", [ReportOptions])
     p.add_argument("--no-plots", action="store_true")
     p.set_defaults(func=cmd_report)
 

@@ -17,6 +17,7 @@ rank 0 writes. The numbers are those of one process (see ``attacks.driver.batch_
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import time
 from dataclasses import dataclass, field
@@ -31,20 +32,13 @@ from torch import nn
 from . import distributed
 from .data import DatasetSplits, load_dataset, to_float
 from .errors import UserError
-from .inference import evaluating, model_device, predict_logits, resolve_device
-from .results import COLUMNS, frame
+from .inference import evaluating, model_device, predict_logits, resolve_device, torch_threads
+from .results import COLUMNS, Evaluation, frame
 from .rundir import RunDir
 from .settings import EvalConfig
 from .catalog import default_suites, ordered_suites
 from .suites import Suite, SuiteContext
-
-
-@dataclass
-class Evaluation:
-    metrics: pd.DataFrame  # the results schema
-    per_example: dict[tuple[str, str, float], np.ndarray] = field(default_factory=dict)
-    reliability: pd.DataFrame | None = None
-    seconds: float = 0.0
+from .threat import ThreatModel, threat_of
 
 
 def check_suites(suites: Sequence[str]) -> list[str]:
@@ -63,6 +57,7 @@ def evaluate(
     holdout: tuple[torch.Tensor, torch.Tensor] | None = None,
     details: bool = False,
     shard: distributed.Dist | None = None,
+    progress: str = "off",
     **overrides: Any,
 ) -> pd.DataFrame | Evaluation:
     """Evaluate any model that takes [0, 1] NCHW images on ``dataset``'s test split.
@@ -73,16 +68,27 @@ def evaluate(
     the calibration temperature; ``details=True`` returns an :class:`Evaluation` with
     per-example results and reliability bins. ``shard`` (every process of a torchrun job passes
     its own) splits the attacks' batches between the processes; every process gets the whole
-    result.
-    """
-    from .attacks.session import AttackSession
+    result. ``progress``: "bar", "lines" or "off" (see :mod:`.progress`).
 
+    ``dataset`` is a name (``"mnist"``, ``"imagefolder:<path>"``: ``data_root=`` and
+    ``download=`` say where its files are) or a loaded :class:`~robustbench_mm.data.DatasetSplits`.
+    """
     config = _settings(config, suites, overrides)
     chosen = ordered_suites(config.suites)
-    data = dataset if isinstance(dataset, DatasetSplits) else load_dataset(dataset)
+    data = dataset if isinstance(dataset, DatasetSplits) else load_dataset(dataset, config.data_root, config.download)
     started = time.perf_counter()
     device = _device(config, model)
-    x, y = _test_split(data, config)
+    with torch_threads(config.cpu_threads if device.type == "cpu" else None):
+        evaluation = _evaluate(model, data, config, chosen, device, identity, holdout, shard, progress)
+    evaluation.seconds = time.perf_counter() - started
+    return evaluation if details else evaluation.metrics
+
+
+def _evaluate(model, data, config, chosen, device, identity, holdout, shard, progress) -> Evaluation:
+    from .attacks.session import AttackSession
+
+    indices = test_indices(data, config)
+    x, y = to_float(data.test_x[indices]), data.test_y[indices]
     identity = identity or {"run": "model", "dataset": data.name, "arch": type(model).__name__, "method": "", "seed": 0}
 
     model.to(device)
@@ -98,10 +104,12 @@ def evaluate(
             model=model, x=x, y=y, num_classes=data.num_classes, dataset=data.name,
             config=config, device=device, clean_logits=clean_logits, holdout=holdout,
             attacks=AttackSession(model, shard or distributed.Dist()),  # one per evaluation
+            progress_mode=progress if shard is None or shard.main else "off", indices=indices,
+            threat=threat_of(data),
         )
         evaluation = _run_suites(ctx, chosen, identity)
-    evaluation.seconds = time.perf_counter() - started
-    return evaluation if details else evaluation.metrics
+    evaluation.indices, evaluation.total, evaluation.threat = indices.numpy(), len(data.test_y), ctx.threat
+    return evaluation
 
 
 def _settings(config: EvalConfig | None, suites: Sequence[str] | None, overrides: dict[str, Any]) -> EvalConfig:
@@ -127,14 +135,14 @@ def _device(config: EvalConfig, model: nn.Module) -> torch.device:
     return device
 
 
-def _test_split(data: DatasetSplits, config: EvalConfig) -> tuple[torch.Tensor, torch.Tensor]:
-    """The test images as float in [0, 1] and their labels, cut to ``max_examples``."""
-    x, y = to_float(data.test_x), data.test_y
-    if config.max_examples is not None:
-        x, y = x[: config.max_examples], y[: config.max_examples]
-    if len(y) == 0:
+def test_indices(data: DatasetSplits, config: EvalConfig) -> torch.Tensor:
+    """Which test examples an evaluation uses: all, or ``max_examples`` of them."""
+    n = len(data.test_y)
+    if n == 0:
         raise UserError(f"dataset {data.name} has an empty test split")
-    return x, y
+    if config.max_examples is None or config.max_examples >= n:
+        return torch.arange(n)
+    return torch.arange(config.max_examples)
 
 
 def _run_suites(ctx: SuiteContext, suites: list[Suite], identity: dict[str, Any]) -> Evaluation:
@@ -142,8 +150,11 @@ def _run_suites(ctx: SuiteContext, suites: list[Suite], identity: dict[str, Any]
     rows: list[dict] = []
     per_example: dict = {}
     reliability = None
+    overall = ctx.progress(len(suites), "suites", unit="suite") if len(suites) > 1 and ctx.progress_mode == "lines" else None
     for suite in suites:
         output = suite.run(ctx)
+        if overall is not None:
+            overall.update(1, f"{suite.name} done")
         rows += output.rows
         per_example.update(output.per_example)
         ctx.shifted_logits.update(output.logits)
@@ -170,22 +181,48 @@ def evaluate_run(
     *,
     data: DatasetSplits | None = None,
     write: bool = True,
-    data_root: str | None = None,
+    fresh: bool = False,
+    reuse: bool = False,
     shard: distributed.Dist | None = None,
+    progress: str = "off",
 ) -> Evaluation:
-    """Evaluate a run directory's model.pt, writing metrics.csv, per_example.npz and reliability.csv
-    (under ``shard``: rank 0 writes)."""
-    from .train import training_split
+    """Evaluate a run directory's model and publish the result into the run (under ``shard``:
+    rank 0 writes).
+
+    Evaluations accumulate: the new rows replace the rows of the same (suite, test, severity,
+    metric) and every other row stays (``fresh`` starts over). ``reuse``: when the run's stored
+    evaluation already holds these settings' results for this very model, nothing is computed.
+    Returns the run's evaluation as it now stands.
+    """
+    from . import accumulate
 
     run = RunDir(run_dir)
-    train_cfg = run.trained_config()  # the model itself is loaded once, below, against the data's classes
+    train_cfg = run.trained_config()  # the model itself is loaded once, below, against the data
+    config = _settings(config, suites, {})
     if data is None:
-        data = load_dataset(train_cfg.dataset, data_root or train_cfg.data_root, False)
-    model, meta = run.load_model(classes=data.classes)
-    _, holdout_idx = training_split(len(data.train_y), float(meta.get("holdout_fraction", 0.0)), int(meta.get("holdout_seed", meta["seed"])))
-    holdout = (data.train_x[holdout_idx], data.train_y[holdout_idx])
-    identity = {"run": run.name, "dataset": data.name, "arch": meta["arch"], "method": meta["method"], "seed": int(meta["seed"])}
-    evaluation = evaluate(model, data, suites, config, identity=identity, holdout=holdout, details=True, shard=shard)
-    if write and (shard is None or shard.main):
-        run.write_evaluation(evaluation.metrics, evaluation.per_example, evaluation.reliability)
-    return evaluation
+        data = load_dataset(train_cfg.dataset, config.data_root or train_cfg.data_root, config.download)
+    model, meta = run.load_model(data=data)
+    holding = write and (shard is None or shard.main)
+    with run.locked("mmbench evaluate") if holding else contextlib.nullcontext():
+        stored = None if fresh else run.evaluation()
+        done = accumulate.already_done(stored, run, config) if reuse else None
+        if done is not None:
+            return done
+        evaluation = evaluate(model, data, None, config, identity=_identity(run, data, meta),
+                              holdout=_holdout(data, meta), details=True, shard=shard, progress=progress)
+        merged = accumulate.merge(stored, evaluation)
+        if holding:
+            accumulate.publish(run, merged, config)
+    return merged
+
+
+def _identity(run: RunDir, data: DatasetSplits, meta: dict[str, Any]) -> dict[str, Any]:
+    return {"run": run.name, "dataset": data.name, "arch": meta["arch"], "method": meta["method"], "seed": meta["seed"]}
+
+
+def _holdout(data: DatasetSplits, meta: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
+    """The training examples the run held out for fitting the calibration temperature."""
+    from .train import training_split
+
+    _, holdout_idx = training_split(len(data.train_y), meta.get("holdout_fraction", 0.0), meta.get("holdout_seed", meta["seed"]))
+    return data.train_x[holdout_idx], data.train_y[holdout_idx]

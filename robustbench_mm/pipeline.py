@@ -76,7 +76,7 @@ def plan_commands(plan: RunPlan, train: TrainConfig, evaluate: EvalConfig) -> li
         method = create_method(cfg.method, cfg.method_options)
         command = ["mmbench", "train", "--method", cfg.method, "--seed", str(cfg.seed),
                    *to_argv(cfg, skip=("method", "seed")), *to_argv(method), "--out-dir", plan.runs_dir, "--quiet"]
-        command += ["--force"] * plan.force + ["--resume"] * plan.resume
+        command += ["--force"] * plan.force
         run_dir = str(RunDir.of(plan.runs_dir, cfg))
         lines.append(f"{quote(command)} && {quote(['mmbench', 'evaluate', run_dir, *to_argv(evaluate)])}")
     return lines
@@ -96,35 +96,27 @@ def _data_for_names(train: TrainConfig):
     return load_dataset(train.dataset, train.data_root, train.download)  # an image folder: its image size decides
 
 
-def _train_and_evaluate(cfg: TrainConfig, eval_cfg: EvalConfig, out_dir: str, force: bool, resume: bool,
-                        device: str | None) -> tuple[str, float, float]:
-    """One run end to end (also the body of a worker process)."""
-    import torch
-
+def _train_and_evaluate(cfg: TrainConfig, eval_cfg: EvalConfig, out_dir: str, force: bool,
+                        device: str | None) -> tuple[str, float, float, str]:
+    """One run end to end (also the body of a worker process): trained, resumed or reused, then
+    evaluated unless its evaluation with these settings is already stored."""
     from .data import load_dataset
     from .evaluation import evaluate_run
-    from .rundir import RunDir
-    from .train import resolve_config, train
+    from .train import train
 
     if device is not None:
         cfg = dataclasses.replace(cfg, device=device)
         eval_cfg = dataclasses.replace(eval_cfg, device=device)
-    if _worker_threads:
-        torch.set_num_threads(_worker_threads)
     data = _cached_dataset(cfg, load_dataset)
     started = time.perf_counter()
-    run = RunDir.of(out_dir, resolve_config(cfg, data)[0])
-    if resume and run.is_trained and not run.file("checkpoint.pt").exists():
-        accuracy = float("nan")  # finished earlier (checkpoint removed): nothing to train
-    else:
-        result = train(cfg, out_dir=out_dir, force=force, resume=resume, progress=False, data=data, log=lambda s: None)
-        accuracy = result.test_accuracy
-    evaluate_run(run.path, config=eval_cfg, data=data)
-    return str(run.path), accuracy, time.perf_counter() - started
+    result = train(cfg, out_dir=out_dir, force=force, progress=False, data=data, log=lambda s: None)
+    evaluation = evaluate_run(result.run_dir, config=eval_cfg, data=data, reuse=True)
+    what = {"finished": "up to date", "resume": "resumed"}.get(result.state, "trained")
+    what += ", evaluation reused" if evaluation.seconds == 0 and result.state == "finished" else ""
+    return str(result.run_dir), result.test_accuracy, time.perf_counter() - started, what
 
 
 _dataset_cache: dict = {}
-_worker_threads = 0
 
 
 def _cached_dataset(cfg: TrainConfig, loader):
@@ -134,9 +126,15 @@ def _cached_dataset(cfg: TrainConfig, loader):
     return _dataset_cache[key]
 
 
-def _init_worker(threads: int) -> None:
-    global _worker_threads
-    _worker_threads = threads
+def _init_worker(parent: int, threads: int) -> None:
+    import torch
+
+    from .procs import die_with_parent
+
+    die_with_parent(parent)  # a killed `mmbench run` takes its workers with it
+    # A forked child must never start an OpenMP team of its own (the parent's does not survive the
+    # fork): the whole worker runs with the runs' own thread count, which train and evaluate keep.
+    torch.set_num_threads(threads)
     # Ctrl-C reaches the whole process group; the parent handles it by stopping every worker
     # (a worker that caught it would go on to the next queued run)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -144,10 +142,15 @@ def _init_worker(threads: int) -> None:
 
 def run_benchmark(plan: RunPlan, train: TrainConfig, evaluate: EvalConfig) -> int:
     """Train ``plan.methods`` x ``plan.seeds`` with ``train``'s settings, evaluate each run with
-    ``evaluate``'s, and write the report into ``plan.out``."""
+    ``evaluate``'s, and write the report into ``plan.out``.
+
+    Make-like, as ``train`` is: a second call with the same settings reuses every finished run and
+    its evaluation and only writes the report again; interrupted runs continue; runs of other
+    settings are refused (``plan.force`` replaces them).
+    """
     from .data import load_dataset
     from .inference import resolve_device
-    from .report import headline_markdown, write_report
+    from .report import headline_text, write_report
     from .rundir import RunDir
     from .storage import ensure_writable_dir
 
@@ -155,59 +158,70 @@ def run_benchmark(plan: RunPlan, train: TrainConfig, evaluate: EvalConfig) -> in
         obj.validate()
     configs = planned_configs(plan, train)
     resolve_device(train.device)  # fail early on --device cuda without a GPU
-    # Validate every destination before training anything: no run is half-overwritten.
     data = _cached_dataset(configs[0], load_dataset)
-    for cfg, _ in resolved_runs(configs, data):
-        run = RunDir.of(plan.runs_dir, cfg)
-        if not plan.force and not plan.resume and run.file("config.toml").exists():
-            raise UserError(f"run directory {run} already exists; pass --force to replace it or --resume to continue it")
+    for cfg, _ in resolved_runs(configs, data):  # every destination checked before anything trains
+        RunDir.of(plan.runs_dir, cfg).training_state(cfg, plan.force)
     ensure_writable_dir(plan.out)
 
     started = time.perf_counter()
-    jobs = min(plan.jobs or default_jobs(train.device), len(configs))
+    jobs = min(plan.jobs or default_jobs(train.device, train.cpu_threads), len(configs))
     results = _run_all(configs, evaluate, plan, jobs, _job_devices(jobs, train.device))
     seconds = time.perf_counter() - started
-    write_report([r[0] for r in results], plan.out, formats=plan.formats, seconds=seconds)
-    print(headline_markdown([r[0] for r in results]))
-    print(f"\nreport: {Path(plan.out) / 'report.md'} ({seconds:.1f} s)")
-    return 0
+    report = write_report([r[0] for r in results], plan.out, formats=plan.formats, seconds=seconds,
+                          floor=plan.accuracy_floor)
+    print(headline_text(report))
+    print(f"\nreport: {Path(plan.out) / ('report.' + plan.formats[0])} ({seconds:.1f} s)")
+    return 1 if plan.strict and report.guard.fired else 0
 
 
 def _run_all(configs: list[TrainConfig], evaluate: EvalConfig, plan: RunPlan, jobs: int,
-             devices: list[str | None]) -> list[tuple[str, float, float]]:
-    def done(result: tuple[str, float, float]) -> None:
-        _say(f"{Path(result[0]).name}: test accuracy {result[1] * 100:.2f}%, {result[2]:.1f} s")
+             devices: list[str | None]) -> list[tuple[str, float, float, str]]:
+    from .progress import Progress, mode_for
 
-    args = (plan.runs_dir, plan.force, plan.resume)
+    progress = Progress(len(configs), "runs", mode_for(plan.quiet), unit="run", leave=True)
+
+    def done(result: tuple[str, float, float, str]) -> None:
+        progress.update(1, f"{Path(result[0]).name} {result[3]}, test accuracy {result[1] * 100:.2f}%, {result[2]:.1f} s")
+
+    args = (plan.runs_dir, plan.force)
     results = []
-    if jobs == 1:
-        for cfg in configs:
-            results.append(_train_and_evaluate(cfg, evaluate, *args, None))
-            done(results[-1])
-        return results
+    with progress:
+        if jobs == 1:
+            for cfg in configs:
+                results.append(_train_and_evaluate(cfg, evaluate, *args, None))
+                done(results[-1])
+            return results
+        for result in _parallel(configs, evaluate, args, jobs, devices):
+            results.append(result)
+            done(result)
+    return results
+
+
+def _parallel(configs, evaluate, args, jobs, devices):
+    """The runs in ``jobs`` worker processes, results in plan order as they come."""
     import multiprocessing as mp
     import os
 
-    threads = max(1, (os.cpu_count() or 1) // jobs)
-    # CPU workers fork: they share the parent's already-loaded libraries copy-on-write
-    # (torch alone is ~0.5 GB per process otherwise), and run one torch thread, so no
-    # OpenMP team is inherited. CUDA workers spawn: CUDA cannot be re-initialised in a fork.
+    # CPU workers fork: they share the parent's already-loaded libraries copy-on-write (torch
+    # alone is ~0.5 GB per process otherwise); each run sets its own thread count (a setting).
+    # CUDA workers spawn: CUDA cannot be re-initialised in a fork.
+    # (and with one thread each: an OpenMP team started in a forked child can hang on the parent's)
     on_cpu = all(d is None or d == "cpu" for d in devices) and not _uses_cuda(configs[0].device)
-    context = mp.get_context("fork" if on_cpu and "fork" in mp.get_all_start_methods() else "spawn")
-    with ProcessPoolExecutor(jobs, mp_context=context, initializer=_init_worker, initargs=(threads,)) as pool:
+    forkable = on_cpu and configs[0].cpu_threads == 1 and "fork" in mp.get_all_start_methods()
+    context = mp.get_context("fork" if forkable else "spawn")
+    initargs = (os.getpid(), configs[0].cpu_threads)
+    with ProcessPoolExecutor(jobs, mp_context=context, initializer=_init_worker, initargs=initargs) as pool:
         futures = [pool.submit(_train_and_evaluate, cfg, evaluate, *args, devices[i % len(devices)])
                    for i, cfg in enumerate(configs)]
         try:
             for future in futures:
-                results.append(future.result())
-                done(results[-1])
-        except BaseException:  # Ctrl-C or a failed run: stop now; --resume continues from the checkpoints
+                yield future.result()
+        except BaseException:  # Ctrl-C or a failed run: stop now; the same command continues from the checkpoints
             workers = list((getattr(pool, "_processes", None) or {}).values())  # shutdown forgets them
             pool.shutdown(wait=False, cancel_futures=True)
             for process in workers:
                 process.terminate()
             raise
-    return results
 
 
 def _uses_cuda(device: str) -> bool:
@@ -216,8 +230,8 @@ def _uses_cuda(device: str) -> bool:
     return device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
 
 
-def default_jobs(device: str) -> int:
-    """One job per GPU on CUDA; on the CPU one single-threaded process per core.
+def default_jobs(device: str, cpu_threads: int = 1) -> int:
+    """One job per GPU on CUDA; on the CPU one process per ``cpu_threads`` cores.
 
     Small models do not share two cores well inside one process (OpenMP threads spin and
     wait on each other), while independent trainings do.
@@ -228,7 +242,7 @@ def default_jobs(device: str) -> int:
 
     if device != "cpu" and torch.cuda.is_available():
         return max(1, torch.cuda.device_count())
-    return max(1, os.cpu_count() or 1)
+    return max(1, (os.cpu_count() or 1) // cpu_threads)
 
 
 def _job_devices(jobs: int, device: str) -> list[str | None]:

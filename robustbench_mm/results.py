@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
+
+from .threat import ThreatModel
 
 COLUMNS = ["run", "dataset", "arch", "method", "seed", "suite", "test", "severity", "metric", "value", "n"]
 SUITES = ("clean", "adversarial", "deformation", "corruption", "calibration", "diagnostics")
@@ -26,3 +30,17 @@ def frame(rows: list[dict[str, Any]], identity: dict[str, Any]) -> pd.DataFrame:
     """Rows plus the run identity (run, dataset, arch, method, seed) -> a DataFrame in schema order."""
     df = pd.DataFrame([{**identity, **r} for r in rows], columns=COLUMNS)
     return df.astype({"seed": "int64", "severity": "float64", "value": "float64", "n": "int64"})
+
+
+@dataclass
+class Evaluation:
+    """One evaluation of one model: its rows and the per-example results behind them."""
+
+    metrics: pd.DataFrame  # the results schema
+    per_example: dict[tuple[str, str, float], np.ndarray] = field(default_factory=dict)
+    reliability: pd.DataFrame | None = None
+    seconds: float = 0.0
+    indices: np.ndarray | None = None  # which test examples (positions in the dataset's test split)
+    total: int = 0  # size of the whole test split
+    history: list[str] = field(default_factory=list)  # settings of the evaluations merged in (accumulate)
+    threat: ThreatModel | None = None  # the dataset's radii and headline

@@ -5,40 +5,37 @@
 <run>/checkpoint.pt      everything a resume needs (rewritten atomically after every epoch)
 <run>/train_log.csv      one row per finished epoch
 <run>/model.pt           the trained model (state dict + metadata), written last
-<run>/metrics.csv        the evaluation: rows of the one results schema
-<run>/per_example.npz    per-example correctness of every accuracy row (for paired CIs)
-<run>/reliability.csv    the clean reliability bins
+<run>/eval/              the evaluation, published as one unit (see :mod:`.evalstore`)
+<run>/.lock              held by the one command working on the run
 ```
 
 Training, evaluation, the report and ``mmbench run`` ask this module for paths and contents;
-none of them spells a file name.
+none of them spells a file name. Every command that writes holds the run's lock.
 """
 
 from __future__ import annotations
 
-import io
+import contextlib
 import shutil
-import zipfile
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
-import numpy as np
 import pandas as pd
 
+from . import evalstore
 from .errors import UserError
-from .untrusted import clip
-from .results import COLUMNS
-from .settings import TrainConfig, from_table, read_toml, to_table, to_toml
-from .storage import atomic_torch_save, atomic_write_bytes, atomic_write_text, ensure_writable_dir, read_csv_table, \
-    require_numeric, safe_torch_load
+from .settings import TrainConfig, differences, from_table, read_toml, to_table, to_toml
+from .storage import atomic_torch_save, atomic_write_text, ensure_writable_dir, read_csv_table, remove_stale_temps, \
+    require_numeric, run_lock, safe_torch_load
+from .untrusted import clip_path
 
 CONFIG, CHECKPOINT, MODEL, TRAIN_LOG = "config.toml", "checkpoint.pt", "model.pt", "train_log.csv"
-METRICS, PER_EXAMPLE, RELIABILITY = "metrics.csv", "per_example.npz", "reliability.csv"
-RUN_FILES = (CONFIG, CHECKPOINT, MODEL, TRAIN_LOG, METRICS, PER_EXAMPLE, RELIABILITY)
+# the first releases' evaluation files, at the top of the run directory
+OLD_EVALUATION = (evalstore.METRICS, evalstore.PER_EXAMPLE, evalstore.RELIABILITY)
+RUN_FILES = (CONFIG, CHECKPOINT, MODEL, TRAIN_LOG, evalstore.LINK, *OLD_EVALUATION)
 REPLACED = ".replaced"  # --force keeps the old run here until the new one is complete
 # config.toml files of the first releases kept the method's settings in [train]
 _OLD_METHOD_KEYS = ("alpha", "mix_layers", "pairing")
-Key = tuple[str, str, float]  # (suite, test, severity) of a per-example result
 
 
 class RunDir:
@@ -106,30 +103,66 @@ class RunDir:
 
     # ------------------------------------------------------------------ training
 
-    def prepare(self, force: bool, resume: bool, say: Callable[[str], None] = lambda s: None) -> None:
-        """Refuse to overwrite an existing run unless --force (or --resume).
-
-        --force touches only our own files and loses nothing if the new run is interrupted: the
-        old files move to ``<run>/.replaced/`` and are deleted once the new model.pt is written.
-        (If ``.replaced`` already exists, an earlier --force run was interrupted: it holds the last
-        complete run and stays, and the interrupted run's files are removed.)
-        """
-        if self.path.exists() and not self.path.is_dir():
-            raise UserError(f"run directory {self.path} exists and is not a directory")
-        existing = [name for name in RUN_FILES if self.file(name).exists()]
-        if existing and not (force or resume):
-            raise UserError(f"run directory {self.path} already exists; pass --force to replace it or --resume to continue it")
+    @contextlib.contextmanager
+    def locked(self, what: str) -> Iterator[None]:
+        """Hold the run's lock for the block (the folder is created first); temp files that a
+        killed writer left behind are removed once the lock is ours."""
         ensure_writable_dir(self.path)
-        if force and not resume and existing:
-            backup = self.file(REPLACED)
-            keep = not backup.exists()
-            backup.mkdir(exist_ok=True)
-            for name in existing:
-                path = self.file(name)
-                if keep:
-                    path.replace(backup / name)
-                else:
-                    shutil.rmtree(path) if path.is_dir() else path.unlink()
+        with run_lock(self.path, what):
+            remove_stale_temps(self.path, (CONFIG, CHECKPOINT, MODEL, TRAIN_LOG, *OLD_EVALUATION))
+            yield
+
+    def training_state(self, cfg: TrainConfig, force: bool) -> str:
+        """What training ``cfg`` into this folder means: ``new``, ``resume`` (a checkpoint of the
+        same settings), ``finished`` (the same settings, already trained: nothing to do) or
+        ``replace`` (--force). A run of other settings is refused, naming them."""
+        existing = [name for name in RUN_FILES if self.file(name).exists() or self.file(name).is_symlink()]
+        if self.path.exists() and not self.path.is_dir():
+            raise UserError(f"run directory {clip_path(self.path)} exists and is not a directory")
+        if not existing:
+            return "new"
+        if force:
+            return "replace"
+        if not self.file(CONFIG).exists():
+            raise UserError(f"run directory {clip_path(self.path)} holds files of an unknown run; pass --force to "
+                            "replace them")
+        changed = differences(self.read_config(), cfg)
+        if changed:
+            raise UserError(f"run directory {clip_path(self.path)} holds a run with other settings "
+                            f"({', '.join(changed[:6])}); pass --force to replace it")
+        if self.is_trained:
+            return "finished"
+        return "resume" if self.file(CHECKPOINT).exists() else "new"
+
+    def prepare(self, replace: bool, say: Callable[[str], None] = lambda s: None) -> None:
+        """Make room for a new training.
+
+        ``replace`` (--force) touches only our own files and loses nothing if the new run is
+        interrupted: the old files move to ``<run>/.replaced/`` and are deleted once the new
+        model.pt is written. (If ``.replaced`` already exists, an earlier --force run was
+        interrupted: it holds the last complete run and stays, and the interrupted run's files are
+        removed.) Without it, the leftovers of a run killed before its first checkpoint go.
+        """
+        existing = [name for name in RUN_FILES if self.file(name).exists() or self.file(name).is_symlink()]
+        ensure_writable_dir(self.path)
+        backup = self.file(REPLACED)
+        keep = replace and existing and not backup.exists()
+        if keep:
+            backup.mkdir()
+        for name in existing:
+            path = self.file(name)
+            if keep:
+                path.replace(backup / name)
+            elif path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+        for old in self.path.glob(f".{evalstore.LINK}-*"):
+            if keep:
+                old.replace(backup / old.name)
+            else:
+                shutil.rmtree(old, ignore_errors=True)
+        if keep:
             say(f"the replaced run is kept in {backup} until this one finishes")
 
     def drop_replaced(self) -> None:
@@ -153,68 +186,36 @@ class RunDir:
 
         save_model(self.file(MODEL), model, meta)
 
-    def load_model(self, device: Any = "cpu", classes: list[str] | None = None) -> tuple[Any, dict[str, Any]]:
-        """The trained model and its metadata, checked against config.toml (and the data's classes)."""
+    def load_model(self, device: Any = "cpu", data: Any = None) -> tuple[Any, dict[str, Any]]:
+        """The trained model and its metadata, checked against config.toml (and the data: its
+        classes, channels and image size)."""
         from .checkpoint import load_model
 
         cfg = self.trained_config()
         return load_model(self.file(MODEL), device, expect_arch=cfg.arch, expect_dataset=cfg.dataset,
-                          expect_classes=classes)
+                          expect_classes=None if data is None else list(data.classes),
+                          expect_input=None if data is None else (data.in_channels, data.image_size))
 
     def trained_config(self) -> TrainConfig:
         """The config of a finished run (one-line UserError when there is nothing to evaluate)."""
         if not self.path.is_dir():
             raise UserError(f"run directory not found: {self.path}")
         if not self.is_trained:
-            raise UserError(f"{self.path} has no model.pt (is training finished? resume it with mmbench train --resume)")
+            raise UserError(f"{clip_path(self.path)} has no model.pt (is training finished? run the same train command "
+                            "again to continue it)")
         return self.read_config()
 
     # ------------------------------------------------------------------ evaluation
 
-    def write_evaluation(self, metrics: pd.DataFrame, per_example: dict[Key, np.ndarray],
-                         reliability: pd.DataFrame | None) -> None:
-        atomic_write_text(self.file(METRICS), metrics[COLUMNS].to_csv(index=False, float_format="%.6g"))
-        buffer = io.BytesIO()
-        arrays = {f"{s}|{t}|{sev:g}": np.asarray(v, dtype=bool) for (s, t, sev), v in per_example.items()}
-        np.savez_compressed(buffer, **arrays)
-        atomic_write_bytes(self.file(PER_EXAMPLE), buffer.getvalue())
-        if reliability is not None:
-            atomic_write_text(self.file(RELIABILITY), reliability.to_csv(index=False, float_format="%.6g"))
-        else:  # an evaluation without calibration: the old bins no longer describe metrics.csv
-            self.file(RELIABILITY).unlink(missing_ok=True)
+    def evaluation(self) -> evalstore.StoredEvaluation | None:
+        """The run's current evaluation, every file from one generation (None: not evaluated)."""
+        return evalstore.read(self.path)
 
     def read_metrics(self) -> pd.DataFrame:
-        path = self.file(METRICS)
-        if not path.exists():
-            raise UserError(f"{self.path} has no metrics.csv; run mmbench evaluate {self.path} first")
-        df = read_csv_table(path, "a valid metrics file")
-        missing = [c for c in COLUMNS if c not in df.columns]
-        if missing:
-            raise UserError(f"{path} lacks columns: {', '.join(missing)}")
-        require_numeric(df, path, ["seed", "severity", "value", "n"])
-        incomplete = df[[c for c in COLUMNS if c != "value"]].isna().any(axis=1)
-        if incomplete.any():  # e.g. a file cut short by a full disk or a copy interrupted
-            raise UserError(f"{path} is not a valid metrics file (line {int(incomplete.idxmax()) + 2} is incomplete)")
-        return df
-
-    def read_per_example(self) -> dict[Key, np.ndarray]:
-        path = self.file(PER_EXAMPLE)
-        if not path.exists():
-            return {}
-        try:
-            with np.load(path, allow_pickle=False) as archive:
-                out = {}
-                for key in archive.files:
-                    suite, test, severity = key.split("|")
-                    out[(suite, test, float(severity))] = archive[key]
-                return out
-        except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile) as exc:
-            detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise UserError(f"{path} is unreadable ({clip(detail, 120)})") from None
-
-    def read_reliability(self) -> pd.DataFrame | None:
-        path = self.file(RELIABILITY)
-        return read_table(path, ["bin", "count", "accuracy", "confidence"]) if path.exists() else None
+        stored = self.evaluation()
+        if stored is None:
+            raise UserError(f"{clip_path(self.path)} has no evaluation; run mmbench evaluate {clip_path(self.path)} first")
+        return stored.metrics
 
 
 def read_table(path: Path, columns: list[str]) -> pd.DataFrame:

@@ -107,6 +107,20 @@ def remove_stale_temps(directory: str | Path, names: Iterable[str]) -> list[Path
     return removed
 
 
+def fsync_dir(path: str | Path) -> None:
+    """Make a folder's renames durable (a crash after this finds the new entries)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # some file systems refuse fsync on a folder: nothing more to do there
+        pass
+    finally:
+        os.close(fd)
+
+
 def atomic_write_text(path: str | Path, text: str) -> Path:
     return atomic_write(path, lambda f: f.write(text), mode="w")
 

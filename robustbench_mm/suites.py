@@ -19,7 +19,9 @@ import torch
 from torch import nn
 
 from .errors import UserError
+from .progress import Progress
 from .registry import Registry
+from .threat import ThreatModel, threat_for
 
 if TYPE_CHECKING:  # the attacks package registers a suite itself, so it cannot be imported here
     import pandas as pd
@@ -47,6 +49,17 @@ class SuiteContext:
     attacks: AttackSession | None = None
     # logits under each shift, filled by the runner as suites finish (suites ordered before you)
     shifted_logits: dict[Key, torch.Tensor] = field(default_factory=dict)
+    progress_mode: str = "off"  # bar | lines | off (progress.mode_for)
+    indices: torch.Tensor | None = None  # positions of x in the dataset's test split (None: all, in order)
+    threat: ThreatModel | None = None  # the dataset's radii and headline (None: by the dataset's name)
+
+    def __post_init__(self) -> None:
+        if self.threat is None:
+            self.threat = threat_for(self.dataset, self.x.shape[1], self.x.shape[-1])
+
+    def progress(self, total: int, label: str, unit: str = "step") -> Progress:
+        """A progress report for a suite's ``total`` units of work (close it, or use ``with``)."""
+        return Progress(total, label, self.progress_mode, unit)
 
     def generator(self, *keys: object) -> torch.Generator:
         """A CPU generator seeded by the evaluation seed and ``keys`` (stable across runs and processes)."""

@@ -3,35 +3,35 @@
 The data lives in tensors. When it fits, it is moved to the training device once (uint8 for
 8-bit datasets) and batches, crops and flips are made there: no DataLoader workers, no
 per-image Python. Otherwise it stays in pinned host memory and each batch is copied over
-asynchronously. Randomness comes from seeded sources whose states every checkpoint keeps:
-torch's global RNG (model init), a ``torch.Generator`` for the data order, one on the device for
-augmentation, a NumPy generator for the method's host-side draws (λ, the mixing layer) and one
-device generator for the method's device-side draws.
+asynchronously. Randomness comes from seeded sources whose states every checkpoint keeps
+(:mod:`.randomness`).
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
 import math
-import random
 import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
-import numpy as np
 import torch
 
 from . import distributed
 from .calibration import holdout_split
+from .checkpoint import restore_state, validate_checkpoint
 from .data import DatasetSplits, apply_crop_flip, draw_crop_flip, load_dataset, to_float
 from .errors import UserError
-from .inference import predict_logits, resolve_device
+from .inference import predict_logits, resolve_device, torch_threads
 from .methods import Method, Step, create_method
 from .models import create_model
+from .randomness import Randomness, seed_everything
 from .rundir import RunDir
-from .settings import TrainConfig, differences
+from .settings import TrainConfig
 
 
 @dataclass
@@ -40,12 +40,7 @@ class TrainResult:
     test_accuracy: float
     epochs: int
     seconds: float
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
+    state: str = "new"  # what the run directory held: new, resume, finished (reused) or replace
 
 
 def training_split(n: int, fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -67,53 +62,6 @@ def lr_factor(schedule: str, epoch: int, epochs: int, milestones: list[int] | No
         marks = milestones if milestones else [round(epochs / 3), round(2 * epochs / 3)]
         return 0.1 ** sum(epoch >= m for m in marks)
     return 0.5 * (1.0 + math.cos(math.pi * epoch / epochs))
-
-
-# ------------------------------------------------------------------------------ RNG state
-
-
-class Randomness:
-    """Every seeded source of one training run, with a checkpointable state."""
-
-    def __init__(self, seed: int, device: torch.device) -> None:
-        self.data = torch.Generator().manual_seed(seed)  # epoch order (CPU: same on every device)
-        self.augment = torch.Generator(device=device).manual_seed(seed)  # crops and flips, on the device
-        self.mix = np.random.default_rng(seed)  # the method's host-side draws
-        self.method = torch.Generator(device=device).manual_seed(seed)  # the method's device-side draws
-
-    def state(self) -> dict[str, Any]:
-        return {
-            "torch": torch.get_rng_state(),
-            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-            "data": self.data.get_state(),
-            "augment": self.augment.get_state(),
-            "numpy_global": json.dumps(_jsonable(np.random.get_state())),
-            "python": json.dumps(_jsonable(random.getstate())),
-            "mix": json.dumps(self.mix.bit_generator.state),
-            "method": self.method.get_state(),
-        }
-
-    def restore(self, state: dict[str, Any]) -> None:
-        torch.set_rng_state(state["torch"])
-        if state["cuda"] and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(state["cuda"])
-        self.data.set_state(state["data"])
-        self.augment.set_state(state["augment"])
-        name, keys, pos, has_gauss, cached = json.loads(state["numpy_global"])
-        np.random.set_state((name, np.array(keys["__ndarray__"], dtype=keys["dtype"]), pos, has_gauss, cached))
-        version, internal, gauss = json.loads(state["python"])
-        random.setstate((version, tuple(internal), gauss))
-        self.mix.bit_generator.state = json.loads(state["mix"])
-        if "method" in state:
-            self.method.set_state(state["method"])
-
-
-def _jsonable(value):
-    if isinstance(value, np.ndarray):
-        return {"__ndarray__": value.tolist(), "dtype": str(value.dtype)}
-    if isinstance(value, (tuple, list)):
-        return [_jsonable(v) for v in value]
-    return value
 
 
 # ------------------------------------------------------------------------------ the run
@@ -149,14 +97,17 @@ def train(
     *,
     out_dir: str | Path = "runs",
     force: bool = False,
-    resume: bool = False,
     progress: bool = True,
     data: DatasetSplits | None = None,
     log: Callable[[str], None] | None = None,
     run_dir: str | Path | None = None,
     sync_bn: bool = False,
 ) -> TrainResult:
-    """Train one (dataset, arch, method, seed) into ``run_dir`` (default ``out_dir/<run name>``)."""
+    """Train one (dataset, arch, method, seed) into ``run_dir`` (default ``out_dir/<run name>``).
+
+    Make-like: a finished run of the same settings is reused as it is, an interrupted one is
+    resumed from its last checkpoint, a run of other settings is refused unless ``force``.
+    """
     cfg.validate()
     device = resolve_device(cfg.device)
     dctx = distributed.setup(device)
@@ -166,11 +117,19 @@ def train(
         say, progress = (lambda message: None), False
     try:
         data = data if data is not None else load_dataset(cfg.dataset, cfg.data_root, cfg.download)
-        session = _start(cfg, data, device, dctx, out_dir, run_dir, force, resume, sync_bn, say, progress)
-        started = time.perf_counter()
-        for epoch in range(session.start_epoch, session.cfg.epochs):
-            _train_epoch(session, epoch)
-        return _finish(session, started)
+        cfg, method = resolve_config(cfg, data)
+        run = RunDir(run_dir) if run_dir is not None else RunDir.of(out_dir, cfg)
+        run.training_state(cfg, force)  # refuse other settings before any folder is made
+        lock = run.locked("mmbench train") if dctx.main else contextlib.nullcontext()
+        with lock, torch_threads(cfg.cpu_threads if device.type == "cpu" else None):
+            state = run.training_state(cfg, force)  # again, now that no one else can change it
+            if state == "finished":
+                return _reused(run, say)
+            session = _start(cfg, method, data, device, dctx, run, state, sync_bn, say, progress)
+            started = time.perf_counter()
+            for epoch in range(session.start_epoch, session.cfg.epochs):
+                _train_epoch(session, epoch)
+            return dataclasses.replace(_finish(session, started), state=state)
     finally:
         distributed.teardown(dctx)
 
@@ -183,15 +142,20 @@ def resolve_config(cfg: TrainConfig, data: DatasetSplits) -> tuple[TrainConfig, 
     return cfg, method
 
 
-def _start(cfg, data, device, dctx, out_dir, run_dir, force, resume, sync_bn, say, progress) -> Session:
-    cfg, method = resolve_config(cfg, data)
+def _reused(run: RunDir, say: Callable[[str], None]) -> TrainResult:
+    meta = run.load_model()[1]
+    say(f"{run} is up to date (the same settings, trained): reused")
+    return TrainResult(run_dir=run.path, test_accuracy=float(meta.get("test_accuracy", float("nan"))),
+                       epochs=int(meta.get("epoch", 0)), seconds=0.0, state="finished")
+
+
+def _start(cfg, method, data, device, dctx, run, state, sync_bn, say, progress) -> Session:
     seed_everything(cfg.seed)
     model = create_model(cfg.arch, data.num_classes, data.in_channels, data.image_size, data.mean, data.std)
     method.check_model(model)
-    run = RunDir(run_dir) if run_dir is not None else RunDir.of(out_dir, cfg)
-    resume_state = _resume_state(run, cfg) if resume else None
-    if dctx.main:
-        run.prepare(force, resume, say)
+    resume_state = _resume_state(run, cfg, device) if state == "resume" else None
+    if dctx.main and resume_state is None:
+        run.prepare(replace=state == "replace", say=say)
     distributed.barrier(dctx)
 
     train_idx, holdout_idx = training_split(len(data.train_y), cfg.holdout_fraction, cfg.seed)
@@ -215,8 +179,9 @@ def _start(cfg, data, device, dctx, out_dir, run_dir, force, resume, sync_bn, sa
     if cfg.compile:
         session.model = torch.compile(model)
     if resume_state is not None:
-        core.load_state_dict(resume_state["model"])
-        session.optimizer.load_state_dict(resume_state["optimizer"])
+        path = run.file("checkpoint.pt")
+        restore_state(core, resume_state["model"], path, f"the checkpoint's weights do not fit a {cfg.arch} model")
+        restore_state(session.optimizer, resume_state["optimizer"], path, "the checkpoint's optimizer state does not fit")
         session.rand.restore(resume_state["rng"])
         session.log_rows = json.loads(resume_state["log"])
         session.start_epoch = int(resume_state["epoch"])
@@ -227,17 +192,10 @@ def _start(cfg, data, device, dctx, out_dir, run_dir, force, resume, sync_bn, sa
     return session
 
 
-def _resume_state(run: RunDir, cfg: TrainConfig) -> dict | None:
-    """The checkpoint to continue from, after checking that the settings did not change."""
-    if not run.file("checkpoint.pt").exists():
-        return None
-    changed = differences(run.read_config(), cfg)
-    if changed:
-        raise UserError(f"--resume with settings that differ from {run.file('config.toml')}: {', '.join(changed)}")
-    state = run.read_checkpoint()
-    if not isinstance(state, dict) or "epoch" not in state:
-        raise UserError(f"{run.file('checkpoint.pt')} is not a training checkpoint")
-    return state
+def _resume_state(run: RunDir, cfg: TrainConfig, device: torch.device) -> dict:
+    """The checkpoint to continue from, checked field by field before any of it is used."""
+    path = run.file("checkpoint.pt")
+    return validate_checkpoint(run.read_checkpoint(), path, cfg.epochs, device=device)
 
 
 def _place(data: DatasetSplits, train_idx: torch.Tensor, device: torch.device):

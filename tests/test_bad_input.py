@@ -61,7 +61,7 @@ def template(tmp_path_factory, trained_runs, digits) -> Path:
 def ws(template, tmp_path, monkeypatch) -> Path:
     """A private copy of the template; the current directory for the command."""
     work = tmp_path / "ws"
-    shutil.copytree(template, work)
+    shutil.copytree(template, work, symlinks=True)  # as cp -a would: the eval link stays a link
     monkeypatch.chdir(work)
     return work
 
@@ -206,7 +206,7 @@ CASES = [
     # ---- unknown names (each message lists the valid names)
     case("train-unknown-dataset", ["train", "--dataset", "imagenet-x"], "unknown dataset 'imagenet-x'", "valid:", "digits", "cifar10", sub=True),
     case("train-unknown-arch", ["train", "--arch", "resnet9000"], "unknown architecture 'resnet9000'", "cnn", "preactresnet18"),
-    case("train-unknown-method", ["train", "--method", "cutmix"], "unknown method 'cutmix'", "manifold-mixup"),
+    case("train-unknown-method", ["train", "--method", "snapmix"], "unknown method 'snapmix'", "manifold-mixup"),
     case("train-unknown-preset", ["train", "--preset", "table99"], "unknown preset 'table99'", "valid:"),
     case("train-unknown-amp", ["train", "--amp", "maybe"], "unknown --amp 'maybe'; valid: auto, on, off"),
     case("evaluate-unknown-suite", ["evaluate", R, "--suite", "clean,robustness"], "unknown suite 'robustness'", "adversarial", "calibration"),
@@ -214,7 +214,7 @@ CASES = [
     case("evaluate-unknown-attack", ["evaluate", R, "--suite", "adversarial", "--attacks", "fgsm,pgd-l7"], "unknown attack 'pgd-l7'", "pgd-linf"),
     case("evaluate-unknown-corruption", ["evaluate", R, "--suite", "corruption", "--corruptions", "fog,lava"], "unknown corruption 'lava'", "gaussian_noise"),
     case("evaluate-unknown-deformation-grid", ["evaluate", R, "--deformations", "paper-xl"], "unknown deformation grid 'paper-xl'", "paper-full"),
-    case("run-unknown-method", ["run", "--methods", "erm,cutmix"], "unknown method 'cutmix'"),
+    case("run-unknown-method", ["run", "--methods", "erm,snapmix"], "unknown method 'snapmix'"),
     case("show-corruptions-unknown", ["show-corruptions", "--out", "pics", "--corruptions", "lava"], "unknown corruption 'lava'"),
     case("unknown-command", ["fit"], "invalid choice: 'fit'"),
     case("list-unknown-flag", ["list", "--everything"], "unrecognized arguments: --everything"),
@@ -259,9 +259,9 @@ CASES = [
     case("imagefolder-class-sets-differ", ["train", "--dataset", "imagefolder:pics"], "differ from test classes",
          setup=lambda ws: (_image_folder(ws / "pics"), shutil.copytree(ws / "pics/test/cat", ws / "pics/test/bird"))),
     # ---- run directories and checkpoints
-    case("train-existing-run-without-force", ["train", "--epochs", "1"], "already exists", "--force", sub=True),
-    case("train-resume-changed-settings", ["train", "--resume", "--epochs", "3"], "--resume with settings that differ", "epochs"),
-    case("run-existing-runs-without-force", ["run", "--methods", "erm", "--seeds", "0", "--epochs", "1", *EVAL_FAST], "already exists"),
+    case("train-existing-run-without-force", ["train", "--epochs", "1"], "holds a run with other settings (epochs)", "--force", sub=True),
+    case("train-changed-settings", ["train", "--epochs", "3"], "holds a run with other settings (epochs)", "--force"),
+    case("run-existing-runs-without-force", ["run", "--methods", "erm", "--seeds", "0", "--epochs", "1", *EVAL_FAST], "holds a run with other settings (epochs)"),
     case("evaluate-missing-dir", ["evaluate", "runs/nothing-here"], "run directory not found: runs/nothing-here"),
     case("evaluate-no-model", ["evaluate", R], "has no model.pt", setup=lambda ws: (ws / R / "model.pt").unlink()),
     case("evaluate-model-is-dir", ["evaluate", R], "is a directory",
@@ -295,20 +295,20 @@ CASES = [
     case("report-zero-runs", ["report", "--out", "newrep"], "no run directories given", sub=True),
     case("report-unknown-format", ["report", R, "--out", "newrep", "--format", "md,pdf"], "unknown --format 'pdf'; valid: md, html"),
     case("report-missing-run", ["report", R, "runs/nothing", "--out", "newrep"], "run directory not found"),
-    case("report-run-without-metrics", ["report", R, MLP, "--out", "newrep"], "has no metrics.csv"),
+    case("report-run-without-metrics", ["report", R, MLP, "--out", "newrep"], "has no evaluation"),
     case("report-different-datasets", ["report", R, MX, "--out", "newrep"], "different datasets", "digits", "mnist",
-         setup=lambda ws: _edit_csv(ws / MX / "metrics.csv", lambda df: df.assign(dataset="mnist"))),
+         setup=lambda ws: _edit_csv(ws / MX / "eval" / "metrics.csv", lambda df: df.assign(dataset="mnist"))),
     case("report-same-run-twice", ["report", R, R, "--out", "newrep"], "share a name"),
     case("report-copy-of-a-run", ["report", R, "runs/copy", "--out", "newrep"], "are all erm seed 0", "once",
          setup=lambda ws: (shutil.copytree(ws / R, ws / "runs" / "copy"),
-                           _edit_csv(ws / "runs" / "copy" / "metrics.csv", lambda df: df.assign(run="copy")))),
+                           _edit_csv(ws / "runs" / "copy" / "eval" / "metrics.csv", lambda df: df.assign(run="copy")))),
     case("report-different-test-sizes", ["report", R, MX, "--out", "newrep"], "different numbers of test examples", "(50)",
-         setup=lambda ws: _edit_csv(ws / MX / "metrics.csv", lambda df: df.assign(n=50))),
+         setup=lambda ws: _edit_csv(ws / MX / "eval" / "metrics.csv", lambda df: df.assign(n=50))),
     case("report-different-attacks", ["report", R, MX, "--out", "newrep"], "attacked differently", "fgsm",
-         setup=lambda ws: _edit_csv(ws / MX / "metrics.csv", lambda df: pd.concat(
+         setup=lambda ws: _edit_csv(ws / MX / "eval" / "metrics.csv", lambda df: pd.concat(
              [df, df.head(1).assign(suite="adversarial", test="fgsm", severity=0.1, metric="accuracy")]))),
     case("report-metrics-truncated", ["report", R, "--out", "newrep"], "not a valid metrics file", "incomplete",
-         setup=lambda ws: (ws / R / "metrics.csv").write_bytes((ws / R / "metrics.csv").read_bytes()[:300])),
+         setup=lambda ws: (ws / R / "eval" / "metrics.csv").write_bytes((ws / R / "eval" / "metrics.csv").read_bytes()[:300])),
     case("run-empty-methods", ["run", "--methods", ",", "--plan"], "--methods is empty"),
     case("run-empty-seeds", ["run", "--seeds", ",", "--plan"], "--seeds is empty"),
     case("train-milestone-after-the-end", ["train", "--epochs", "3", "--milestones", "50"], "before the last epoch"),
@@ -316,18 +316,18 @@ CASES = [
     case("evaluate-empty-eps", ["evaluate", R, "--suite", "adversarial", "--eps", ","], "--eps is empty"),
     case("evaluate-second-run-broken", ["evaluate", R, MX, "--suite", "clean"], "refusing to load", MX,
          setup=w(f"{MX}/model.pt", b"not a torch file")),
-    case("report-metrics-garbage", ["report", R, "--out", "newrep"], "not a valid metrics file", setup=w(f"{R}/metrics.csv", bytes(range(256)) * 4)),
-    case("report-metrics-empty", ["report", R, "--out", "newrep"], "not a valid metrics file", setup=w(f"{R}/metrics.csv", "")),
-    case("report-metrics-no-columns", ["report", R, "--out", "newrep"], "lacks columns", setup=w(f"{R}/metrics.csv", "a,b\n1,2\n")),
+    case("report-metrics-garbage", ["report", R, "--out", "newrep"], "not a valid metrics file", setup=w(f"{R}/eval/metrics.csv", bytes(range(256)) * 4)),
+    case("report-metrics-empty", ["report", R, "--out", "newrep"], "not a valid metrics file", setup=w(f"{R}/eval/metrics.csv", "")),
+    case("report-metrics-no-columns", ["report", R, "--out", "newrep"], "lacks columns", setup=w(f"{R}/eval/metrics.csv", "a,b\n1,2\n")),
     case("report-metrics-non-numeric", ["report", R, "--out", "newrep"], "column 'value' holds non-numeric values",
-         setup=lambda ws: _edit_csv(ws / R / "metrics.csv", lambda df: _set(df, "value", "high"))),
+         setup=lambda ws: _edit_csv(ws / R / "eval" / "metrics.csv", lambda df: _set(df, "value", "high"))),
     case("report-per-example-truncated", ["report", R, "--out", "newrep"], "per_example.npz is unreadable",
-         setup=lambda ws: _truncate(ws / R / "per_example.npz")),
+         setup=lambda ws: _truncate(ws / R / "eval" / "per_example.npz")),
     case("report-per-example-pickled", ["report", R, "--out", "newrep"], "per_example.npz is unreadable",
-         setup=lambda ws: _npz_with_pickle(ws / R / "per_example.npz")),
+         setup=lambda ws: _npz_with_pickle(ws / R / "eval" / "per_example.npz")),
     case("report-out-under-a-file", [ "report", R, "--out", "afile/sub"], "cannot create output directory afile/sub", setup=w("afile", "x")),
     case("report-out-is-a-file", ["report", R, "--out", "afile"], "cannot create output directory afile", setup=w("afile", "x")),
-    case("report-reliability-garbage", ["report", R, "--out", "newrep"], "reliability.csv", setup=w(f"{R}/reliability.csv", b"")),
+    case("report-reliability-garbage", ["report", R, "--out", "newrep"], "reliability.csv", setup=w(f"{R}/eval/reliability.csv", b"")),
     case("report-train-log-garbage", ["report", R, "--out", "newrep"], "train_log.csv", setup=w(f"{R}/train_log.csv", "a,b\n1,2\n")),
     case("show-corruptions-out-under-a-file", ["show-corruptions", "--out", "afile/sub"], "cannot create output directory", setup=w("afile", "x")),
     # ---- check
@@ -370,7 +370,7 @@ def test_catalogue_is_large_and_has_real_subprocesses():
 def test_train_into_existing_run_keeps_the_old_model(ws, capsys):
     model = ws / R / "model.pt"
     old = model.read_bytes()
-    check_bad_input(ws, capsys, ["train", "--epochs", "1", "--lr", "0.001"], "already exists")
+    check_bad_input(ws, capsys, ["train", "--epochs", "1", "--lr", "0.001"], "holds a run with other settings (epochs, lr)")
     assert model.read_bytes() == old
 
 
@@ -427,18 +427,21 @@ def test_an_unwritable_disk_is_one_line_exit_2(ws, monkeypatch, capsys):
     old files stay (writes are atomic)."""
     import errno
 
-    from robustbench_mm import rundir
+    from robustbench_mm import publish
 
     def refuse(path, *args, **kwargs):
         raise OSError(errno.EROFS, "Read-only file system", str(path))
 
-    monkeypatch.setattr(rundir, "atomic_write_text", refuse)
+    monkeypatch.setattr(publish, "atomic_write_bytes", refuse)
     run = ws / R
-    before = (run / "metrics.csv").read_bytes()
+    before = {p.name: sorted(q.name for q in p.iterdir()) if p.is_dir() else p.read_bytes() for p in run.iterdir()}
+    metrics = (run / "eval" / "metrics.csv").read_bytes()
     assert main(["evaluate", str(run), "--suite", "clean"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == [f"mmbench: error: Read-only file system: {run / 'metrics.csv'}"]
-    assert (run / "metrics.csv").read_bytes() == before
+    assert len(err) == 1 and err[0].startswith("mmbench: error: Read-only file system: ") and "metrics.csv" in err[0]
+    assert (run / "eval" / "metrics.csv").read_bytes() == metrics  # the published evaluation is untouched
+    after = {p.name: sorted(q.name for q in p.iterdir()) if p.is_dir() else p.read_bytes() for p in run.iterdir()}
+    assert after == before  # and no half-built generation is left behind
 
 
 def test_a_closed_pipe_ends_quietly():

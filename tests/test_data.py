@@ -171,4 +171,4 @@ def test_an_image_folder_run_evaluates_from_any_directory(tmp_path, monkeypatch)
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)
     assert main(["evaluate", str(run), "--suites", "clean"]) == 0
-    assert (run / "metrics.csv").exists()
+    assert (run / "eval" / "metrics.csv").exists()

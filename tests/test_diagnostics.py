@@ -11,7 +11,8 @@ import torch
 from torch import nn
 
 from robustbench_mm.attacks import diagnostics as diag
-from robustbench_mm.attacks.suite import L2_GRID_DIGITS, LINF_GRID_DIGITS, eps_grids, middle
+from robustbench_mm.attacks.suite import eps_grids
+from robustbench_mm.threat import DIGITS
 from robustbench_mm.settings import EvalConfig
 from robustbench_mm.inference import predict_logits
 from robustbench_mm.results import COLUMNS, frame
@@ -55,12 +56,12 @@ def test_rows_follow_the_schema(outputs):
         assert adv["value"].between(0, 1).all()
         assert set(adv["test"]) == {"fgsm", "pgd-linf", "pgd-l2", "square", "apgd-dlr", "worst-case", "worst-case-l2"}
         linf = adv[adv["test"] == "pgd-linf"]["severity"].tolist()
-        assert linf == pytest.approx(list(LINF_GRID_DIGITS))
-        assert adv[adv["test"] == "pgd-l2"]["severity"].tolist() == pytest.approx(list(L2_GRID_DIGITS))
-        for name in ("square", "apgd-dlr"):  # by default at the middle radius only
-            assert adv[adv["test"] == name]["severity"].tolist() == pytest.approx([middle(list(LINF_GRID_DIGITS))])
-        # APGD-T is part of the worst case: at the middle radius no attack leaves fewer examples
-        acc = {t: v for t, v in adv[adv["severity"] == middle(list(LINF_GRID_DIGITS))][["test", "value"]].values}
+        assert linf == pytest.approx(list(DIGITS.linf))
+        assert adv[adv["test"] == "pgd-l2"]["severity"].tolist() == pytest.approx(list(DIGITS.l2))
+        for name in ("square", "apgd-dlr"):  # by default at the headline radius only
+            assert adv[adv["test"] == name]["severity"].tolist() == pytest.approx([DIGITS.headline])
+        # APGD-T is part of the worst case: at the headline radius no attack leaves fewer examples
+        acc = {t: v for t, v in adv[adv["severity"] == DIGITS.headline][["test", "value"]].values}
         assert acc["worst-case"] <= min(acc["apgd-dlr"], acc["pgd-linf"], acc["fgsm"], acc["square"]) + 1e-9
         for r in out.rows:  # a per-example verdict behind every accuracy
             if r["suite"] == "adversarial":
@@ -71,15 +72,15 @@ def test_rows_follow_the_schema(outputs):
         assert set(diag_rows["metric"]) == {"flag", "value"}
         assert diag_rows[diag_rows["metric"] == "flag"]["value"].isin([0.0, 1.0]).all()
         (key, logits), = out.logits.items()  # the weakest PGD-L∞ attack, for calibration under attack
-        assert key == ("adversarial", "pgd-linf", min(LINF_GRID_DIGITS)) and logits.shape == (n, 10)
+        assert key == ("adversarial", "pgd-linf", min(DIGITS.linf)) and logits.shape == (n, 10)
         assert np.array_equal((logits.argmax(1) == ctx.y).numpy() & ctx.clean_correct, out.per_example[key])
 
 
 def test_worst_case_never_rises_and_never_beats_an_attack(outputs):
     for method, (ctx, out) in outputs.items():
         acc = {(r["test"], r["severity"]): r["value"] for r in out.rows if r["suite"] == "adversarial"}
-        for worst, grid, norm_tests in (("worst-case", LINF_GRID_DIGITS, {"fgsm", "pgd-linf", "square"}),
-                                        ("worst-case-l2", L2_GRID_DIGITS, {"pgd-l2"})):
+        for worst, grid, norm_tests in (("worst-case", DIGITS.linf, {"fgsm", "pgd-linf", "square"}),
+                                        ("worst-case-l2", DIGITS.l2, {"pgd-l2"})):
             curve = [acc[(worst, e)] for e in grid]
             assert all(b <= a for a, b in zip(curve, curve[1:])), (method, worst, curve)
             for (test, eps), value in acc.items():
@@ -90,19 +91,24 @@ def test_worst_case_never_rises_and_never_beats_an_attack(outputs):
             assert acc[(worst, grid[0])] <= float(ctx.clean_correct.mean())
 
 
-def test_grids():
-    linf, l2 = eps_grids("cifar10", EvalConfig())
-    assert linf == pytest.approx(sorted([1 / 255, 2 / 255, 4 / 255, 8 / 255, 0.01, 0.03]))
-    assert l2 == [0.25, 0.5, 1.0]
-    assert eps_grids("digits", EvalConfig()) == (list(LINF_GRID_DIGITS), list(L2_GRID_DIGITS))
-    assert eps_grids("digits", EvalConfig(eps=[0.3, 0.1], eps_l2=[2.0])) == ([0.1, 0.3], [2.0])
+def test_grids_come_from_the_datasets_threat_model():
+    from robustbench_mm.threat import COLOUR32, GREY28, threat_for, threat_for_shape
+
+    linf, l2 = eps_grids(threat_for("cifar10"), EvalConfig())
+    assert linf == pytest.approx([1 / 255, 2 / 255, 4 / 255, 8 / 255]) and l2 == [0.25, 0.5]
+    assert COLOUR32.show(8 / 255) == "8/255" and COLOUR32.show(0.01) == "0.01"
+    assert eps_grids(threat_for("mnist"), EvalConfig()) == ([0.05, 0.1, 0.2, 0.3], [0.5, 1.0, 2.0])
+    assert GREY28.headline == 0.3 and GREY28.show(0.3) == "0.3"
+    assert eps_grids(DIGITS, EvalConfig()) == (list(DIGITS.linf), list(DIGITS.l2))
+    assert eps_grids(DIGITS, EvalConfig(eps=[0.3, 0.1], eps_l2=[2.0])) == ([0.1, 0.3], [2.0])
+    assert threat_for_shape(1, 28) is GREY28 and threat_for_shape(3, 32) is COLOUR32 and threat_for_shape(1, 8) is DIGITS
 
 
 def test_digits_grid_spans_robust_to_broken(outputs):
     """The reason for the digits grid: ERM goes from mostly robust to broken under PGD."""
     _, out = outputs["erm"]
     pgd = {r["severity"]: r["value"] for r in out.rows if r["test"] == "pgd-linf"}
-    assert pgd[min(pgd)] > 0.9 and pgd[max(pgd)] < 0.05 and 0.2 < pgd[middle(list(pgd))] < 0.8
+    assert pgd[min(pgd)] > 0.9 and pgd[max(pgd)] < 0.05 and 0.2 < pgd[DIGITS.headline] < 0.8
 
 
 def test_unbounded_attacks_report_accuracy_and_median_norm(trained_models, digits):
@@ -196,7 +202,7 @@ def test_default_attacks_catch_what_the_cross_entropy_misses(outputs):
     cross-entropy misses, which is why the default set runs it: without it the worst case would
     overstate mixup's robustness by more than 5 points."""
     ctx, out = outputs["mixup"]
-    mid = middle(list(LINF_GRID_DIGITS))
+    mid = DIGITS.headline
     acc = {(r["test"], r["severity"]): r["value"] for r in out.rows if r["suite"] == "adversarial"}
     assert acc[("pgd-linf", mid)] - acc[("apgd-dlr", mid)] > 0.05
     assert acc[("worst-case", mid)] <= acc[("apgd-dlr", mid)]

@@ -49,8 +49,6 @@ def test_two_gloo_processes_evaluate_exactly_like_one(tmp_path, trained_runs, di
     single, sharded = tmp_path / "single", tmp_path / "sharded"
     for target in (single, sharded):
         shutil.copytree(trained_runs["manifold-mixup"], target)
-        for name in ("metrics.csv", "per_example.npz", "reliability.csv"):
-            (target / name).unlink(missing_ok=True)
     settings = dict(suites=["clean", "adversarial"], batch_size=100, device="cpu")
     evaluate_run(single, config=EvalConfig(**settings), data=digits)
 
@@ -61,10 +59,10 @@ def test_two_gloo_processes_evaluate_exactly_like_one(tmp_path, trained_runs, di
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.count("wrote ") == 1 and "2 processes" in done.stdout  # rank 0 reports, once
 
-    a, b = pd.read_csv(single / "metrics.csv"), pd.read_csv(sharded / "metrics.csv")
+    a, b = pd.read_csv(single / "eval" / "metrics.csv"), pd.read_csv(sharded / "eval" / "metrics.csv")
     assert len(a) > 20 and (a["test"] == "square").any() and (a["suite"] == "diagnostics").any()
     pd.testing.assert_frame_equal(a.drop(columns="run"), b.drop(columns="run"))
-    pa, pb = np.load(single / "per_example.npz"), np.load(sharded / "per_example.npz")
+    pa, pb = np.load(single / "eval" / "per_example.npz"), np.load(sharded / "eval" / "per_example.npz")
     assert sorted(pa.files) == sorted(pb.files)
     for key in pa.files:
         assert np.array_equal(pa[key], pb[key]), key

@@ -279,8 +279,8 @@ def hostile_report(trained_runs, digits, tmp_path_factory) -> str:
     run = root / "runs" / "x|<b>y"
     shutil.copytree(trained_runs["erm"], run)
     evaluate_run(run, config=EvalConfig(suites=["clean", "calibration"]), data=digits)
-    metrics = pd.read_csv(run / "metrics.csv")
-    metrics.assign(dataset=HOSTILE).to_csv(run / "metrics.csv", index=False)
+    metrics = pd.read_csv(run / "eval" / "metrics.csv")
+    metrics.assign(dataset=HOSTILE).to_csv(run / "eval" / "metrics.csv", index=False)
     write_report([run], root / "rep", plots=False)
     return (root / "rep" / "report.md").read_text()
 

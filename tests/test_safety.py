@@ -98,10 +98,11 @@ def test_code_running_checkpoint_is_refused_by_the_cli(run_copy, trained_runs, t
     assert not marker.exists()
     assert {p: p.read_bytes() for p in run_copy.iterdir()} == before
 
-    # --resume reads checkpoint.pt through the same safe loader.
+    # Continuing an interrupted run (no model.pt yet) reads checkpoint.pt through the same safe loader.
     _craft("open", marker, run_copy / "checkpoint.pt", trained_runs["erm"] / "model.pt")
+    (run_copy / "model.pt").unlink()
     capsys.readouterr()
-    code = main(["train", "--resume", "--out-dir", str(run_copy.parent), "--quiet"])
+    code = main(["train", "--out-dir", str(run_copy.parent), "--quiet"])
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "not a safe checkpoint" in err, err
     assert not marker.exists()
@@ -111,10 +112,11 @@ def test_pickled_per_example_file_is_refused(run_copy, tmp_path):
     from robustbench_mm.rundir import RunDir
 
     marker = tmp_path / "MARKER"
+    (run_copy / "metrics.csv").write_text("run,dataset,arch,method,seed,suite,test,severity,metric,value,n\n")
     with open(run_copy / "per_example.npz", "wb") as handle:
         np.savez(handle, **{"clean|clean|0": np.array([_ShellPayload(marker)], dtype=object)})
     with pytest.raises(UserError, match="unreadable"):
-        RunDir(run_copy).read_per_example()
+        RunDir(run_copy).evaluation()
     assert not marker.exists()
 
 
@@ -170,7 +172,9 @@ def test_sigkill_during_metrics_write_leaves_old_or_new_file(run_copy, digits):
     from robustbench_mm.report import collect
 
     evaluate_run(run_copy, config=EvalConfig(suites=["clean"]), data=digits)
-    path = run_copy / "metrics.csv"
+    path = run_copy / "eval" / "metrics.csv"
+    folder = path.parent.resolve()
+    expected = {p.name for p in folder.iterdir()}
     previous = path.read_text()
     rng = random.Random(1234)
 
@@ -200,8 +204,7 @@ def test_sigkill_during_metrics_write_leaves_old_or_new_file(run_copy, digits):
     assert len(versions_seen) > 1, "the writers never completed a write; the test proved nothing"
 
     # Leftover temp files are dot-prefixed and ignored by every reader.
-    expected = {"config.toml", "checkpoint.pt", "model.pt", "train_log.csv", "metrics.csv", "per_example.npz", "reliability.csv"}
-    strays = [p.name for p in run_copy.iterdir() if p.name not in expected]
+    strays = [p.name for p in folder.iterdir() if p.name not in expected]
     assert all(name.startswith(".metrics.csv.") and name.endswith(".tmp") for name in strays), strays
     df = RunDir(run_copy).read_metrics()
     assert len(df) == ROWS
@@ -247,7 +250,7 @@ def test_model_file_markers_and_metadata_are_required(trained_runs, tmp_path):
 
 def test_ctrl_c_stops_a_parallel_run_without_starting_queued_runs(tmp_path):
     """Ctrl-C (SIGINT to the process group) during `mmbench run --jobs 2`: the workers stop with
-    the parent, no queued run starts, exit status 130; --resume then finishes the job."""
+    the parent, no queued run starts, exit status 130; the same command then finishes the job."""
     command = [sys.executable, "-m", "robustbench_mm", "run", "--jobs", "2", "--suites", "clean",
                "--out", str(tmp_path / "rep"), "--runs-dir", str(tmp_path / "runs")]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -262,6 +265,6 @@ def test_ctrl_c_stops_a_parallel_run_without_starting_queued_runs(tmp_path):
     assert process.returncode == 130, err
     assert err.strip().splitlines()[-1] == "mmbench: interrupted"
     assert len(list((tmp_path / "runs").iterdir())) <= 3  # 9 planned; only the started ones (and at most one more) exist
-    assert main(["run", "--jobs", "2", "--suites", "clean", "--resume", "--out", str(tmp_path / "rep"),
+    assert main(["run", "--jobs", "2", "--suites", "clean", "--out", str(tmp_path / "rep"),
                  "--runs-dir", str(tmp_path / "runs")]) == 0
-    assert len(list((tmp_path / "runs").glob("*/metrics.csv"))) == 9
+    assert len(list((tmp_path / "runs").glob("*/eval/metrics.csv"))) == 9

@@ -21,15 +21,15 @@ from robustbench_mm.settings import EvalConfig, RunPlan, TrainConfig, settings_o
 TRAIN_VALUES = dict(
     data_root="/tmp/nowhere", download=True, arch="mlp", mix_loss="bce", epochs=3, batch_size=16, lr=0.02,
     weight_decay=0.001, momentum=0.8, nesterov=False, schedule="cosine", milestones=[1, 2], holdout_fraction=0.2,
-    device="cpu", amp="off", compile=True,
+    device="cpu", cpu_threads=2, amp="off", compile=True,
 )
 PLANNED = ("dataset", "method", "seed")  # the dataset is a fixture folder; method and seed come from the plan
 METHOD_VALUES = dict(alpha=0.7, pairing="permute", mix_layers=[0, 1])
 EVAL_VALUES = dict(
     suites=["clean", "calibration"], attacks=["fgsm"], eps=[0.05], eps_l2=[0.5], pgd_steps=3, pgd_restarts=2,
     pgd_step_size=0.01, attack_precision="fp32", deformations="paper-full", corruptions=["fog"], severities=[2],
-    cifar_c_root="/tmp/cifar-c", batch_size=7, seed=5, device="cpu", data_root="/tmp/nowhere", download=True,
-    max_examples=9, n_bins=5,
+    cifar_c_root="/tmp/cifar-c", batch_size=7, seed=5, device="cpu", cpu_threads=2, data_root="/tmp/nowhere",
+    download=True, max_examples=9, n_bins=5,
 )
 
 

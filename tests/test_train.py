@@ -48,12 +48,14 @@ def test_same_seed_gives_bit_identical_model_file(tmp_path, digits):
     assert (other.run_dir / "model.pt").read_bytes() != files[0].read_bytes()
 
 
-def test_existing_run_is_not_overwritten_without_force(tmp_path, digits):
+def test_existing_run_is_reused_or_refused_but_never_overwritten_without_force(tmp_path, digits):
     cfg = TrainConfig(epochs=1)
     run = train(cfg, out_dir=str(tmp_path), progress=False, data=digits, log=lambda s: None).run_dir
     before = (run / "model.pt").read_bytes()
-    with pytest.raises(UserError, match="already exists; pass --force"):
-        train(cfg, out_dir=str(tmp_path), progress=False, data=digits, log=lambda s: None)
+    again = train(cfg, out_dir=str(tmp_path), progress=False, data=digits, log=lambda s: None)  # the same settings
+    assert again.state == "finished" and again.seconds == 0.0  # reused, not retrained
+    with pytest.raises(UserError, match=r"holds a run with other settings \(lr\); pass --force"):
+        train(TrainConfig(epochs=1, lr=0.01), out_dir=str(tmp_path), progress=False, data=digits, log=lambda s: None)
     assert (run / "model.pt").read_bytes() == before
     train(TrainConfig(epochs=1, lr=0.01), out_dir=str(tmp_path), force=True, progress=False, data=digits, log=lambda s: None)
     assert (run / "model.pt").read_bytes() != before
@@ -92,7 +94,7 @@ def test_resume_after_sigkill_is_bit_identical(tmp_path):
     epochs_done = torch.load(run_dir / "checkpoint.pt", weights_only=True)["epoch"]
     assert 2 <= epochs_done < 8
 
-    resumed = subprocess.run(_train_cmd(killed_out) + ["--resume"], capture_output=True, text=True, env=ENV)
+    resumed = subprocess.run(_train_cmd(killed_out), capture_output=True, text=True, env=ENV)  # the same command continues
     assert resumed.returncode == 0, resumed.stderr
     assert f"resuming {run_dir} after epoch {epochs_done}" in resumed.stderr
     assert (run_dir / "model.pt").read_bytes() == (ref_dir / "model.pt").read_bytes()
@@ -101,8 +103,8 @@ def test_resume_after_sigkill_is_bit_identical(tmp_path):
 
 def test_resume_with_different_settings_is_refused(tmp_path, digits):
     train(TrainConfig(epochs=1), out_dir=str(tmp_path), progress=False, data=digits, log=lambda s: None)
-    with pytest.raises(UserError, match="differ.*lr"):
-        train(TrainConfig(epochs=1, lr=0.5), out_dir=str(tmp_path), resume=True, progress=False, data=digits, log=lambda s: None)
+    with pytest.raises(UserError, match=r"holds a run with other settings \(lr\); pass --force"):
+        train(TrainConfig(epochs=1, lr=0.5), out_dir=str(tmp_path), progress=False, data=digits, log=lambda s: None)
 
 
 def test_force_keeps_the_old_run_until_the_new_one_is_complete(tmp_path, digits, monkeypatch):

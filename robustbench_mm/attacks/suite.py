@@ -25,6 +25,7 @@ from ..settings import EvalConfig
 from ..errors import UserError
 from ..results import row
 from ..suites import SuiteContext, SuiteOutput, register_suite
+from ..threat import ThreatModel, headline_radius
 from . import diagnostics as diag
 from .driver import attack
 from .session import AttackSession
@@ -32,47 +33,26 @@ from .registry import ATTACKS, AttackResult, validate
 
 SUITE = "adversarial"
 DEFAULT_ATTACKS = ("fgsm", "pgd-linf", "pgd-l2", "square", "apgd-dlr")
-# Run by default at the middle L∞ radius only (every radius when named in --attacks): the
+# Run by default at the headline L∞ radius only (every radius when named in --attacks): the
 # black-box check, and APGD-T, the targeted DLR attack of AutoAttack. On the digits models
 # APGD-T leaves 5-14 points less accuracy than PGD-10 on the cross-entropy at ε = 0.1 (mixup's
 # flattened softmax hides from the CE gradient), so without it the default worst case would
 # overstate robustness and mis-rank the methods. Each costs several PGD-10 runs per radius,
-# hence one radius by default.
-MIDDLE_ONLY_BY_DEFAULT = ("square", "apgd-dlr")
-
-# 8-bit datasets: the usual 1, 2, 4, 8 gray levels out of 255 (8/255 is the CIFAR standard)
-# plus the 0.01 and 0.03 of the Manifold Mixup code's adversarial evaluation.
-LINF_GRID_8BIT = tuple(sorted({1 / 255, 2 / 255, 4 / 255, 8 / 255, 0.01, 0.03}))
-L2_GRID_8BIT = (0.25, 0.5, 1.0)
-# digits has 17 gray levels (pixel step 1/16 = 0.0625), so the 8-bit radii are below a
-# quarter of one level and leave every model untouched. Measured with PGD-10 on the three
-# default digits models (seed 0; ERM / mixup / Manifold Mixup robust accuracy):
-#   ε = 0.025: 96-99%   0.05: 89-92%   0.075: 72-78%   0.1: 40-51%   0.15: 3-7%   0.2: 0-0.3%
-# (FGSM still leaves 4-6% at 0.2). The grid runs from "mostly robust" to "broken" with the
-# steep part in the middle, where the methods differ; 0.2 keeps the FGSM-vs-PGD gap the
-# paper's Table 7 is about visible. The middle radius 0.1 (ERM ~45%) hosts the black-box and
-# more-steps checks, where both robust and fooled examples are plentiful.
-LINF_GRID_DIGITS = (0.025, 0.05, 0.1, 0.15, 0.2)
-# L2 on 8x8 (d = 64): 0.25 / 0.5 / 1.0 give ~91% / 51-60% / <1% under PGD-L2-10.
-L2_GRID_DIGITS = (0.25, 0.5, 1.0)
+# hence one radius by default. (The radii themselves are the dataset's threat model: threat.py.)
+HEADLINE_ONLY_BY_DEFAULT = ("square", "apgd-dlr")
 
 SQUARE_QUERIES = 50  # default-set Square: the black-box diagnostic, kept short (a query costs a forward pass)
 CW_STEPS = 100
 DEEPFOOL_STEPS = 50
 MORE_STEPS = (2,)  # non-monotone-steps: PGD with 2x the configured steps (budget: one extra run)
+DIAGNOSTIC_CALLS = 1 + len(MORE_STEPS)  # attack calls the checks make: the unbounded PGD, more steps
 
 
-def eps_grids(dataset: str, config: EvalConfig) -> tuple[list[float], list[float]]:
-    """(L∞ radii, L2 radii): the config's when given, else the dataset's default grids."""
-    digits = dataset == "digits"
-    linf = config.eps if config.eps is not None else list(LINF_GRID_DIGITS if digits else LINF_GRID_8BIT)
-    l2 = config.eps_l2 if config.eps_l2 is not None else list(L2_GRID_DIGITS if digits else L2_GRID_8BIT)
+def eps_grids(threat: ThreatModel, config: EvalConfig) -> tuple[list[float], list[float]]:
+    """(L∞ radii, L2 radii): the config's when given, else the threat model's."""
+    linf = config.eps if config.eps is not None else list(threat.linf)
+    l2 = config.eps_l2 if config.eps_l2 is not None else list(threat.l2)
     return sorted(float(e) for e in linf), sorted(float(e) for e in l2)
-
-
-def middle(grid: list[float]) -> float | None:
-    positive = [e for e in grid if e > 0]
-    return positive[len(positive) // 2] if positive else None
 
 
 def _steps(name: str, config: EvalConfig) -> int:
@@ -89,13 +69,39 @@ def _plan(ctx: SuiteContext) -> tuple[list[str], bool, list[float], list[float]]
         names = [n for n in names if ATTACKS.get(n).min_classes <= ctx.num_classes]
     if not names:
         raise UserError("the adversarial suite needs at least one attack (--attacks)")
-    linf, l2 = eps_grids(ctx.dataset, cfg)
+    linf, l2 = eps_grids(ctx.threat, cfg)
     for name in names:  # fail fast, before minutes of attacking
         spec = ATTACKS.get(name)
         for eps in (linf if spec.norm == "linf" else l2 if spec.norm == "l2" else [0.0]):
             validate(name, eps, ctx.num_classes, steps=cfg.pgd_steps, restarts=cfg.pgd_restarts,
                      step_size=cfg.pgd_step_size, precision=cfg.attack_precision, batch_size=cfg.batch_size)
     return names, explicit, linf, l2
+
+
+def worst_case(runs: dict[tuple[str, float], np.ndarray], clean: np.ndarray | None,
+               grid: list[float] | None = None) -> dict[float, np.ndarray]:
+    """Per radius ε, the examples correct under every attack in ``runs`` at every radius up to ε
+    (an adversarial example found at a smaller radius is one at ε too). ``runs``: (attack, ε) ->
+    bool per example, already false where the clean image is misclassified."""
+    grid = sorted({e for _, e in runs}) if grid is None else grid
+    alive = (clean if clean is not None else np.ones(len(next(iter(runs.values()))), dtype=bool)).copy()
+    out = {}
+    for eps in grid:
+        for (_, e), ok in runs.items():
+            if e == eps:
+                alive &= ok
+        out[float(eps)] = alive.copy()
+    return out
+
+
+def _grid(name: str, explicit: bool, linf: list[float], l2: list[float], headline: float | None) -> list[float]:
+    """The radii attack ``name`` runs at (unbounded attacks: one run, at 0)."""
+    spec = ATTACKS.get(name)
+    if spec.norm == "none":
+        return [0.0]
+    if name in HEADLINE_ONLY_BY_DEFAULT and not explicit:
+        return [headline] if headline is not None else []  # one radius by default
+    return linf if spec.norm == "linf" else l2
 
 
 @register_suite("adversarial", order=20,
@@ -107,15 +113,20 @@ def adversarial_suite(ctx: SuiteContext) -> SuiteOutput:
     out = SuiteOutput()
     model = ctx.model
     session = ctx.attacks or AttackSession(model)  # model copies and clean verdicts built once
+    headline = headline_radius(linf_grid, ctx.threat)
+    calls = sum(len(_grid(name, explicit, linf_grid, l2_grid, headline)) for name in names) + DIAGNOSTIC_CALLS
+    bar = ctx.progress(calls, "adversarial", unit="attack")
 
     def run(name: str, eps: float, *, steps: int | None = None, keep_logits: bool = False, key: str = "",
             **options) -> AttackResult:
-        return attack(name, model, ctx.x, ctx.y, eps, num_classes=ctx.num_classes,
-                      steps=steps or _steps(name, cfg), restarts=cfg.pgd_restarts,
-                      step_size=cfg.pgd_step_size, random_start=True,
-                      generator=ctx.generator(SUITE, name, eps, key), batch_size=cfg.batch_size,
-                      only_correct=True, precision=cfg.attack_precision, keep_logits=keep_logits,
-                      session=session, **options)
+        result = attack(name, model, ctx.x, ctx.y, eps, num_classes=ctx.num_classes,
+                        steps=steps or _steps(name, cfg), restarts=cfg.pgd_restarts,
+                        step_size=cfg.pgd_step_size, random_start=True,
+                        generator=ctx.generator(SUITE, name, eps, key), batch_size=cfg.batch_size,
+                        only_correct=True, precision=cfg.attack_precision, keep_logits=keep_logits,
+                        session=session, **options)
+        bar.update(1, f"{name} ε={eps:.4g}{' ' + key if key else ''}")
+        return result
 
     def record(test: str, eps: float, correct: np.ndarray) -> float:
         acc = float(correct.mean()) if n else 0.0
@@ -126,44 +137,43 @@ def adversarial_suite(ctx: SuiteContext) -> SuiteOutput:
     correct: dict[tuple[str, float], np.ndarray] = {}
     acc: dict[tuple[str, float], float] = {}
     smallest_linf = min((e for e in linf_grid if e > 0), default=None)
-    mid = middle(linf_grid)
-    for name in names:
-        spec = ATTACKS.get(name)
-        if spec.norm == "none":  # unbounded, minimal-perturbation attacks
-            res = run(name, 0.0)
-            ok = res.correct.numpy()
-            acc[(name, 0.0)] = record(name, 0.0, ok)
-            needed = np.where(ok, np.inf, res.l2.numpy())
-            needed[~ctx.clean_correct] = 0.0
-            out.rows.append(row(SUITE, name, 0.0, "median-l2", float(np.median(needed)) if n else math.nan, n))
-            continue
-        grid = linf_grid if spec.norm == "linf" else l2_grid
-        if name in MIDDLE_ONLY_BY_DEFAULT and not explicit:
-            grid = [mid] if mid is not None else []  # one radius by default
-        options = {"n_queries": SQUARE_QUERIES} if name == "square" and not explicit else {}
-        for eps in grid:
-            keep = name == "pgd-linf" and eps == smallest_linf
-            res = run(name, eps, keep_logits=keep, **options)
-            ok = res.correct.numpy()
-            correct[(name, eps)] = ok
-            acc[(name, eps)] = record(name, eps, ok)
-            if keep:
-                out.logits[(SUITE, name, float(eps))] = res.logits
+    with bar:
+        for name in names:
+            options = {"n_queries": SQUARE_QUERIES} if name == "square" and not explicit else {}
+            for eps in _grid(name, explicit, linf_grid, l2_grid, headline):
+                keep = name == "pgd-linf" and eps == smallest_linf
+                res = run(name, eps, keep_logits=keep, **options)
+                ok = res.correct.numpy()
+                acc[(name, eps)] = record(name, eps, ok)
+                if ATTACKS.get(name).norm == "none":  # unbounded, minimal-perturbation attacks
+                    out.rows.append(_median_l2(name, res, ok, ctx.clean_correct, n))
+                    continue
+                correct[(name, eps)] = ok
+                if keep:
+                    out.logits[(SUITE, name, float(eps))] = res.logits
+        _finish(ctx, out, record, run, correct, acc, linf_grid, l2_grid)
+    return out
 
-    # worst case per example: every attack of the norm, every radius up to ε
+
+def _median_l2(name: str, res: AttackResult, ok: np.ndarray, clean_correct: np.ndarray, n: int) -> dict:
+    """The median over examples of the L2 perturbation an unbounded attack needed (0 where the
+    clean image is already wrong, +inf where the attack failed)."""
+    needed = np.where(ok, np.inf, res.l2.numpy())
+    needed[~clean_correct] = 0.0
+    return row(SUITE, name, 0.0, "median-l2", float(np.median(needed)) if n else math.nan, n)
+
+
+def _finish(ctx, out, record, run, correct, acc, linf_grid, l2_grid) -> None:
+    """The worst case per example (every attack of the norm, every radius up to ε), then the
+    gradient-masking checks."""
     for test, norm, grid in (("worst-case", "linf", linf_grid), ("worst-case-l2", "l2", l2_grid)):
         runs = {k: v for k, v in correct.items() if ATTACKS.get(k[0]).norm == norm}
         if not runs:
             continue
-        alive = ctx.clean_correct.copy()
-        for eps in grid:
-            for (name, e), ok in runs.items():
-                if e == eps:
-                    alive &= ok
-            record(test, eps, alive.copy())
+        for eps, alive in worst_case(runs, ctx.clean_correct, grid).items():
+            record(test, eps, alive)
 
     out.rows.extend(_diagnostics(ctx, run, correct, acc, linf_grid, l2_grid))
-    return out
 
 
 def _diagnostics(ctx, run, correct, acc, linf_grid, l2_grid) -> list[dict]:
@@ -171,7 +181,7 @@ def _diagnostics(ctx, run, correct, acc, linf_grid, l2_grid) -> list[dict]:
     rows: list[dict] = []
     rows += diag.fgsm_beats_pgd(acc, n)
 
-    mid = middle(linf_grid)
+    mid = headline_radius(linf_grid, ctx.threat)
     blackbox = [k for k in correct if ATTACKS.get(k[0]).gradient_free and ATTACKS.get(k[0]).norm == "linf"]
     for name, eps in blackbox:
         white = [ok for (a, e), ok in correct.items()

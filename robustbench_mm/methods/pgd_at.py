@@ -42,10 +42,9 @@ class PGDAT(Method):
 
     def resolved(self, data=None) -> "PGDAT":
         if self.at_eps is None and data is not None:
-            from ..attacks.suite import eps_grids, middle
-            from ..settings import EvalConfig
+            from ..threat import threat_of
 
-            return PGDAT(at_eps=middle(eps_grids(data.name, EvalConfig())[0]), at_steps=self.at_steps)
+            return PGDAT(at_eps=threat_of(data).headline, at_steps=self.at_steps)
         return self
 
     def loss(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, step: Step) -> tuple[torch.Tensor, torch.Tensor]:

@@ -6,11 +6,12 @@ for identical inputs; ``report.md`` (and ``report.html``) read top-down as a doc
 """
 
 from .collect import RunSet, collect
-from .document import build_document, headline, headline_eps
+from .cells import headline, headline_eps
+from .document import Report, assess, build_document
 from .tables import KEYS, corruption_errors, differences_to_erm, paired_bootstrap, report_table, summarize
-from .write import headline_markdown, write_report
+from .write import headline_markdown, headline_text, write_report
 
 __all__ = [
-    "KEYS", "RunSet", "build_document", "collect", "corruption_errors", "differences_to_erm", "headline",
-    "headline_eps", "headline_markdown", "paired_bootstrap", "report_table", "summarize", "write_report",
+    "KEYS", "Report", "RunSet", "assess", "build_document", "collect", "corruption_errors", "differences_to_erm", "headline",
+    "headline_eps", "headline_markdown", "headline_text", "paired_bootstrap", "report_table", "summarize", "write_report",
 ]

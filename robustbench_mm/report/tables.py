@@ -45,27 +45,58 @@ def paired_bootstrap(
     return float(diff.mean()), float(low), float(high)
 
 
-def differences_to_erm(runs: RunSet) -> pd.DataFrame:
-    """Δ accuracy vs ERM with bootstrap CIs for every per-example test (needs an erm run)."""
+def _runs_by_method(runs: RunSet) -> dict[str, list[str]]:
     methods = runs.metrics.drop_duplicates("run").set_index("run")["method"]
     by_method: dict[str, list[str]] = {}
     for run, method in methods.items():
         by_method.setdefault(method, []).append(run)
+    return {m: sorted(r) for m, r in by_method.items()}
+
+
+def _stacked(runs: RunSet, names: list[str], key: tuple) -> np.ndarray | None:
+    arrays = [runs.per_example[r][key] for r in names if key in runs.per_example.get(r, {})]
+    return np.stack(arrays) if arrays and len({a.shape for a in arrays}) == 1 else None
+
+
+def _suite_mean(runs: RunSet, names: list[str], suite: str) -> np.ndarray | None:
+    """(seeds, examples): each example's accuracy averaged over every test of ``suite``."""
+    per_run = []
+    for r in names:
+        tests = [v for (s, t, _), v in runs.per_example.get(r, {}).items() if s == suite and t != "mean" and v.dtype == bool]
+        if not tests or len({v.shape for v in tests}) != 1:
+            return None
+        per_run.append(np.mean(tests, axis=0))
+    return np.stack(per_run) if len({a.shape for a in per_run}) == 1 else None
+
+
+def differences_to_erm(runs: RunSet) -> pd.DataFrame:
+    """Δ vs ERM with paired-bootstrap CIs over test examples (needs an erm run): every per-example
+    accuracy, each suite's mean over its tests (deformation, corruption), and the clean ECE."""
+    from .verdict import ece_difference
+
+    by_method = _runs_by_method(runs)
     if "erm" not in by_method:
         return pd.DataFrame(columns=[*KEYS, "diff", "ci_low", "ci_high"])
     rows = []
-    keys = sorted({k for run in by_method["erm"] for k in runs.per_example.get(run, {})})
+    erm = by_method["erm"]
+    keys = sorted({k for run in erm for k, v in runs.per_example.get(run, {}).items() if v.dtype == bool})
     for method in sorted(by_method, key=method_sort_key):
         if method == "erm":
             continue
-        for key in keys:
-            a = [runs.per_example[r][key] for r in sorted(by_method[method]) if key in runs.per_example.get(r, {})]
-            b = [runs.per_example[r][key] for r in sorted(by_method["erm"]) if key in runs.per_example.get(r, {})]
-            if not a or not b or len({x.shape for x in a + b}) != 1:
+        mine = by_method[method]
+        pairs = [((k[0], k[1], k[2], "accuracy"), _stacked(runs, mine, k), _stacked(runs, erm, k)) for k in keys]
+        pairs += [((suite, "mean", 0.0, "accuracy"), _suite_mean(runs, mine, suite), _suite_mean(runs, erm, suite))
+                  for suite in ("deformation", "corruption")]
+        for (suite, test, severity, metric), a, b in pairs:
+            if a is None or b is None or a.shape[1:] != b.shape[1:]:
                 continue
-            diff, low, high = paired_bootstrap(np.stack(a), np.stack(b))
-            rows.append({"method": method, "suite": key[0], "test": key[1], "severity": key[2], "metric": "accuracy",
+            diff, low, high = paired_bootstrap(a, b)
+            rows.append({"method": method, "suite": suite, "test": test, "severity": severity, "metric": metric,
                          "diff": diff, "ci_low": low, "ci_high": high})
+        ece = ece_difference(runs, mine, erm)
+        if ece is not None:
+            rows.append({"method": method, "suite": "calibration", "test": "clean", "severity": 0.0, "metric": "ece",
+                         "diff": ece[0], "ci_low": ece[1], "ci_high": ece[2]})
     return pd.DataFrame(rows, columns=[*KEYS, "diff", "ci_low", "ci_high"])
 
 

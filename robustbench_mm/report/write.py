@@ -1,44 +1,66 @@
-"""Writing a report: report.csv, report.md (and report.html) and the figures, from run directories."""
+"""Writing a report: report.csv, report.md (and report.html) and the figures, from run directories.
+
+The files of one report are published as one unit (:func:`publish.publish_files`), under the
+report folder's lock: a reader, or a command killed half-way, never leaves report.csv of one
+version beside report.md of another.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Sequence
 
-import pandas as pd
-
-from ..document import to_html, to_markdown
-from ..storage import atomic_write_text, ensure_writable_dir
+from ..document import markdown_table, to_html, to_markdown
+from ..publish import publish_files
+from ..storage import atomic_write_text, ensure_writable_dir, run_lock
 from .collect import collect
-from .document import build_document, headline
+from .document import Report, assess, build_document, headline_block
 from .tables import report_table, write_report_csv
+
+DOCUMENTS = {"md": "report.md", "html": "report.html"}
 
 
 def write_report(
-    run_dirs: Sequence[str | Path], out_dir: str | Path, formats: Sequence[str] = ("md",), seconds: float | None = None, plots: bool = True
-) -> pd.DataFrame:
-    """Collect the runs and write report.csv, report.md (and report.html), plus figures."""
-    runs = collect(run_dirs)
-    out_dir = ensure_writable_dir(out_dir)
-    table = report_table(runs)
-    figures: list[Path] = []
-    if plots:
-        from ..plots import render_all
+    run_dirs: Sequence[str | Path], out_dir: str | Path, formats: Sequence[str] = ("md",), seconds: float | None = None,
+    plots: bool = True, floor: float | None = None,
+) -> Report:
+    """Collect the runs and write report.csv, report.md (and report.html), plus figures.
 
-        figures = render_all(runs.metrics, runs.reliability, out_dir, runs.metrics["dataset"].iloc[0], runs.metrics["arch"].iloc[0])
-    write_report_csv(table, out_dir / "report.csv")
-    blocks = build_document(runs, table, [Path(f) for f in figures], out_dir, seconds if seconds is not None else runs.train_seconds or None)
-    if "md" in formats:
-        atomic_write_text(out_dir / "report.md", to_markdown(blocks))
-    if "html" in formats:
-        title = f"robustbench_mm report — {runs.metrics['dataset'].iloc[0]}"
-        atomic_write_text(out_dir / "report.html", to_html(blocks, out_dir, title))
-    return table
+    ``floor``: the clean accuracy below which a run counts as undertrained (default: the
+    dataset's). Returns what the report says (table, guard, verdict).
+    """
+    runs = collect(run_dirs)  # every input is read and checked before anything is written
+    report = assess(runs, report_table(runs), floor)
+    dataset, arch = runs.metrics["dataset"].iloc[0], runs.metrics["arch"].iloc[0]
+    seconds = seconds if seconds is not None else runs.train_seconds or None
+
+    def build(staging: Path) -> None:
+        figures: list[Path] = []
+        if plots:
+            from ..plots import render_all
+
+            figures = [Path(f) for f in render_all(runs.metrics, runs.reliability, staging, dataset, arch)]
+        write_report_csv(report.table, staging / "report.csv")
+        blocks = build_document(report, figures, staging, seconds)
+        if "md" in formats:
+            atomic_write_text(staging / DOCUMENTS["md"], to_markdown(blocks))
+        if "html" in formats:
+            atomic_write_text(staging / DOCUMENTS["html"], to_html(blocks, staging, f"robustbench_mm report — {dataset}"))
+
+    out_dir = ensure_writable_dir(out_dir)
+    stale = tuple(name for key, name in DOCUMENTS.items() if key not in formats)  # would describe older runs
+    with run_lock(out_dir, "mmbench report"):
+        publish_files(out_dir, build, remove=stale)
+    return report
+
+
+def headline_text(report: Report) -> str:
+    """The verdict and the headline as Markdown, with the notes (what the console prints)."""
+    head, notes = headline_block(report)
+    verdict = ["Verdict (vs ERM, 95% CIs):", *report.verdict, ""] if report.verdict else []
+    return "\n".join([*verdict, markdown_table(head), *notes])
 
 
 def headline_markdown(run_dirs: Sequence[str | Path]) -> str:
-    from ..document import markdown_table
-
     runs = collect(run_dirs)
-    head, notes = headline(report_table(runs))
-    return "\n".join([markdown_table(head), *notes])
+    return headline_text(assess(runs, report_table(runs)))

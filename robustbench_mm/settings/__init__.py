@@ -7,12 +7,12 @@ presets, validation and ``--plan`` lines all come from these declarations.
 
 from .evaluate import EvalConfig
 from .fields import Setting, check, from_table, settings_of, to_argv, to_table
-from .jobs import DEFAULT_METHODS, DEFAULT_SEEDS, JobOptions, RunPlan, TrainOptions
+from .jobs import DEFAULT_METHODS, DEFAULT_SEEDS, EvaluateOptions, JobOptions, ReportOptions, RunPlan, TrainOptions
 from .toml import read_toml, to_toml
 from .train import DATASET_DEFAULTS, TrainConfig, dataset_family, differences
 
 __all__ = [
-    "DATASET_DEFAULTS", "DEFAULT_METHODS", "DEFAULT_SEEDS", "EvalConfig", "JobOptions", "RunPlan", "Setting",
+    "DATASET_DEFAULTS", "DEFAULT_METHODS", "DEFAULT_SEEDS", "EvalConfig", "EvaluateOptions", "JobOptions", "ReportOptions", "RunPlan", "Setting",
     "TrainConfig", "TrainOptions", "check", "dataset_family", "differences", "from_table", "read_toml", "settings_of",
     "to_argv", "to_table", "to_toml",
 ]

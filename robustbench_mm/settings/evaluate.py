@@ -18,7 +18,7 @@ class EvalConfig:
     suites: list[str] | None = setting(None, "suites to run (default: every default suite; mmbench list)", flag="--suite",
                                        aliases=("--suites",), unique=True)
     attacks: list[str] | None = setting(None, "attacks (default: fgsm, pgd-linf, pgd-l2 at every radius, square and "
-                                        "apgd-dlr at the middle L∞ radius; mmbench list)", unique=True)
+                                        "apgd-dlr at the headline L∞ radius; mmbench list)", unique=True)
     eps: list[float] | None = setting(None, "L∞ radii in [0, 1] pixel scale (default: the dataset's grid)", low=0, high=1,
                                       sort=True)
     eps_l2: list[float] | None = setting(None, "L2 radii (default: the dataset's grid)", low=0, high=10_000, sort=True)
@@ -36,6 +36,7 @@ class EvalConfig:
     seed: int = setting(0, "seed of the attacks' random starts, deformations and corruptions", flag="--eval-seed", low=0,
                         high=SEED_MAX)
     device: str = setting("auto", "auto (CUDA when present), cpu, cuda or cuda:N")
+    cpu_threads: int = setting(1, "torch threads when evaluating on the CPU (the numbers depend on it)", low=1, high=256)
     data_root: str | None = setting(None, "folder holding the torchvision dataset files (default: where training found them)")
     download: bool = setting(False, "let torchvision download the dataset into --data-root")
     max_examples: int | None = setting(None, "evaluate on the first N test examples only", low=1, high=EXAMPLES_MAX)

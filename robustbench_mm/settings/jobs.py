@@ -16,10 +16,25 @@ DEFAULT_SEEDS = [0, 1, 2]
 class JobOptions:
     """Options of the commands that write run directories (train, run)."""
 
-    force: bool = setting(False, "replace existing run directories (the old run is kept until the new one is complete)")
-    resume: bool = setting(False, "continue interrupted runs from their last checkpoint")
+    # Without --force a command is make-like: a finished run of the same settings is reused, an
+    # interrupted one continues from its last checkpoint, a run of other settings is refused.
+    force: bool = setting(False, "replace existing runs, even of other settings (the old run is kept until the new "
+                          "one is complete)")
     quiet: bool = setting(False, "no progress bars")
     preset: str | None = setting(None, "a shipped preset (mmbench list --presets); flags override its values")
+
+    def validate(self, cli: bool = False):
+        check(self, cli)
+        return self
+
+
+@dataclass
+class EvaluateOptions:
+    """``mmbench evaluate``: what happens to an earlier evaluation of the run."""
+
+    fresh: bool = setting(False, "start the run's evaluation over (default: new rows replace the same rows, the rest "
+                          "stay)")
+    quiet: bool = setting(False, "no progress bars")
 
     def validate(self, cli: bool = False):
         check(self, cli)
@@ -35,7 +50,21 @@ class TrainOptions(JobOptions):
 
 
 @dataclass
-class RunPlan(JobOptions):
+class ReportOptions:
+    """What a report (``mmbench report``, and the end of ``mmbench run``) writes and checks."""
+
+    formats: list[str] = setting(["md"], "report formats", flag="--format", choices=("md", "html"), unique=True)
+    accuracy_floor: float | None = setting(None, "clean accuracy below which a run counts as undertrained (default: "
+                                           "the dataset's; an image folder has none)", low=0, high=1)
+    strict: bool = setting(False, "exit with status 1 when a run is undertrained")
+
+    def validate(self, cli: bool = False):
+        check(self, cli)
+        return self
+
+
+@dataclass
+class RunPlan(JobOptions, ReportOptions):
     """``mmbench run``: methods x seeds, then evaluation and one report."""
 
     methods: list[str] = setting(list(DEFAULT_METHODS), "training methods to compare", unique=True)
@@ -43,7 +72,6 @@ class RunPlan(JobOptions):
                                unique=True)
     out: str = setting("results", "report folder")
     runs_dir: str = setting("runs", "where the run directories go")
-    formats: list[str] = setting(["md"], "report formats", flag="--format", choices=("md", "html"), unique=True)
     jobs: int | None = setting(None, "runs in parallel (default: one per GPU on CUDA, one per CPU core otherwise)",
                                low=1, high=1024)
     plan: bool = setting(False, "print one shell command per run (for a cluster scheduler) and exit")

@@ -21,19 +21,23 @@ class DatasetDefaults:
     lr: float
     weight_decay: float
     arch: str | None = None  # None: chosen by the loader from the image size (image folders)
+    floor: float | None = None  # clean accuracy below which a run counts as undertrained (report)
 
 
-# Defaults per dataset. digits: small and fast (a run takes seconds on a laptop CPU while
+# Defaults per dataset. The floors are what a properly trained small model reaches easily (the
+# report marks a run below its floor as undertrained): digits 95%, MNIST 98%, Fashion-MNIST 88%,
+# CIFAR-10 80%, CIFAR-100 50%, SVHN 90%; an image folder has none unless --accuracy-floor gives one.
+# digits: small and fast (a run takes seconds on a laptop CPU while
 # reaching >= 97% test accuracy for all three methods). The 32x32 datasets follow the paper's
 # App. C (lr 0.1, weight decay 1e-4, batch 100 in the official code); 200 epochs rather than
 # the paper's 1,200 as a practical default — the paper presets restore 1,200.
 DATASET_DEFAULTS: dict[str, DatasetDefaults] = {
-    "digits": DatasetDefaults(epochs=30, batch_size=64, lr=0.05, weight_decay=5e-4, arch="cnn"),
-    "mnist": DatasetDefaults(epochs=20, batch_size=128, lr=0.05, weight_decay=5e-4, arch="cnn"),
-    "fashion-mnist": DatasetDefaults(epochs=30, batch_size=128, lr=0.05, weight_decay=5e-4, arch="cnn"),
-    "cifar10": DatasetDefaults(epochs=200, batch_size=100, lr=0.1, weight_decay=1e-4, arch="preactresnet18"),
-    "cifar100": DatasetDefaults(epochs=200, batch_size=100, lr=0.1, weight_decay=1e-4, arch="preactresnet18"),
-    "svhn": DatasetDefaults(epochs=100, batch_size=100, lr=0.1, weight_decay=1e-4, arch="preactresnet18"),
+    "digits": DatasetDefaults(epochs=30, batch_size=64, lr=0.05, weight_decay=5e-4, arch="cnn", floor=0.95),
+    "mnist": DatasetDefaults(epochs=20, batch_size=128, lr=0.05, weight_decay=5e-4, arch="cnn", floor=0.98),
+    "fashion-mnist": DatasetDefaults(epochs=30, batch_size=128, lr=0.05, weight_decay=5e-4, arch="cnn", floor=0.88),
+    "cifar10": DatasetDefaults(epochs=200, batch_size=100, lr=0.1, weight_decay=1e-4, arch="preactresnet18", floor=0.8),
+    "cifar100": DatasetDefaults(epochs=200, batch_size=100, lr=0.1, weight_decay=1e-4, arch="preactresnet18", floor=0.5),
+    "svhn": DatasetDefaults(epochs=100, batch_size=100, lr=0.1, weight_decay=1e-4, arch="preactresnet18", floor=0.9),
     "imagefolder": DatasetDefaults(epochs=50, batch_size=64, lr=0.05, weight_decay=5e-4),
 }
 
@@ -68,6 +72,9 @@ class TrainConfig:
     holdout_fraction: float = setting(0.1, "share of the training split held out to fit the calibration temperature",
                                       low=0, high=0.5, high_open=True)
     device: str = setting("auto", "auto (CUDA when present), cpu, cuda or cuda:N")
+    # CPU kernels sum in an order that depends on the thread count, so the count is part of what
+    # determines the model: fixed here (and recorded), never taken from the machine
+    cpu_threads: int = setting(1, "torch threads when training on the CPU (the result depends on it)", low=1, high=256)
     amp: str = setting("auto", "bf16 autocast + channels_last (auto: on for CUDA)", choices=("auto", "on", "off"))
     compile: bool = setting(False, "torch.compile the model (long CUDA runs)")
     # The method's own settings (alpha, mix_layers, ...), declared by the method's class; given values

@@ -1,0 +1,160 @@
+"""The answer in one line per method, and when not to trust it.
+
+**Guard.** A run is *undertrained* when its clean accuracy is below the dataset's floor
+(``settings.DATASET_DEFAULTS``; an image folder has none unless ``--accuracy-floor`` gives one) or
+when its training loss was still falling steeply at the end (the mean loss of the last tenth of
+the epochs more than :data:`STEEP` below the tenth before). A comparison is *confounded* when two
+methods' clean accuracies differ by more than :data:`CONFOUNDED` (2 points): robust accuracy then
+moves with clean accuracy, whatever the method does.
+
+**Verdict.** Each method against ERM on four questions, each answered from a paired-bootstrap
+95% CI over test examples (seeds pooled): the headline worst-case robust accuracy, the mean
+accuracy over common corruptions, calibration (clean ECE) and clean accuracy — "better",
+"worse" or "no significant difference" (the CI holds 0), or "not comparable" when the guard
+fired on the method's or ERM's runs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from ..methods import method_label, method_sort_key
+from ..settings import DATASET_DEFAULTS, dataset_family
+from .collect import RunSet
+
+STEEP = 0.2  # relative fall of the training loss over the last tenth of training
+CONFOUNDED = 0.02  # clean-accuracy gap (fraction) beyond which robust accuracies are not comparable
+BOOTSTRAP_SAMPLES = 1000
+
+
+@dataclass
+class Guard:
+    """What the guard found, per run and per method."""
+
+    floor: float | None
+    runs: dict[str, list[str]] = field(default_factory=dict)  # run -> reasons it is undertrained
+    methods: dict[str, list[str]] = field(default_factory=dict)  # method -> reasons (any seed)
+
+    @property
+    def fired(self) -> bool:
+        return bool(self.methods)
+
+
+def floor_for(dataset: str, given: float | None = None) -> float | None:
+    if given is not None:
+        return given
+    defaults = DATASET_DEFAULTS.get(dataset_family(dataset))
+    return None if defaults is None or dataset.startswith("imagefolder:") else defaults.floor
+
+
+def guard(runs: RunSet, floor: float | None = None) -> Guard:
+    """Which runs are undertrained, and why (see the module docstring)."""
+    metrics = runs.metrics
+    result = Guard(floor_for(str(metrics["dataset"].iloc[0]), floor))
+    clean = metrics[(metrics.suite == "clean") & (metrics.metric == "accuracy")].set_index("run")
+    for run, row in clean.iterrows():
+        reasons = []
+        if result.floor is not None and row["value"] < result.floor:
+            reasons.append(f"clean accuracy {row['value'] * 100:.1f}% is below the floor {result.floor * 100:.0f}%")
+        fall = loss_fall(runs.logs.get(run))
+        if fall is not None and fall > STEEP:
+            reasons.append(f"its training loss was still falling ({fall * 100:.0f}% over the last tenth of training)")
+        if reasons:
+            result.runs[run] = reasons
+            result.methods.setdefault(str(row["method"]), []).extend(reasons)
+    return result
+
+
+def loss_fall(log: pd.DataFrame | None) -> float | None:
+    """Relative fall of the mean training loss from the second-to-last tenth of the epochs to the
+    last (None: fewer than two epochs per tenth to compare)."""
+    if log is None or "loss" not in log.columns:
+        return None
+    losses = log["loss"].to_numpy(dtype=float)
+    k = max(1, round(len(losses) / 10))
+    if len(losses) < 2 * k or len(losses) < 4:
+        return None
+    before, last = losses[-2 * k : -k].mean(), losses[-k:].mean()
+    return float((before - last) / before) if before > 0 else None
+
+
+def clean_gaps(summary: pd.DataFrame) -> dict[str, float]:
+    """method -> its clean accuracy minus ERM's (seed means)."""
+    clean = summary[(summary.suite == "clean") & (summary.metric == "accuracy")].set_index("method")["mean"]
+    return {m: float(clean[m] - clean["erm"]) for m in clean.index if m != "erm"} if "erm" in clean.index else {}
+
+
+def _ece(conf: np.ndarray, correct: np.ndarray, n_bins: int) -> np.ndarray:
+    """ECE of each row (a bootstrap sample) of ``conf``/``correct``, binned as
+    :func:`calibration.ece` bins: equal-width bins closed on the left, plus one slot for
+    confidences of exactly 1.0."""
+    slots = n_bins + 1
+    bins = np.minimum((conf.astype(np.float64) * n_bins).astype(np.int64), n_bins)
+    flat = bins + slots * np.arange(conf.shape[0])[:, None]
+    gap = np.bincount(flat.ravel(), weights=(correct - conf).ravel(), minlength=slots * conf.shape[0])
+    return np.abs(gap.reshape(conf.shape[0], slots)).sum(axis=1) / conf.shape[1]
+
+
+def ece_difference(runs: RunSet, mine: list[str], erm: list[str], n_bins: int = 15,
+                   samples: int = BOOTSTRAP_SAMPLES, seed: int = 0) -> tuple[float, float, float] | None:
+    """ECE(method) − ECE(ERM), seeds averaged, with a 95% CI resampling test examples."""
+    key, clean = ("calibration", "confidence", 0.0), ("clean", "clean", 0.0)
+    sides = []
+    for names in (mine, erm):
+        pairs = [(runs.per_example[r].get(key), runs.per_example[r].get(clean)) for r in names]
+        if not pairs or any(c is None or ok is None for c, ok in pairs):
+            return None
+        sides.append(pairs)
+    n = len(sides[0][0][0])
+    if any(len(c) != n for side in sides for c, _ in side):
+        return None
+    rng = np.random.default_rng(seed)
+    draws = np.vstack([np.arange(n), rng.integers(0, n, size=(samples, n))])  # row 0: the sample itself
+    values = []
+    for side in sides:
+        values.append(np.mean([_ece(c[draws], ok[draws].astype(float), n_bins) for c, ok in side], axis=0))
+    diff = values[0] - values[1]
+    low, high = np.percentile(diff[1:], [2.5, 97.5])
+    return float(diff[0]), float(low), float(high)
+
+
+def _word(low: float, high: float, higher_is_better: bool) -> str:
+    if low > 0:
+        return "better" if higher_is_better else "worse"
+    if high < 0:
+        return "worse" if higher_is_better else "better"
+    return "no significant difference"
+
+
+def verdict_lines(table: pd.DataFrame, checks: Guard, headline: float | None, show) -> list[str]:
+    """One line per method: how it compares with ERM on the four questions."""
+    diffs = table.dropna(subset=["diff"])
+    questions = [("worst-case robust accuracy" + (f" at ε = {show(headline)}" if headline is not None else ""),
+                  "adversarial", "worst-case", headline, "accuracy", True, 100.0, "points"),
+                 ("corruptions (mean accuracy)", "corruption", "mean", 0.0, "accuracy", True, 100.0, "points"),
+                 ("calibration (clean ECE)", "calibration", "clean", 0.0, "ece", False, 100.0, "points"),
+                 ("clean accuracy", "clean", "clean", 0.0, "accuracy", True, 100.0, "points")]
+    lines = []
+    for method in sorted(set(diffs.method), key=method_sort_key):
+        if method in checks.methods or "erm" in checks.methods:
+            who = method_label(method) if method in checks.methods else "ERM"
+            lines.append(f"- **{method_label(method)}** vs ERM: not comparable ({who} undertrained: "
+                         f"{checks.methods.get(method, checks.methods.get('erm', ['']))[0]})")
+            continue
+        parts = []
+        for label, suite, test, severity, metric, higher, scale, unit in questions:
+            if severity is None:
+                continue
+            q = diffs[(diffs.method == method) & (diffs.suite == suite) & (diffs.test == test) & (diffs.metric == metric)
+                      & np.isclose(diffs.severity, severity)]
+            if q.empty:
+                continue
+            r = q.iloc[0]
+            parts.append(f"{label}: **{_word(r.ci_low, r.ci_high, higher)}** ({r['diff'] * scale:+.1f} "
+                         f"[{r.ci_low * scale:+.1f}, {r.ci_high * scale:+.1f}] {unit})")
+        if parts:
+            lines.append(f"- **{method_label(method)}** vs ERM: " + "; ".join(parts))
+    return lines
