@@ -59,7 +59,7 @@ def already_done(stored: evalstore.StoredEvaluation | None, run: Any, config: Ev
         return None
     if settings_id(config) not in record.get("history", {}).get("settings", []):
         return None
-    return Evaluation(stored.metrics, stored.per_example, stored.reliability,
+    return Evaluation(stored.metrics, stored.per_example, stored.reliability, tables=stored.tables,
                       total=int(record.get("subset", {}).get("total", 0)), threat=ThreatModel.from_table(record.get("threat")))
 
 
@@ -76,7 +76,8 @@ def merge(stored: evalstore.StoredEvaluation | None, new):
     metrics = pd.concat([old_rows, new.metrics], ignore_index=True)[COLUMNS]
     metrics, per_example = _worst_cases(metrics, per_example)
     reliability = new.reliability if new.reliability is not None else stored.reliability
-    merged = dataclasses.replace(new, metrics=metrics, per_example=per_example, reliability=reliability)
+    tables = {**stored.tables, **new.tables}
+    merged = dataclasses.replace(new, metrics=metrics, per_example=per_example, reliability=reliability, tables=tables)
     merged.history = list(stored.record.get("history", {}).get("settings", []))
     return merged
 
@@ -132,4 +133,5 @@ def publish(run: Any, evaluation, config: EvalConfig) -> None:
     }
     if evaluation.threat is not None:
         record["threat"] = dataclasses.asdict(evaluation.threat)
-    evalstore.write(run.path, evaluation.metrics, evaluation.per_example, evaluation.reliability, record)
+    evalstore.write(run.path, evaluation.metrics, evaluation.per_example, evaluation.reliability, record,
+                    evaluation.tables)

@@ -12,7 +12,16 @@ from typing import Sequence
 from . import builtin_suites  # noqa: F401  (clean, deformation, corruption, calibration)
 from .attacks import suite as _adversarial  # noqa: F401  (adversarial)
 from .errors import UserError
-from .suites import SUITES, Suite, running_order
+from .ood import ood_suite
+from .representation import representation_suite
+from .suites import SUITES, Suite, register_suite, running_order
+
+# The paper's own lenses (Verma et al. 2019, Sec. 3 and the abstract): cheap next to the attacks
+# (one forward pass per layer, one per outlier set), so they run by default.
+register_suite("representation", order=50, description="flattening: singular-value spectra of each class's hidden "
+               "states per mixing layer")(representation_suite)
+register_suite("ood", order=60, description="confidence off the data: outlier detection (MSP, energy) and confidence "
+               "between classes")(ood_suite)
 
 
 def all_suites() -> list[Suite]:

@@ -157,6 +157,10 @@ def _validate_eval_names(cfg: EvalConfig) -> None:
     deformation_grid(cfg.deformations)
     for name in cfg.corruptions or []:
         CORRUPTIONS.get(name)
+    if cfg.ood:
+        from .ood import check_sets
+
+        check_sets(cfg.ood)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -285,6 +289,15 @@ def cmd_show_corruptions(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_show_boundaries(args: argparse.Namespace) -> int:
+    from .boundaries import render_boundaries
+    from .storage import ensure_writable_dir
+
+    out = ensure_writable_dir(args.out)
+    print(render_boundaries(out / f"boundaries_{args.problem}_s{args.seed}.png", problem=args.problem, seed=args.seed))
+    return 0
+
+
 def _positive_int(flag: str, limit: int):
     def parse(text: str) -> int:
         try:
@@ -366,7 +379,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--images", type=_positive_int("--images", 64), default=1)
     p.add_argument("--corruptions", action="append", type=lambda t: [v.strip() for v in t.split(",") if v.strip()], default=None)
     p.set_defaults(func=cmd_show_corruptions)
+
+    p = sub.add_parser("show-boundaries", help="the paper's Fig. 1: decision boundaries and 2-D hidden states, "
+                                                "ERM vs mixup vs Manifold Mixup on a 2-D problem")
+    p.add_argument("--out", required=True)
+    p.add_argument("--problem", default="spiral", choices=["spiral", "moons"])
+    p.add_argument("--seed", type=_seed, default=0)
+    p.set_defaults(func=cmd_show_boundaries)
     return parser
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise UserError(f"--seed must be an integer, got {text[:40]!r}") from None
+    if not 0 <= value < 2**32:
+        raise UserError(f"--seed must be in 0..4294967295, got {text[:40]}")
+    return value
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -46,6 +46,7 @@ class StoredEvaluation:
     reliability: pd.DataFrame | None = None
     record: dict[str, Any] = field(default_factory=dict)  # evaluation.toml
     folder: Path | None = None
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)  # further tables a suite keeps (spectra)
 
 
 def folder(run: Path) -> Path | None:
@@ -61,15 +62,21 @@ def read(run: Path) -> StoredEvaluation | None:
     if where is None:
         return None
     record_path = where / RECORD
+    tables = {p.stem: read_csv_table(p, "a readable table") for p in sorted(where.glob("*.csv"))
+              if p.name not in (METRICS, RELIABILITY) and where != run}
     return StoredEvaluation(_metrics(where / METRICS), _per_example(where / PER_EXAMPLE),
                             _reliability(where / RELIABILITY), read_toml(record_path) if record_path.exists() else {},
-                            where)
+                            where, tables)
 
 
 def write(run: Path, metrics: pd.DataFrame, per_example: dict[Key, np.ndarray], reliability: pd.DataFrame | None,
-          record: dict[str, dict[str, Any]]) -> Path:
+          record: dict[str, dict[str, Any]], tables: dict[str, pd.DataFrame] | None = None) -> Path:
     """Publish a complete evaluation as the run's new generation."""
     files = {METRICS: metrics[COLUMNS].to_csv(index=False, float_format="%.6g").encode()}
+    for name, table in (tables or {}).items():
+        if not name.replace("-", "").isalnum() or f"{name}.csv" in (METRICS, RELIABILITY):
+            raise ValueError(f"a suite's table name must be a plain word, got {name!r}")  # a suite's bug
+        files[f"{name}.csv"] = table.to_csv(index=False, float_format="%.6g").encode()
     buffer = io.BytesIO()
     np.savez_compressed(buffer, **{f"{s}|{t}|{sev:g}": _per_example_array(v) for (s, t, sev), v in per_example.items()})
     files[PER_EXAMPLE] = buffer.getvalue()

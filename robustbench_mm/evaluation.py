@@ -150,6 +150,7 @@ def _run_suites(ctx: SuiteContext, suites: list[Suite], identity: dict[str, Any]
     rows: list[dict] = []
     per_example: dict = {}
     reliability = None
+    tables: dict[str, pd.DataFrame] = {}
     overall = ctx.progress(len(suites), "suites", unit="suite") if len(suites) > 1 and ctx.progress_mode == "lines" else None
     for suite in suites:
         output = suite.run(ctx)
@@ -159,10 +160,16 @@ def _run_suites(ctx: SuiteContext, suites: list[Suite], identity: dict[str, Any]
         per_example.update(output.per_example)
         ctx.shifted_logits.update(output.logits)
         if output.reliability is not None:
-            reliability = output.reliability.copy()
-            for key in ("run", "method", "seed"):
-                reliability.insert(0, key, identity[key])
-    return Evaluation(frame(rows, identity), per_example, reliability)
+            reliability = _with_identity(output.reliability, identity)
+        tables.update({name: _with_identity(table, identity) for name, table in output.tables.items()})
+    return Evaluation(frame(rows, identity), per_example, reliability, tables=tables)
+
+
+def _with_identity(table: pd.DataFrame, identity: dict[str, Any]) -> pd.DataFrame:
+    table = table.copy()
+    for key in ("run", "method", "seed"):
+        table.insert(0, key, identity[key])
+    return table
 
 
 def check_run(run_dir: str | Path):

@@ -78,6 +78,18 @@ register(Metric("mce-vs-erm", "mCE vs ERM", LOWER, 0.0, math.inf, "", 1.0, 3, ga
 register(Metric("relative-mce-vs-erm", "relative mCE vs ERM", LOWER, -math.inf, math.inf, "", 1.0, 3, gated=False))
 
 
+# the paper's own lenses: representation flattening (descriptive: fewer significant directions is
+# the paper's claim, not "better") and confidence off the data (detection of outliers)
+register(Metric("effective-rank", "effective rank", NEITHER, 1.0, math.inf, "", 1.0, 2))
+register(Metric("sv90", "singular values for 90% of the variance", NEITHER, 1.0, math.inf, "", 1.0, 1))
+register(Metric("sv99", "singular values for 99% of the variance", NEITHER, 1.0, math.inf, "", 1.0, 1))
+register(Metric("top-sv-share", "share of the top singular value", NEITHER, 0.0, 1.0, "%", 100.0, 1))
+for _score in ("msp", "energy"):
+    _fraction(f"auroc-{_score}", f"AUROC ({_score})", HIGHER)
+    _fraction(f"aupr-{_score}", f"AUPR ({_score})", HIGHER)
+    _fraction(f"fpr95-{_score}", f"FPR at 95% TPR ({_score})", LOWER)
+
+
 def metric(name: str) -> Metric:
     """The registered metric ``name`` (``x-ts`` derives from ``x``); UserError if unknown."""
     if name in METRICS:

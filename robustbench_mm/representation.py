@@ -60,6 +60,7 @@ from .results import row
 from .suites import SuiteContext, SuiteOutput
 
 SUITE = "representation"
+SPECTRA = "spectra"  # the table of normalised spectra a run keeps
 METRICS = ("effective-rank", "sv90", "sv99", "top-sv-share")
 PENULTIMATE = "penultimate"
 _FEATURE_BLOCK = 4096  # features per float64 block when forming the n x n Gram
@@ -290,14 +291,7 @@ def representation_rows(spectra: dict[str, list[np.ndarray]], n: int) -> tuple[l
     return rows, pd.concat(frames, ignore_index=True)
 
 
-@dataclass
-class RepresentationOutput(SuiteOutput):
-    """The suite's rows plus the normalised spectra (``layer, index, value``) for the figure."""
-
-    spectra: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["layer", "index", "value"]))
-
-
-def representation_suite(ctx: SuiteContext) -> RepresentationOutput:
+def representation_suite(ctx: SuiteContext) -> SuiteOutput:
     """The representation lens on the test set (every class with two or more images, every layer).
 
     ``ctx.config.representation_max_per_class`` (absent or None: every image) caps the images
@@ -308,4 +302,4 @@ def representation_suite(ctx: SuiteContext) -> RepresentationOutput:
     groups = _class_indices(ctx.y, ctx.num_classes, max_per_class, ctx.generator(SUITE, "subsample"))
     spectra = _group_spectra(net, ctx.x, groups, ctx.config.batch_size or 500)
     rows, table = representation_rows(spectra, sum(len(g) for g in groups))
-    return RepresentationOutput(rows=rows, spectra=table)
+    return SuiteOutput(rows=rows, tables={SPECTRA: table})

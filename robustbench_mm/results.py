@@ -11,7 +11,7 @@ import pandas as pd
 from .threat import ThreatModel
 
 COLUMNS = ["run", "dataset", "arch", "method", "seed", "suite", "test", "severity", "metric", "value", "n"]
-SUITES = ("clean", "adversarial", "deformation", "corruption", "calibration", "diagnostics")
+SUITES = ("clean", "adversarial", "deformation", "corruption", "representation", "ood", "calibration", "diagnostics")
 
 
 def row(suite: str, test: str, severity: float, metric: str, value: float, n: int) -> dict[str, Any]:
@@ -44,3 +44,4 @@ class Evaluation:
     total: int = 0  # size of the whole test split
     history: list[str] = field(default_factory=list)  # settings of the evaluations merged in (accumulate)
     threat: ThreatModel | None = None  # the dataset's radii and headline
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)  # further tables (the spectra), identity added

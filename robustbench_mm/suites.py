@@ -78,6 +78,7 @@ class SuiteOutput:
     per_example: dict[Key, np.ndarray] = field(default_factory=dict)  # bool correctness per test example
     logits: dict[Key, torch.Tensor] = field(default_factory=dict)  # logits under shift, for calibration
     reliability: pd.DataFrame | None = None  # reliability bins of the clean logits (calibration)
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)  # further tables kept with the run (name.csv)
 
 
 SuiteFn = Callable[[SuiteContext], SuiteOutput]

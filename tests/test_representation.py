@@ -132,7 +132,7 @@ def test_suite_rows_and_spectra(digits, trained_models) -> None:
             assert 0 < r["value"] <= 1
         else:  # at most min(n_c, d) directions: the smallest class has 35 test images
             assert 1 <= r["value"] <= 35
-    sums = out.spectra.groupby("layer")["value"].sum()
+    sums = out.tables["spectra"].groupby("layer")["value"].sum()
     np.testing.assert_allclose(sums.to_numpy(), 1.0)  # each is a mean of distributions
 
 

@@ -27,6 +27,7 @@ class RunSet:
     subset: dict = field(default_factory=dict)  # the test examples: n of total (evaluation.toml [subset])
     facts: dict[str, dict] = field(default_factory=dict)  # run name -> config.toml [run] table
     logs: dict[str, pd.DataFrame] = field(default_factory=dict)  # run name -> train_log.csv
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)  # further tables (spectra), every run's
 
 
 def collect(run_dirs: Sequence[str | Path]) -> RunSet:
@@ -46,6 +47,8 @@ def collect(run_dirs: Sequence[str | Path]) -> RunSet:
         records.append((run.name, stored.record))
         if stored.reliability is not None:
             bins.append(stored.reliability)
+        for name, table in stored.tables.items():
+            runs.tables[name] = pd.concat([runs.tables[name], table], ignore_index=True) if name in runs.tables else table
         if run.file("config.toml").exists():
             runs.configs[run.name] = run.read_toml()
             runs.facts[run.name] = run.facts()

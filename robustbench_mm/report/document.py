@@ -18,6 +18,7 @@ from ..metrics import LOWER, NEITHER, metric as metric_info
 from .cells import _bold_best, _fmt, _value, corruption_table, detail_table, diagnostics_table, diff_table, headline, \
     headline_eps
 from .collect import RunSet
+from .lenses import lens_blocks
 from .setup import setup_lines
 from .verdict import CONFOUNDED, Guard, clean_gaps, guard, verdict_lines
 
@@ -91,6 +92,7 @@ def build_document(report: Report, figures: list[Path], out_dir: Path, seconds: 
         blocks.append(Block("h2", "Figures"))
         blocks += [Block("img", path.stem.replace("_", " "), path=str(path.relative_to(out_dir))) for path in figures]
     blocks += _diagnostics_blocks(report)
+    blocks += lens_blocks(runs.metrics)
     blocks += _detail_blocks(report)
     return blocks
 

@@ -30,6 +30,9 @@ class EvalConfig:
     deformations: str = setting("paper", "deformation grid: paper (Table 4) or paper-full (Table 9)")
     corruptions: list[str] | None = setting(None, "common corruptions (default: all 19)", unique=True)
     severities: list[int] | None = setting(None, "corruption levels 1..5 (default: all)", low=1, high=5, sort=True)
+    ood: list[str] | None = setting(None, "outlier sets of the ood suite (default: uniform, gaussian, pixel-shuffle); a "
+                                    "dataset name or imagefolder:<path> too, e.g. svhn next to cifar10", unique=True)
+    ood_data_root: str | None = setting(None, "folder holding an outlier dataset's files (default: --data-root)")
     cifar_c_root: str | None = setting(None, "folder holding CIFAR-10-C/ or CIFAR-100-C/ .npy files (the published images)")
     batch_size: int = setting(500, "evaluation batch size (0: from free GPU memory)", flag="--eval-batch-size", low=0,
                               high=SIZE_MAX)
