@@ -42,7 +42,7 @@ def _add(group: argparse._ArgumentGroup, s: Setting, seen: set[str], note: str =
         return
     seen.add(s.flag)
     default = "" if s.default in (None, [], False) or s.spec.per_dataset else f" (default {_shown(s.default)})"
-    help_text = s.spec.help + (note or default)
+    help_text = s.spec.help.replace(" (default per dataset)", "") + (note or default or _per_dataset(s))
     flags = [s.flag, *s.spec.aliases]
     if s.kind is bool:
         action = argparse.BooleanOptionalAction if s.default else "store_true"
@@ -52,6 +52,17 @@ def _add(group: argparse._ArgumentGroup, s: Setting, seen: set[str], note: str =
     metavar = "{" + ",".join(s.spec.choices) + "}" if s.spec.choices else s.name.upper()
     group.add_argument(*flags, dest=_dest(s), type=parse, default=None, action="append" if s.is_list else "store",
                        metavar=metavar, help=help_text)
+
+
+def _per_dataset(s: Setting) -> str:
+    """``(digits 30, mnist 20, ...)``: a per-dataset default, spelled out from the one table."""
+    from .settings import DATASET_DEFAULTS
+
+    if not s.spec.per_dataset:
+        return ""
+    values = [(name, getattr(d, s.name, None)) for name, d in DATASET_DEFAULTS.items()]
+    shown = ", ".join(f"{name} {value if value is not None else 'by image size'}" for name, value in values)
+    return f" (default per dataset: {shown})"
 
 
 def _shown(value: Any) -> str:

@@ -59,7 +59,7 @@ def headline(summary: pd.DataFrame, threat: ThreatModel | None = None) -> tuple[
         for test, label in (("fgsm", "FGSM"), ("pgd-linf", "PGD"), ("worst-case", "Worst case")):
             if _value(summary, methods[0], "adversarial", test, "accuracy", eps) is not None:
                 columns.append((f"{label} ε={_show(eps, threat)} (%)", "adversarial", test, "accuracy", eps, True))
-    deformation = summary[(summary.suite == "deformation") & (summary.metric == "accuracy")]
+    deformation = summary[(summary.suite == "deformation") & (summary.metric == "accuracy") & (summary.test != "mean")]
     corruption = summary[(summary.suite == "corruption") & (summary.test == "mean")]
     for name, lower in (("ece", True), ("nll", True), ("ece-ts", True)):
         if _value(summary, methods[0], "calibration", "clean", name) is not None:
@@ -85,13 +85,19 @@ def headline(summary: pd.DataFrame, threat: ThreatModel | None = None) -> tuple[
         values = [np.nan if r is None else r["mean"] for r in rows]
         table["Corruptions, mean acc. (%)"] = [f"{v * 100:.1f}" for v in values]
         _bold_best(table["Corruptions, mean acc. (%)"], values, True)
+    notes = []
+    erm_drop = _erm_corruption_drop(summary)
     for metric, label in (("mce-vs-erm", "mCE vs ERM"), ("relative-mce-vs-erm", "Relative mCE vs ERM")):
         rows = [_value(summary, m, "corruption", "mean", metric) for m in methods]
         if any(r is not None for r in rows):
             values = [np.nan if r is None else r["mean"] for r in rows]
             table[label] = ["–" if r is None else f"{r['mean']:.3f}" for r in rows]
+            if metric == "relative-mce-vs-erm" and erm_drop is not None and erm_drop < UNSTABLE_DROP:
+                notes.append(f"Relative mCE is not ranked: ERM loses only {erm_drop * 100:.1f} accuracy points to "
+                             f"corruption on average (below {UNSTABLE_DROP * 100:.0f}), so the ratio divides tiny "
+                             "differences and is unstable.")
+                continue
             _bold_best(table[label], values, False)
-    notes = []
     for i, method in enumerate(methods):
         if method in flags:
             for label in table:
@@ -99,6 +105,16 @@ def headline(summary: pd.DataFrame, threat: ThreatModel | None = None) -> tuple[
                     table[label][i] += " ⚠"
             notes.append(f"⚠ {method}: gradient-masking check(s) fired — {', '.join(flags[method])}; its adversarial numbers may overstate robustness.")
     return pd.DataFrame(table), notes
+
+
+UNSTABLE_DROP = 0.02  # ERM's mean accuracy lost to corruption below which relative mCE is not ranked
+
+
+def _erm_corruption_drop(summary: pd.DataFrame) -> float | None:
+    """ERM's clean accuracy minus its mean accuracy under corruption (the relative mCE's denominator)."""
+    clean = _value(summary, "erm", "clean", "clean", "accuracy")
+    corrupted = _value(summary, "erm", "corruption", "mean", "accuracy")
+    return None if clean is None or corrupted is None else float(clean["mean"] - corrupted["mean"])
 
 
 def _bold_best(cells: list[str], values: list[float], higher: bool) -> None:

@@ -70,7 +70,9 @@ class RunPlan(JobOptions, ReportOptions):
     methods: list[str] = setting(list(DEFAULT_METHODS), "training methods to compare", unique=True)
     seeds: list[int] = setting(list(DEFAULT_SEEDS), "seeds (one run per method and seed)", low=0, high=SEED_MAX,
                                unique=True)
-    out: str = setting("results", "report folder")
+    # not results/: running the quick start must leave a checkout clean (the committed baseline is
+    # regenerated on purpose, with --out results)
+    out: str = setting("runs/report", "report folder")
     runs_dir: str = setting("runs", "where the run directories go")
     jobs: int | None = setting(None, "runs in parallel (default: one per GPU on CUDA, one per CPU core otherwise)",
                                low=1, high=1024)
