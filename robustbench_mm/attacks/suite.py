@@ -60,6 +60,8 @@ SQUARE_QUERIES = 50  # default-set Square: the black-box diagnostic, kept short 
 CW_STEPS = 100
 DEEPFOOL_STEPS = 50
 MORE_STEPS = (2,)  # non-monotone-steps: PGD with 2x the configured steps (budget: one extra run)
+# the worst case per norm: the test's name and the norm of the attacks it combines
+WORST_CASE_NORMS = {"worst-case": "linf", "worst-case-l2": "l2"}
 
 
 def eps_grids(dataset: str, config: EvalConfig) -> tuple[list[float], list[float]]:
@@ -151,7 +153,8 @@ def adversarial_suite(ctx: SuiteContext) -> SuiteOutput:
                 out.logits[(SUITE, name, float(eps))] = res.logits
 
     # worst case per example: every attack of the norm, every radius up to ε
-    for test, norm, grid in (("worst-case", "linf", linf_grid), ("worst-case-l2", "l2", l2_grid)):
+    for test, norm in WORST_CASE_NORMS.items():
+        grid = linf_grid if norm == "linf" else l2_grid
         runs = {k: v for k, v in correct.items() if ATTACKS.get(k[0]).norm == norm}
         if not runs:
             continue
