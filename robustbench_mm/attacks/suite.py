@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import torch
 
 from ..settings import EvalConfig
 from ..errors import UserError
@@ -111,8 +112,9 @@ def adversarial_suite(ctx: SuiteContext) -> SuiteOutput:
     session = ctx.attacks or AttackSession(model)  # model copies and clean verdicts built once
 
     def run(name: str, eps: float, *, steps: int | None = None, keep_logits: bool = False, key: str = "",
-            **options) -> AttackResult:
-        return attack(name, model, ctx.x, ctx.y, eps, num_classes=ctx.num_classes,
+            subset: torch.Tensor | None = None, **options) -> AttackResult:
+        x, y = (ctx.x, ctx.y) if subset is None else (ctx.x[subset], ctx.y[subset])
+        return attack(name, model, x, y, eps, num_classes=ctx.num_classes,
                       steps=steps or _steps(name, cfg), restarts=cfg.pgd_restarts,
                       step_size=cfg.pgd_step_size, random_start=True,
                       generator=ctx.generator(SUITE, name, eps, key), batch_size=cfg.batch_size,
@@ -183,9 +185,18 @@ def _diagnostics(ctx, run, correct, acc, linf_grid, l2_grid) -> list[dict]:
             whitebox = np.logical_and.reduce(white)
             rows += diag.blackbox_beats_whitebox(eps, acc[(name, eps)], float(whitebox.mean()), n)
 
-    # PGD-L∞ in the whole cube: 2x the steps (at least 20) from a random start
-    unbounded = run("pgd-linf", diag.UNBOUNDED_EPS, steps=max(20, 2 * cfg.pgd_steps), key="unbounded")
-    rows += diag.unbounded_not_zero(float(unbounded.correct.float().mean()), n)
+    # PGD-L∞ in the whole cube: 2x the steps (at least 20) from a random start, then targeted
+    # PGD for the survivors of a universal image's class (see diagnostics)
+    steps = max(20, 2 * cfg.pgd_steps)
+    unbounded = run("pgd-linf", diag.UNBOUNDED_EPS, steps=steps, key="unbounded", keep_logits=True)
+
+    def retarget(idx: torch.Tensor, k: int) -> torch.Tensor:
+        return run("pgd-linf", diag.UNBOUNDED_EPS, steps=steps, key=f"unbounded-target-{k}", subset=idx,
+                   target_rank=k).correct
+
+    accuracy = diag.unbounded_accuracy(ctx.y, torch.from_numpy(ctx.clean_correct), unbounded.correct,
+                                       unbounded.logits.argmax(1), retarget, ctx.num_classes)
+    rows += diag.unbounded_not_zero(accuracy, n)
 
     curves: dict[str, list[float]] = {}
     for (name, eps) in sorted(acc, key=lambda k: (k[0], k[1])):
