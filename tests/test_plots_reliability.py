@@ -13,7 +13,7 @@ from matplotlib.colors import to_rgb
 from robustbench_mm import plots
 from robustbench_mm.methods import method_color
 
-UNDER, OVER = 7, 9  # bins 0.7-0.8 (accuracy above confidence) and 0.9-1.0 (below)
+UNDER, OVER, CORNER = 7, 9, 1  # bins 0.7-0.8, 0.1-0.2 (accuracy above confidence) and 0.9-1.0 (below)
 
 
 def _bins(method: str) -> pd.DataFrame:
@@ -23,6 +23,7 @@ def _bins(method: str) -> pd.DataFrame:
     acc, conf = acc.copy(), conf.copy()
     acc[UNDER], conf[UNDER] = 0.98, 0.72
     acc[OVER], conf[OVER] = 0.40, 0.95
+    acc[CORNER], conf[CORNER] = 0.97, 0.15  # a full-height bar in the upper left corner
     return pd.DataFrame({"method": method, "seed": 0, "bin": np.arange(10), "lower": lower, "upper": lower + 0.1,
                          "count": 100, "accuracy": acc, "confidence": conf})
 
@@ -61,6 +62,8 @@ def test_accuracy_bars_keep_their_colour_where_the_gap_is(tmp_path: Path) -> Non
         gap = at(0.95, 0.67, half=6)
         assert not _close(gap, color).any()
         assert (gap.mean(axis=1) < 0.7).sum() >= 10 and (gap.min(axis=1) > 0.95).sum() >= 10
+        # nothing (a legend) covers a bar in the panel's upper left corner
+        assert _close(at(0.15, 0.9, half=4), color).all()
 
 
 def test_an_under_confident_gap_is_outlined_across_the_bar(tmp_path: Path) -> None:

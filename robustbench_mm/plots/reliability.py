@@ -57,8 +57,9 @@ def reliability_figure(bins_df: pd.DataFrame, title: str) -> Figure:
 
     Top: accuracy per confidence bin (bars), the gap from accuracy to the bin's mean confidence
     (above the bar = over-confident, inside it = under-confident), the diagonal of perfect
-    calibration, and the pooled ECE in the legend. Bottom: share of examples per bin on a log
-    axis, since confident models put almost everything in the last bin.
+    calibration; the pooled ECE in the panel's title. Bottom: share of examples per bin on a log
+    axis, since confident models put almost everything in the last bin. One legend under the
+    panels: inside one it would cover bars, which fill the whole height when under-confident.
     """
     df = require(bins_df, BIN_COLUMNS, "reliability bins")
     if df.empty:
@@ -75,10 +76,17 @@ def reliability_figure(bins_df: pd.DataFrame, title: str) -> Figure:
         bottom = fig.add_subplot(layout[1, i], sharex=top)
         _reliability_panel(top, bins, colors[method])
         _count_panel(bottom, bins, colors[method])
-        top.set_title(f"{method} ({seeds} seed{'s' if seeds != 1 else ''}, N={int(bins['count'].sum())})")
+        top.set_title(f"{method}\n{seeds} seed{'s' if seeds != 1 else ''}, N={int(bins['count'].sum())}, "
+                      f"ECE (pooled bins) {bins_ece(bins) * PCT:.2f}%", fontsize=10)
         if i == 0:
             top.set_ylabel("accuracy (fraction correct, 0–1)")
             bottom.set_ylabel("examples (% of N, log)")
+    handles = [
+        Patch(facecolor="0.6", edgecolor="black", linewidth=0.5, label="accuracy per bin (in the method's colour)"),
+        Patch(facecolor="none", edgecolor=GAP_EDGE_COLOR, hatch="///", label="gap to the bin's mean confidence"),
+        Line2D([], [], linestyle="--", color="black", linewidth=1, label="perfect calibration"),
+    ]
+    fig.legend(handles=handles, loc="outside lower center", ncols=3, fontsize=9)
     fig.suptitle(f"Reliability diagrams — {title}")
     return fig
 
@@ -97,13 +105,6 @@ def _reliability_panel(ax: Axes, bins: pd.DataFrame, color: str) -> None:
     ax.bar(lower, acc, width=width, align="edge", color=color, edgecolor="black", linewidth=0.5, zorder=2)
     ax.bar(**gap, fill=False, edgecolor=GAP_EDGE_COLOR, linewidth=1.2, zorder=3)
     ax.plot([0, 1], [0, 1], linestyle="--", color="black", linewidth=1, zorder=4)
-    handles = [
-        Patch(facecolor=color, edgecolor="black", linewidth=0.5, label="accuracy per bin"),
-        Patch(facecolor="none", edgecolor=GAP_EDGE_COLOR, hatch="///", label="gap to mean confidence"),
-        Line2D([], [], linestyle="--", color="black", linewidth=1, label="perfect calibration"),
-        Line2D([], [], linestyle="none", label=f"ECE (pooled bins) = {bins_ece(bins) * PCT:.2f}%"),
-    ]
-    ax.legend(handles=handles, loc="upper left", fontsize=8)
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1)
     ax.tick_params(labelbottom=False)
