@@ -114,3 +114,38 @@ def test_rendering_leaves_the_users_backend_alone(tmp_path: Path) -> None:
         assert pixels.ndim == 3 and pixels.shape[2] in (3, 4), path
         assert np.ptp(pixels[..., :3]) > 0.5, path  # not one flat colour
         assert len(np.unique(pixels[..., :3].reshape(-1, 3), axis=0)) > 10, path
+
+
+def test_axis_units_come_from_the_tests_owners(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The attack registry says an attack's norm, the deformations their units, the corruptions
+    their levels: names are never parsed (cw-l2 is unbounded, not an L2 radius)."""
+    from robustbench_mm.attacks import ATTACKS
+    from robustbench_mm.corruptions import DEFORMATIONS
+    from robustbench_mm.corruptions import deformations
+
+    label = plots.severity_label
+    for name in ATTACKS.names():
+        norm = ATTACKS.get(name).norm
+        want = {"linf": "L∞ norm", "l2": "L2 norm", "none": "unbounded"}[norm]
+        assert want in label("adversarial", name), name
+    assert "L∞" in label("adversarial", "worst-case") and "L2" in label("adversarial", "worst-case-l2")
+    assert "unbounded" in label("adversarial", "cw-l2")
+    assert label("adversarial", "an-attack-from-elsewhere") == "ε (pixel scale [0, 1])"
+    assert set(deformations.SEVERITY_UNITS) == set(DEFORMATIONS.names())  # every deformation declares one
+    assert label("deformation", "rotate") == "max rotation angle (degrees)"
+    assert "field of view" in label("deformation", "zoom-out")
+    monkeypatch.setitem(deformations.SEVERITY_UNITS, "swirl", "swirl strength (radians)")
+    assert label("deformation", "swirl") == "swirl strength (radians)"
+    assert "level 1–5" in label("corruption", "fog")
+
+
+def test_methods_keep_the_registrys_order_and_colours() -> None:
+    from robustbench_mm.methods import METHODS, method_color
+
+    df = pd.DataFrame({"method": ["zz-unregistered", "pgd-at", "manifold-mixup", "erm", "mixup"]})
+    order = plots.method_order(df, None)
+    assert order[0] == "erm" and order[-1] == "zz-unregistered"
+    assert order.index("mixup") < order.index("manifold-mixup")
+    colors = plots.method_colors(order)
+    assert all(colors[m] == method_color(m) for m in order[:-1])
+    assert colors["zz-unregistered"] not in {METHODS.get(m).color for m in METHODS.names()}

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from robustbench_mm import plots_lenses
+from robustbench_mm import plots
 from robustbench_mm.errors import UserError
 from robustbench_mm.ood import LAMBDAS
 from robustbench_mm.results import frame, row
@@ -48,7 +48,7 @@ def results_table() -> pd.DataFrame:
 
 def test_spectra_figure_draws_seed_means_per_layer() -> None:
     table = spectra_table()
-    fig = plots_lenses.spectra_figure(table, max_index=28)
+    fig = plots.spectra_figure(table, max_index=28)
     axes = fig.axes
     assert [ax.get_title() for ax in axes] == ["layer2", "layer10", "penultimate"]
     for ax in axes:
@@ -64,7 +64,7 @@ def test_spectra_figure_draws_seed_means_per_layer() -> None:
 
 def test_interpolation_figure_draws_confidence_in_percent() -> None:
     table = results_table()
-    ax = plots_lenses.interpolation_figure(table).axes[0]
+    ax = plots.interpolation_figure(table).axes[0]
     lines = {line.get_label(): line for line in ax.get_lines()}
     assert list(lines) == list(METHODS)
     for method, line in lines.items():
@@ -78,7 +78,7 @@ def test_interpolation_figure_draws_confidence_in_percent() -> None:
 
 def test_auroc_figure_bars() -> None:
     table = results_table()
-    ax = plots_lenses.auroc_figure(table).axes[0]
+    ax = plots.auroc_figure(table).axes[0]
     heights = [patch.get_height() for patch in ax.patches]
     want = [100 * table[(table["method"] == m) & (table["test"] == s) & (table["metric"] == "auroc-msp")]["value"].mean()
             for m in METHODS for s in ("uniform", "gaussian")]
@@ -88,9 +88,9 @@ def test_auroc_figure_bars() -> None:
 
 def test_pngs_are_written_atomically(tmp_path: Path) -> None:
     paths = [
-        plots_lenses.plot_spectra(spectra_table(), tmp_path / "spectra.png", "digits · cnn"),
-        plots_lenses.plot_interpolation(results_table(), tmp_path / "interp.png"),
-        plots_lenses.plot_auroc(results_table(), tmp_path / "auroc.png"),
+        plots.plot_spectra(spectra_table(), tmp_path / "spectra.png", "digits · cnn"),
+        plots.plot_interpolation(results_table(), tmp_path / "interp.png"),
+        plots.plot_auroc(results_table(), tmp_path / "auroc.png"),
     ]
     for path in paths:
         image = mpimg.imread(path)
@@ -101,17 +101,17 @@ def test_pngs_are_written_atomically(tmp_path: Path) -> None:
 def test_missing_rows_or_columns_are_one_line() -> None:
     without = results_table().query("suite != 'ood'")
     with pytest.raises(UserError, match="no ood/interpolation"):
-        plots_lenses.interpolation_figure(without)
+        plots.interpolation_figure(without)
     with pytest.raises(UserError, match="no ood/\\*/0/auroc-msp rows"):
-        plots_lenses.auroc_figure(without)
+        plots.auroc_figure(without)
     with pytest.raises(UserError, match="lacks column\\(s\\) layer"):
-        plots_lenses.spectra_figure(spectra_table().drop(columns="layer"))
+        plots.spectra_figure(spectra_table().drop(columns="layer"))
 
 
 def test_importing_the_lenses_leaves_matplotlib_alone() -> None:
     code = (
         "import matplotlib; before = matplotlib.rcParams._get('backend');"
-        "import robustbench_mm.plots_lenses, robustbench_mm.boundaries, robustbench_mm.ood, robustbench_mm.representation;"
+        "import robustbench_mm.plots, robustbench_mm.boundaries, robustbench_mm.ood, robustbench_mm.representation;"
         "import sys; sys.exit(0 if matplotlib.rcParams._get('backend') == before and 'matplotlib.pyplot' not in sys.modules else 1)"
     )
     assert subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).parent.parent).returncode == 0

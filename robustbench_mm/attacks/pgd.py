@@ -27,6 +27,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ..errors import UserError
+from ..untrusted import clip
 from .registry import AttackSpec, BatchJob, register
 
 _CUDA_BUCKET = 64
@@ -62,8 +64,13 @@ def _rows_to_keep(alive: torch.Tensor) -> torch.Tensor | None:
 
 
 def pgd(job: BatchJob, norm: str, steps: int, alpha: float, random_start: bool,
-        restarts: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """PGD on one batch; returns (adversarial images, still-correct bool) on the batch's device."""
+        restarts: int, targets: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """PGD on one batch; returns (adversarial images, still-correct bool) on the batch's device.
+
+    ``targets`` (a class per example): targeted PGD, descending the cross-entropy toward the
+    target instead of ascending it away from the label. Either way an example is fooled when
+    any iterate is misclassified, into the target or not.
+    """
     model, x, y, eps = job.model, job.x, job.y, job.eps
     n, device = len(x), x.device
     view = (-1,) + (1,) * (x.dim() - 1)
@@ -78,6 +85,7 @@ def pgd(job: BatchJob, norm: str, steps: int, alpha: float, random_start: bool,
         else:
             idx = torch.arange(n, device=device)
         x0, yy = x[idx], y[idx]
+        tt = targets[idx] if targets is not None else None
         if norm == "linf":
             lo, hi = (x0 - eps).clamp_(min=0.0), (x0 + eps).clamp_(max=1.0)
             xa = x0 + noise[idx] if noise is not None else x0.clone()
@@ -102,7 +110,10 @@ def pgd(job: BatchJob, norm: str, steps: int, alpha: float, random_start: bool,
             x_best[idx] = torch.where(store.view(view), xa.detach(), x_best[idx])
             if last:
                 break
-            loss = F.cross_entropy(logits.float(), yy, reduction="sum")
+            if tt is None:
+                loss = F.cross_entropy(logits.float(), yy, reduction="sum")
+            else:
+                loss = -F.cross_entropy(logits.float(), tt, reduction="sum")
             (grad,) = torch.autograd.grad(loss, xa)
             xa = xa.detach()
             if job.only_correct:
@@ -111,6 +122,7 @@ def pgd(job: BatchJob, norm: str, steps: int, alpha: float, random_start: bool,
                     if rows.numel() == 0:
                         break
                     idx, yy, xa, grad = idx[rows], yy[rows], xa[rows], grad[rows]
+                    tt = tt[rows] if tt is not None else None
                     if norm == "linf":
                         lo, hi = lo[rows], hi[rows]
                     else:
@@ -138,8 +150,21 @@ def _fgsm(job: BatchJob):
     return pgd(job, "linf", steps=1, alpha=job.eps, random_start=False, restarts=1)
 
 
+def ranked_targets(job: BatchJob, rank: object) -> torch.Tensor:
+    """The ``rank``-th most likely wrong class of each clean example (1: the runner-up), the
+    targets APGD-T (Croce & Hein 2020) takes in turn."""
+    if not isinstance(rank, int) or isinstance(rank, bool) or not 1 <= rank < job.num_classes:
+        raise UserError(f"target_rank must be an integer in 1..{job.num_classes - 1}, got {clip(rank)}")
+    with torch.no_grad():
+        logits = job.model(job.x).float()
+    logits[torch.arange(len(logits), device=logits.device), job.y] = -torch.inf
+    return logits.topk(rank, dim=1).indices[:, rank - 1]
+
+
 def _pgd_linf(job: BatchJob):
-    return pgd(job, "linf", job.steps, _alpha(job), job.random_start, job.restarts)
+    rank = job.options.get("target_rank")
+    targets = ranked_targets(job, rank) if rank is not None else None
+    return pgd(job, "linf", job.steps, _alpha(job), job.random_start, job.restarts, targets)
 
 
 def _pgd_l2(job: BatchJob):
@@ -147,5 +172,6 @@ def _pgd_l2(job: BatchJob):
 
 
 register(AttackSpec("fgsm", "linf", True, _fgsm, use_attack_copy=True, description="FGSM (Goodfellow et al. 2015), ours"))
-register(AttackSpec("pgd-linf", "linf", True, _pgd_linf, use_attack_copy=True, description="PGD-L∞ (Madry et al. 2018), ours"))
+register(AttackSpec("pgd-linf", "linf", True, _pgd_linf, use_attack_copy=True, options=("target_rank",),
+                    description="PGD-L∞ (Madry et al. 2018), ours; target_rank=k: targeted at the k-th likeliest wrong class"))
 register(AttackSpec("pgd-l2", "l2", True, _pgd_l2, use_attack_copy=True, description="PGD-L2 (Madry et al. 2018), ours"))

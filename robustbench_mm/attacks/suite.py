@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import torch
 
 from ..settings import EvalConfig
 from ..errors import UserError
@@ -46,6 +47,8 @@ CW_STEPS = 100
 DEEPFOOL_STEPS = 50
 MORE_STEPS = (2,)  # non-monotone-steps: PGD with 2x the configured steps (budget: one extra run)
 DIAGNOSTIC_CALLS = 1 + len(MORE_STEPS)  # attack calls the checks make: the unbounded PGD, more steps
+# the worst case per norm: the test's name and the norm of the attacks it combines
+WORST_CASE_NORMS = {"worst-case": "linf", "worst-case-l2": "l2"}
 
 
 def eps_grids(threat: ThreatModel, config: EvalConfig) -> tuple[list[float], list[float]]:
@@ -118,8 +121,9 @@ def adversarial_suite(ctx: SuiteContext) -> SuiteOutput:
     bar = ctx.progress(calls, "adversarial", unit="attack")
 
     def run(name: str, eps: float, *, steps: int | None = None, keep_logits: bool = False, key: str = "",
-            **options) -> AttackResult:
-        result = attack(name, model, ctx.x, ctx.y, eps, num_classes=ctx.num_classes,
+            subset: torch.Tensor | None = None, **options) -> AttackResult:
+        x, y = (ctx.x, ctx.y) if subset is None else (ctx.x[subset], ctx.y[subset])
+        result = attack(name, model, x, y, eps, num_classes=ctx.num_classes,
                         steps=steps or _steps(name, cfg), restarts=cfg.pgd_restarts,
                         step_size=cfg.pgd_step_size, random_start=True,
                         generator=ctx.generator(SUITE, name, eps, key), batch_size=cfg.batch_size,
@@ -166,7 +170,8 @@ def _median_l2(name: str, res: AttackResult, ok: np.ndarray, clean_correct: np.n
 def _finish(ctx, out, record, run, correct, acc, linf_grid, l2_grid) -> None:
     """The worst case per example (every attack of the norm, every radius up to ε), then the
     gradient-masking checks."""
-    for test, norm, grid in (("worst-case", "linf", linf_grid), ("worst-case-l2", "l2", l2_grid)):
+    for test, norm in WORST_CASE_NORMS.items():
+        grid = linf_grid if norm == "linf" else l2_grid
         runs = {k: v for k, v in correct.items() if ATTACKS.get(k[0]).norm == norm}
         if not runs:
             continue
@@ -190,9 +195,18 @@ def _diagnostics(ctx, run, correct, acc, linf_grid, l2_grid) -> list[dict]:
             whitebox = np.logical_and.reduce(white)
             rows += diag.blackbox_beats_whitebox(eps, acc[(name, eps)], float(whitebox.mean()), n)
 
-    # PGD-L∞ in the whole cube: 2x the steps (at least 20) from a random start
-    unbounded = run("pgd-linf", diag.UNBOUNDED_EPS, steps=max(20, 2 * cfg.pgd_steps), key="unbounded")
-    rows += diag.unbounded_not_zero(float(unbounded.correct.float().mean()), n)
+    # PGD-L∞ in the whole cube: 2x the steps (at least 20) from a random start, then targeted
+    # PGD for the survivors of a universal image's class (see diagnostics)
+    steps = max(20, 2 * cfg.pgd_steps)
+    unbounded = run("pgd-linf", diag.UNBOUNDED_EPS, steps=steps, key="unbounded", keep_logits=True)
+
+    def retarget(idx: torch.Tensor, k: int) -> torch.Tensor:
+        return run("pgd-linf", diag.UNBOUNDED_EPS, steps=steps, key=f"unbounded-target-{k}", subset=idx,
+                   target_rank=k).correct
+
+    accuracy = diag.unbounded_accuracy(ctx.y, torch.from_numpy(ctx.clean_correct), unbounded.correct,
+                                       unbounded.logits.argmax(1), retarget, ctx.num_classes)
+    rows += diag.unbounded_not_zero(accuracy, n)
 
     curves: dict[str, list[float]] = {}
     for (name, eps) in sorted(acc, key=lambda k: (k[0], k[1])):

@@ -37,10 +37,14 @@ def corruption_names() -> list[str]:
     return [n for n in _CANONICAL if n in CORRUPTIONS]
 
 
+LEVELS = (1, 2, 3, 4, 5)  # the published tables' severities
+SEVERITY_LABEL = "corruption severity (level 1–5)"  # what a corruption's severity means, for axis labels
+
+
 def check_severity(severity: object) -> int:
     """Severities are the integers 1..5 of the published tables; anything else is refused."""
     ok = isinstance(severity, (int, float)) and not isinstance(severity, bool)
-    if not ok or severity not in (1, 2, 3, 4, 5):
+    if not ok or severity not in LEVELS:
         raise UserError(f"severity must be 1..5, got {severity!r}")
     return int(severity)  # type: ignore[arg-type]
 

@@ -152,6 +152,14 @@ def deform(x: torch.Tensor, name: str, severity: float, generator: torch.Generat
     return fn(x, float(severity), generator)
 
 
+# What a deformation's severity means, for axis labels (the plots ask here, never guess).
+SEVERITY_UNITS: dict[str, str] = {
+    "rotate": "max rotation angle (degrees)",
+    "shear": "max shear angle (degrees)",
+    "zoom-in": "field of view (% of the image side)",
+    "zoom-out": "field of view (% of the image side)",
+}
+
 # Table 4 (PreActResNet34, CIFAR-100) and the larger settings of Table 9.
 _PAPER = [("rotate", 20.0), ("rotate", 40.0), ("shear", 28.6), ("shear", 57.3),
           ("zoom-in", 60.0), ("zoom-in", 80.0), ("zoom-out", 120.0), ("zoom-out", 140.0)]

@@ -1,9 +1,8 @@
 """Figures of the paper's own lenses: singular-value spectra, confidence between classes, outlier AUROC.
 
-Same conventions as :mod:`robustbench_mm.plots`: many runs are summarised per method as mean
-± 1 std over seeds (each seed counted once), a method keeps its colour everywhere, figures are
-built with ``matplotlib.figure.Figure`` (no pyplot, no backend switch: ``savefig`` picks the
-Agg renderer for PNG by itself) and written atomically.
+Same conventions as the other figures (:mod:`.common`): many runs are summarised per method as
+mean ± 1 std over seeds (each seed counted once), a method keeps its registered colour
+everywhere, figures are ``matplotlib.figure.Figure`` objects (no pyplot) written atomically.
 
 Inputs: the results table (``results.COLUMNS``) for the ood figures; for the spectra, the
 table that :func:`robustbench_mm.representation.representation_rows` returns with the run
@@ -12,54 +11,18 @@ identity added (columns ``method, seed, layer, index, value``).
 
 from __future__ import annotations
 
-import io
 import re
 from pathlib import Path
 from typing import Iterable
 
 import numpy as np
 import pandas as pd
-from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from .errors import UserError
-from .storage import atomic_write_bytes
+from ..errors import UserError
+from .common import PCT, RESULT_COLUMNS, band, finish, method_colors, method_order, new_figure, require, seed_stats
 
-DPI = 110
-PCT = 100.0
 SPECTRUM_COLUMNS = ("method", "seed", "layer", "index", "value")
-RESULT_COLUMNS = ("method", "seed", "suite", "test", "severity", "metric", "value")
-_KNOWN_COLORS = {"erm": "tab:blue", "mixup": "tab:orange", "manifold-mixup": "tab:green"}
-_SPARE_COLORS = ("tab:purple", "tab:brown", "tab:pink", "tab:olive", "tab:cyan", "tab:gray", "tab:red")
-
-
-def _require(df: pd.DataFrame | None, columns: Iterable[str], what: str) -> pd.DataFrame:
-    if df is None:
-        raise UserError(f"{what}: no table given")
-    missing = [c for c in columns if c not in df.columns]
-    if missing:
-        raise UserError(f"{what}: table lacks column(s) {', '.join(missing)}")
-    return df
-
-
-def method_order(df: pd.DataFrame) -> list[str]:
-    """The paper's three methods first, the rest alphabetically."""
-    seen = {str(m) for m in df["method"].unique()}
-    known = [m for m in _KNOWN_COLORS if m in seen]
-    return known + sorted(seen - set(known))
-
-
-def method_colors(methods: list[str]) -> dict[str, str]:
-    spare = iter(_SPARE_COLORS * 4)
-    return {m: _KNOWN_COLORS.get(m) or next(spare) for m in methods}
-
-
-def seed_stats(df: pd.DataFrame, by: list[str]) -> pd.DataFrame:
-    """Mean and sample std of ``value`` over seeds per ``by`` (repeats within a seed averaged first)."""
-    per_seed = df.groupby(by + ["seed"], sort=False)["value"].mean().reset_index()
-    stats = per_seed.groupby(by, sort=False)["value"].agg(["mean", "std", "count"]).reset_index()
-    stats["std"] = stats["std"].fillna(0.0)
-    return stats.rename(columns={"count": "seeds"})
 
 
 def layer_order(layers: Iterable[str]) -> list[str]:
@@ -73,24 +36,13 @@ def layer_order(layers: Iterable[str]) -> list[str]:
     return sorted(set(layers), key=key)
 
 
-def save_png(fig: Figure, out_path: str | Path) -> Path:
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=DPI, metadata={"Software": None})
-    return atomic_write_bytes(out_path, buffer.getvalue())
-
-
-def _band(ax: Axes, x: np.ndarray, mean: np.ndarray, std: np.ndarray, color: str, label: str, marker: str | None = "o") -> None:
-    ax.plot(x, mean, marker=marker, markersize=3, color=color, label=label)
-    ax.fill_between(x, mean - std, mean + std, color=color, alpha=0.2, linewidth=0)
-
-
 def spectra_figure(spectra: pd.DataFrame, title: str = "", max_index: int = 40) -> Figure:
     """One panel per layer: each method's normalised singular values (σ_i / Σσ, mean over classes) vs i.
 
     Log y-axis: a flatter representation falls faster. The first ``max_index`` values; zeros
     (beyond a class's rank) are left out of the log scale.
     """
-    df = _require(spectra, SPECTRUM_COLUMNS, "singular-value spectra")
+    df = require(spectra, SPECTRUM_COLUMNS, "singular-value spectra")
     df = df[df["index"] <= max_index]
     if df.empty:
         raise UserError("singular-value spectra: nothing to plot")
@@ -98,7 +50,7 @@ def spectra_figure(spectra: pd.DataFrame, title: str = "", max_index: int = 40) 
     methods = method_order(df)
     colors = method_colors(methods)
     stats = seed_stats(df, ["method", "layer", "index"])
-    fig = Figure(figsize=(3.4 * len(layers), 3.6), layout="constrained")
+    fig = new_figure(3.4 * len(layers), 3.6)
     axes = fig.subplots(1, len(layers), squeeze=False)[0]
     for ax, layer in zip(axes, layers):
         for method in methods:
@@ -106,8 +58,8 @@ def spectra_figure(spectra: pd.DataFrame, title: str = "", max_index: int = 40) 
             mean = part["mean"].to_numpy()
             shown = mean > 0
             seeds = int(part["seeds"].max()) if len(part) else 0
-            _band(ax, part["index"].to_numpy()[shown], mean[shown], part["std"].to_numpy()[shown], colors[method],
-                  f"{method} ({seeds} seed{'s' if seeds != 1 else ''})", marker=None)
+            band(ax, part["index"].to_numpy()[shown], mean[shown], part["std"].to_numpy()[shown], colors[method],
+                 f"{method} ({seeds} seed{'s' if seeds != 1 else ''})", marker=None)
         ax.set_yscale("log")
         ax.set_title(layer)
         ax.set_xlabel("singular value index i")
@@ -118,7 +70,7 @@ def spectra_figure(spectra: pd.DataFrame, title: str = "", max_index: int = 40) 
 
 
 def _ood_rows(results: pd.DataFrame) -> pd.DataFrame:
-    df = _require(results, RESULT_COLUMNS, "results")
+    df = require(results, RESULT_COLUMNS, "results")
     return df[df["suite"] == "ood"]
 
 
@@ -131,11 +83,12 @@ def interpolation_figure(results: pd.DataFrame, title: str = "") -> Figure:
     methods = method_order(df)
     colors = method_colors(methods)
     stats = seed_stats(df, ["method", "severity"])
-    fig = Figure(figsize=(5.2, 3.8), layout="constrained")
+    fig = new_figure(5.2, 3.8)
     ax = fig.subplots()
     for method in methods:
         part = stats[stats["method"] == method].sort_values("severity")
-        _band(ax, part["severity"].to_numpy(), PCT * part["mean"].to_numpy(), PCT * part["std"].to_numpy(), colors[method], method)
+        band(ax, part["severity"].to_numpy(), PCT * part["mean"].to_numpy(), PCT * part["std"].to_numpy(), colors[method], method,
+             markersize=3)
     ax.set_xlabel("λ (0 and 1: the test images themselves)")
     ax.set_ylabel("mean confidence (max softmax, %)")
     ax.legend(fontsize=8)
@@ -153,7 +106,7 @@ def auroc_figure(results: pd.DataFrame, title: str = "", score: str = "msp") -> 
     colors = method_colors(methods)
     sets = list(dict.fromkeys(df["test"].astype(str)))
     stats = seed_stats(df, ["method", "test"])
-    fig = Figure(figsize=(1.6 + 1.5 * len(sets), 3.8), layout="constrained")
+    fig = new_figure(1.6 + 1.5 * len(sets), 3.8)
     ax = fig.subplots()
     width = 0.8 / len(methods)
     for k, method in enumerate(methods):
@@ -170,12 +123,12 @@ def auroc_figure(results: pd.DataFrame, title: str = "", score: str = "msp") -> 
 
 
 def plot_spectra(spectra: pd.DataFrame, out_path: str | Path, title: str = "") -> Path:
-    return save_png(spectra_figure(spectra, title), out_path)
+    return finish(spectra_figure(spectra, title), out_path)
 
 
 def plot_interpolation(results: pd.DataFrame, out_path: str | Path, title: str = "") -> Path:
-    return save_png(interpolation_figure(results, title), out_path)
+    return finish(interpolation_figure(results, title), out_path)
 
 
 def plot_auroc(results: pd.DataFrame, out_path: str | Path, title: str = "") -> Path:
-    return save_png(auroc_figure(results, title), out_path)
+    return finish(auroc_figure(results, title), out_path)
