@@ -93,14 +93,16 @@ def _drop_old(directory: Path, name: str, keep: set[str]) -> None:
         path.unlink(missing_ok=True)
 
 
-def publish_files(directory: Path, build: Callable[[Path], None], remove: tuple[str, ...] = ()) -> None:
-    """Replace the files ``build(staging)`` writes (and delete ``remove``) in ``directory`` as one
-    unit (see the module doc). Hold the folder's lock: two publications share one staging folder."""
+def publish_files(directory: Path, build: Callable[[Path], None], owned: tuple[str, ...] = ()) -> None:
+    """Replace the files ``build(staging)`` writes in ``directory`` as one unit (see the module doc);
+    the files named in ``owned`` that this build did not write are deleted with it (they would
+    describe an older version). Hold the folder's lock: two publications share one staging folder."""
     recover_files(directory)
     staging = directory / ".staging"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir()
     build(staging)
+    remove = [name for name in owned if not (staging / name).exists()]
     atomic_write_bytes(staging / COMPLETE, "\n".join(["remove", *remove]).encode())
     fsync_dir(staging)
     recover_files(directory)

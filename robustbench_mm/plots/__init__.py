@@ -25,10 +25,11 @@ from .curves import accuracy_vs_eps, accuracy_vs_severity
 from .lenses import (SPECTRUM_COLUMNS, auroc_figure, interpolation_figure, layer_order, plot_auroc, plot_interpolation,
                      plot_spectra, spectra_figure)
 from .reliability import BIN_COLUMNS, bins_ece, pool_bins, reliability_diagram, reliability_figure
-from .render import render_all
+from .render import FIGURES, render_all
 from .summary import summary_figure
 
 __all__ = [
+    "FIGURES",
     "BIN_COLUMNS", "DPI", "PCT", "RESULT_COLUMNS", "SPECTRUM_COLUMNS", "accuracy_vs_eps", "accuracy_vs_severity",
     "auroc_figure", "bins_ece", "interpolation_figure", "layer_order", "method_colors", "method_order",
     "plot_auroc", "plot_interpolation", "plot_spectra", "pool_bins", "reliability_diagram", "reliability_figure",

@@ -9,7 +9,12 @@ import pandas as pd
 from .common import RESULT_COLUMNS, accuracy_rows, require
 from .curves import accuracy_vs_eps, accuracy_vs_severity
 from .reliability import reliability_diagram
+from .lenses import plot_auroc, plot_interpolation, plot_spectra
 from .summary import summary_figure
+
+
+FIGURES = ("reliability.png", "accuracy_vs_eps.png", "deformation.png", "corruption.png", "summary.png", "spectra.png",
+           "interpolation.png", "outliers.png")  # every file render_all may write (a report owns them)
 
 
 def _only(df: pd.DataFrame | None, dataset: str, arch: str) -> pd.DataFrame | None:
@@ -23,10 +28,13 @@ def _only(df: pd.DataFrame | None, dataset: str, arch: str) -> pd.DataFrame | No
     return df
 
 
-def render_all(results_df: pd.DataFrame, bins_df: pd.DataFrame | None, out_dir: str | Path, dataset: str, arch: str) -> list[Path]:
+def render_all(results_df: pd.DataFrame, bins_df: pd.DataFrame | None, out_dir: str | Path, dataset: str, arch: str,
+               tables: dict[str, pd.DataFrame] | None = None) -> list[Path]:
     """Render every plot whose data is present into ``out_dir``; return the written paths.
 
-    Files: reliability.png, accuracy_vs_eps.png, deformation.png, corruption.png, summary.png.
+    Files: reliability.png, accuracy_vs_eps.png, deformation.png, corruption.png, summary.png,
+    and for the paper's lenses spectra.png (``tables["spectra"]``), interpolation.png and
+    outliers.png.
     """
     results_df = _only(require(results_df, RESULT_COLUMNS, "results"), dataset, arch)
     bins_df = _only(bins_df, dataset, arch)
@@ -45,4 +53,10 @@ def render_all(results_df: pd.DataFrame, bins_df: pd.DataFrame | None, out_dir: 
         results_df["suite"] == "calibration").any() or (bins_df is not None and not bins_df.empty)
     if has_lens:
         written.append(summary_figure(results_df, bins_df, out_dir / "summary.png", title))
+    spectra = (tables or {}).get("spectra")
+    if spectra is not None and not spectra.empty:
+        written.append(plot_spectra(spectra, out_dir / "spectra.png", title))
+    if (results_df["suite"] == "ood").any():
+        written.append(plot_interpolation(results_df, out_dir / "interpolation.png", title))
+        written.append(plot_auroc(results_df, out_dir / "outliers.png", title))
     return written

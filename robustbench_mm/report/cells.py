@@ -183,9 +183,14 @@ def diff_table(table: pd.DataFrame, summary: pd.DataFrame, threat: ThreatModel |
                 label = test if suite == "clean" else f"{test} ε={_show(sev, threat)}"
                 row[label] = f"{r['diff'] * 100:+.1f} [{r.ci_low * 100:+.1f}, {r.ci_high * 100:+.1f}]"
         for suite in ("deformation", "corruption"):
-            q = diffs[(diffs.method == method) & (diffs.suite == suite)]
+            q = diffs[(diffs.method == method) & (diffs.suite == suite) & (diffs.test == "mean")]
             if not q.empty:
-                row[f"{suite} (mean over tests)"] = f"{q['diff'].mean() * 100:+.1f}"
+                r = q.iloc[0]
+                row[f"{suite} (mean over tests)"] = f"{r['diff'] * 100:+.1f} [{r.ci_low * 100:+.1f}, {r.ci_high * 100:+.1f}]"
+        ece = diffs[(diffs.method == method) & (diffs.suite == "calibration") & (diffs.metric == "ece")]
+        if not ece.empty:
+            r = ece.iloc[0]
+            row["ECE (clean)"] = f"{r['diff'] * 100:+.1f} [{r.ci_low * 100:+.1f}, {r.ci_high * 100:+.1f}]"
         rows.append(row)
     return pd.DataFrame(rows).fillna("–")
 

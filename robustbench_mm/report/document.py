@@ -85,7 +85,7 @@ def build_document(report: Report, figures: list[Path], out_dir: Path, seconds: 
     blocks += [Block("p", note) for note in notes]
     diffs = diff_table(summary, summary, report.threat)
     if diffs is not None:
-        blocks.append(Block("h3", "Difference to ERM (accuracy points, 95% paired-bootstrap CI over test examples, seeds pooled)"))
+        blocks.append(Block("h3", "Difference to ERM (accuracy and ECE points, 95% paired-bootstrap CI over test examples, seeds pooled)"))
         blocks.append(Block("table", table=diffs))
         blocks += [Block("p", note) for note in _comparison_notes(report)]
     if figures:

@@ -74,7 +74,7 @@ def flattening_table(metrics: pd.DataFrame) -> tuple[pd.DataFrame, list[str]] | 
         return None
     methods = sorted(part.method.unique(), key=method_sort_key)
     rows, flatter = [], {m: [] for m in methods if m != "erm"}
-    for layer in _layers(part.test.unique()):
+    for layer in _layers(set(part.test.unique()) - {"layer0"}):  # layer 0 is the data, the same for every method
         values = _per_seed(metrics, "representation", layer, FLATTENING_METRIC)
         row = {"layer": layer, **{method_label(m): _cell(values[m], 1, 2) for m in methods if m in values}}
         for method in flatter:
@@ -141,7 +141,7 @@ def lens_blocks(metrics: pd.DataFrame) -> list[Block]:
                          "excluding 0.")]
     if flat is not None:
         blocks += [Block("h3", "1. Flatter class representations (effective rank of each class's hidden states, "
-                               "lower = flatter; Roy & Vetterli 2007)"),
+                               "lower = flatter; Roy and Vetterli 2007; layer 0, the input itself, is left out)"),
                    Block("table", table=flat[0]), Block("p", "\n".join(flat[1]))]
     if confident is not None:
         blocks += [Block("h3", "2. Less confident off the data (AUROC: higher = outliers easier to detect)"),

@@ -39,7 +39,7 @@ def write_report(
         if plots:
             from ..plots import render_all
 
-            figures = [Path(f) for f in render_all(runs.metrics, runs.reliability, staging, dataset, arch)]
+            figures = [Path(f) for f in render_all(runs.metrics, runs.reliability, staging, dataset, arch, runs.tables)]
         write_report_csv(report.table, staging / "report.csv")
         blocks = build_document(report, figures, staging, seconds)
         if "md" in formats:
@@ -47,10 +47,11 @@ def write_report(
         if "html" in formats:
             atomic_write_text(staging / DOCUMENTS["html"], to_html(blocks, staging, f"robustbench_mm report — {dataset}"))
 
+    from ..plots import FIGURES
+
     out_dir = ensure_writable_dir(out_dir)
-    stale = tuple(name for key, name in DOCUMENTS.items() if key not in formats)  # would describe older runs
     with run_lock(out_dir, "mmbench report"):
-        publish_files(out_dir, build, remove=stale)
+        publish_files(out_dir, build, owned=(*DOCUMENTS.values(), *FIGURES))
     return report
 
 
