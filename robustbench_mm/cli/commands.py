@@ -1,0 +1,185 @@
+"""The commands: each unpacks its flags into settings objects and calls the library."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from ..errors import UserError
+from ..settings import EvalConfig, EvaluateOptions, ReportOptions, TrainConfig
+from .flags import _settings, given
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from ..train import train
+
+    options, cfg, _ = _settings(args)
+    # --quiet turns off the progress bars; the one-line notes (data placement, resuming) stay.
+    result = train(cfg, out_dir=options.out_dir, force=options.force, progress=not options.quiet,
+                   sync_bn=options.sync_bn)
+    print(f"test accuracy: {result.test_accuracy * 100:.2f}% ({result.seconds:.1f} s)")
+    print(result.run_dir)
+    return 0
+
+
+def eval_config(args: argparse.Namespace) -> EvalConfig:
+    cfg = EvalConfig(**given(args, EvalConfig)).validate(cli=True)
+    _validate_eval_names(cfg)
+    return cfg
+
+
+def _validate_eval_names(cfg: EvalConfig) -> None:
+    """Unknown suites/attacks/deformation grids/corruptions fail before any work starts."""
+    from ..evaluation import check_suites
+
+    if cfg.suites is not None:
+        check_suites(cfg.suites)
+    if cfg.attacks:
+        from ..attacks import ATTACKS
+
+        for name in cfg.attacks:
+            ATTACKS.get(name)
+    from ..corruptions import CORRUPTIONS, deformation_grid
+
+    deformation_grid(cfg.deformations)
+    for name in cfg.corruptions or []:
+        CORRUPTIONS.get(name)
+    if cfg.ood:
+        from ..ood import check_sets
+
+        check_sets(cfg.ood)
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from .. import distributed
+    from ..evaluation import check_run, evaluate_run
+    from ..inference import resolve_device
+    from ..progress import mode_for
+
+    cfg = eval_config(args)
+    options = EvaluateOptions(**given(args, EvaluateOptions)).validate(cli=True)
+    for run_dir in args.run_dirs:  # every run must load before any evaluation is written
+        check_run(run_dir)
+    # under torchrun: one process per GPU (or gloo on the CPU), attacks sharded, rank 0 writes
+    device = resolve_device(cfg.device)
+    shard = distributed.setup(device)
+    try:
+        if shard.active:
+            cfg.device = str(distributed.rank_device(device, shard))
+        for run_dir in args.run_dirs:
+            evaluation = evaluate_run(run_dir, config=cfg, fresh=options.fresh, shard=shard,
+                                      progress=mode_for(options.quiet))
+            if shard.main:
+                _print_evaluation(Path(run_dir), evaluation, shard)
+    finally:
+        distributed.teardown(shard)
+    return 0
+
+
+def _print_evaluation(run_dir: Path, evaluation: Any, shard: Any) -> None:
+    """The run's headline, then every attack at the headline radius (AutoAttack included)."""
+    from ..document import markdown_table
+    from ..report import headline, headline_eps, summarize
+
+    summary = summarize(evaluation.metrics)
+    head, notes = headline(summary, evaluation.threat)
+    print(f"## {run_dir.name}\n")
+    print(markdown_table(head))
+    for note in notes:
+        print(note)
+    eps = headline_eps(summary, evaluation.threat)
+    at = summary[(summary.suite == "adversarial") & (summary.metric == "accuracy")]
+    at = at[(at.severity - (eps or 0)).abs() < 1e-9] if eps is not None else at.iloc[0:0]
+    if len(at):
+        shown = evaluation.threat.show(eps) if evaluation.threat is not None else f"{eps:.4g}"
+        print(f"\nat ε = {shown}: " + ", ".join(f"{r.test} {r['mean'] * 100:.1f}%" for _, r in at.iterrows()))
+    processes = f", {shard.world} processes" if shard.active else ""
+    where = run_dir / "eval" / "metrics.csv"
+    print(f"\nwrote {where} ({len(evaluation.metrics)} rows, {evaluation.seconds:.1f} s{processes})\n")
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from ..report import headline_text, write_report
+
+    options = ReportOptions(**given(args, ReportOptions)).validate(cli=True)
+    report = write_report(args.run_dirs, args.out, formats=options.formats, plots=not args.no_plots,
+                          floor=options.accuracy_floor)
+    print(headline_text(report))
+    for name in options.formats:
+        print(f"wrote {Path(args.out) / ('report.' + name)}")
+    return 1 if options.strict and report.guard.fired else 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from ..check import compare, read_report
+    from ..storage import atomic_write_bytes
+
+    if args.update_baseline:
+        read_report(args.current)  # validates before anything is replaced
+        target = Path(args.baseline).resolve()  # a symlinked baseline: update the file it points to
+        atomic_write_bytes(target, Path(args.current).read_bytes())
+        print(f"baseline {args.baseline} updated from {args.current}; review the diff like code")
+        return 0
+    result = compare(read_report(args.baseline), read_report(args.current), args.tolerance, args.tolerance_std)
+    print(result.to_json() if args.json else result.markdown())
+    return 1 if result.failed else 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from ..pipeline import plan_commands, run_benchmark
+
+    plan, train, evaluate = _settings(args)
+    _validate_eval_names(evaluate)
+    if plan.plan:
+        for line in plan_commands(plan, train, evaluate):
+            print(line)
+        return 0
+    return run_benchmark(plan, train, evaluate)
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from ..attacks import ATTACKS
+    from ..corruptions import CORRUPTIONS, DEFORMATIONS
+    from ..data import dataset_names
+    from ..evaluation import check_suites
+    from ..methods import METHODS, method_sort_key
+    from ..models import ARCHS
+    from ..suites import SUITES
+
+    check_suites(["clean"])
+    if args.presets:
+        from ..presets import load_preset, preset_names
+
+        for name in preset_names():
+            print(f"{name}: {load_preset(name).description}")
+        return 0
+    for title, names in (
+        ("datasets", dataset_names()), ("architectures", ARCHS.names()),
+        ("methods", sorted(METHODS.names(), key=method_sort_key)), ("suites", SUITES.names()),
+        ("attacks", ATTACKS.names()), ("deformations", DEFORMATIONS.names()), ("corruptions", CORRUPTIONS.names()),
+    ):
+        print(f"{title}: {', '.join(names)}")
+    return 0
+
+
+def cmd_show_corruptions(args: argparse.Namespace) -> int:
+    from ..corruptions import corruption_grid_png, grid_names
+    from ..data import load_dataset, to_float
+    from ..storage import ensure_writable_dir
+
+    names = grid_names([v for part in args.corruptions for v in part] if args.corruptions is not None else None)
+    data = load_dataset(args.dataset, args.data_root, False)  # every input checked before the folder exists
+    out = ensure_writable_dir(args.out)
+    path = out / f"corruptions_{data.name.replace(':', '_').replace('/', '_')[:120]}.png"
+    corruption_grid_png(to_float(data.test_x[: args.images]), path, names=names)
+    print(path)
+    return 0
+
+
+def cmd_show_boundaries(args: argparse.Namespace) -> int:
+    from ..boundaries import render_boundaries
+    from ..storage import ensure_writable_dir
+
+    out = ensure_writable_dir(args.out)
+    print(render_boundaries(out / f"boundaries_{args.problem}_s{args.seed}.png", problem=args.problem, seed=args.seed))
+    return 0
