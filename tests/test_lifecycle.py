@@ -169,3 +169,23 @@ def test_progress_lines_report_done_total_and_an_eta(capsys):
     assert err[1].startswith("[2/3] runs: second done;")
     Progress(3, "quiet", "off").update(1)
     assert capsys.readouterr().err == ""
+
+
+def test_a_finished_run_without_its_checkpoint_is_reused_or_refused(trained_runs, tmp_path, capsys):
+    """The tester's case: checkpoint.pt deleted after training. Other settings are refused (the
+    model and config stay), the same settings reuse the model as it is."""
+    import shutil
+
+    run = tmp_path / "runs" / trained_runs["erm"].name
+    shutil.copytree(trained_runs["erm"], run)
+    (run / "checkpoint.pt").unlink()
+    model, config = (run / "model.pt").read_bytes(), (run / "config.toml").read_bytes()
+    assert main(["train", "--epochs", "5", "--lr", "0.01", "--out-dir", str(run.parent)]) == 2
+    assert "holds a run with other settings (epochs, lr)" in capsys.readouterr().err
+    assert main(["run", "--methods", "erm", "--seeds", "0", "--epochs", "7", "--lr", "0.02", "--runs-dir",
+                 str(run.parent), "--out", str(tmp_path / "rep")]) == 2
+    assert "holds a run with other settings" in capsys.readouterr().err
+    assert main(["train", "--out-dir", str(run.parent), "--quiet"]) == 0
+    out = capsys.readouterr()
+    assert "is up to date" in out.err and "test accuracy: " in out.out and "nan" not in out.out
+    assert (run / "model.pt").read_bytes() == model and (run / "config.toml").read_bytes() == config

@@ -38,7 +38,9 @@ def test_suites_are_ordered_by_their_registered_position():
 
 
 def test_the_default_suites_are_the_registrys_and_the_configs():
-    assert default_suites() == ["clean", "adversarial", "deformation", "corruption", "calibration"]
+    assert default_suites() == [
+        "clean", "adversarial", "deformation", "corruption", "representation", "ood", "calibration"
+    ]
     assert EvalConfig().suites is None  # None: the registry's defaults, resolved when an evaluation starts
     assert evaluation._settings(None, None, {}).suites == default_suites()
 
