@@ -31,7 +31,7 @@ import torch
 from .calibration import holdout_split
 from .checkpoint import save_model
 from .config import TrainConfig, config_differences, load_train_config, save_train_config
-from . import distributed
+from . import distributed, schedules
 from .data import DatasetSplits, apply_crop_flip, draw_crop_flip, load_dataset, to_float
 from .errors import UserError
 from .inference import predict_logits, resolve_device
@@ -260,9 +260,6 @@ def _train(cfg, device, dctx, force, resume, progress, data, say, run_dir, sync_
     started = time.perf_counter()
     for epoch in range(start_epoch, cfg.epochs):
         epoch_start = time.perf_counter()
-        lr = cfg.lr * lr_factor(cfg.schedule, epoch, cfg.epochs, cfg.milestones)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
         model.train()
         order = torch.randperm(n, generator=data_gen)
         if on_device:
@@ -272,6 +269,10 @@ def _train(cfg, device, dctx, force, resume, progress, data, say, run_dir, sync_
         seen = 0
         bar = _progress(steps, f"epoch {epoch + 1}/{cfg.epochs}", progress)
         for step in range(steps):
+            # per step, so a schedule means the same at 1 epoch as at 1,000 (see schedules.py)
+            lr = cfg.lr * schedules.lr_factor(cfg.schedule, epoch * steps + step, cfg.epochs * steps, steps, cfg.milestones)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
             idx = order[step * batch_size : (step + 1) * batch_size][mine]
             x = train_x[idx].to(device, non_blocking=True)
             y = train_y[idx].to(device, non_blocking=True)
