@@ -31,10 +31,12 @@ def register_net(text: str) -> str:
     opts = dict(part.split("=") for part in text.split(","))
     widths = tuple(int(w) for w in opts["w"].split("-"))
     residual = tuple(c == "1" for c in opts.get("res", "000"))
+    double = tuple(c == "1" for c in opts.get("dbl", "000"))
     stem, scale = int(opts.get("stem", 32)), float(opts.get("scale", 0.125))
     name = "x-" + text.replace(",", "_").replace("=", "").replace(".", "p")
     if name not in ARCHS:
-        ARCHS.register(name)(lambda spec: fast_net(spec, stem=stem, widths=widths, residual=residual, head_scale=scale))
+        ARCHS.register(name)(lambda spec: fast_net(spec, stem=stem, widths=widths, double=double, residual=residual,
+                                                                head_scale=scale))
     return name
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import UserError
+from .schedules import SCHEDULES
 
 try:
     import tomllib
@@ -27,6 +28,7 @@ class DatasetDefaults:
     batch_size: int
     lr: float
     weight_decay: float
+    schedule: str = "trapezoid"  # per-step lr shape (schedules.py); the paper presets set "step"
 
 
 # Defaults per dataset. digits: small and fast (a run takes seconds on a laptop CPU while
@@ -34,16 +36,16 @@ class DatasetDefaults:
 # App. C (lr 0.1, weight decay 1e-4, batch 100 in the official code); 200 epochs rather than
 # the paper's 1,200 as a practical default — the paper presets restore 1,200.
 DATASET_DEFAULTS: dict[str, DatasetDefaults] = {
-    "digits": DatasetDefaults(epochs=30, batch_size=64, lr=0.05, weight_decay=5e-4),
-    "mnist": DatasetDefaults(epochs=20, batch_size=128, lr=0.05, weight_decay=5e-4),
-    "fashion-mnist": DatasetDefaults(epochs=30, batch_size=128, lr=0.05, weight_decay=5e-4),
+    "digits": DatasetDefaults(epochs=30, batch_size=64, lr=0.05, weight_decay=5e-4, schedule="step"),
+    # MNIST: fast28, 4 epochs: >= 98.5% for all three methods on 8,000 real MNIST images (notes/recipe.md)
+    "mnist": DatasetDefaults(epochs=4, batch_size=128, lr=0.1, weight_decay=5e-4),
+    "fashion-mnist": DatasetDefaults(epochs=10, batch_size=128, lr=0.1, weight_decay=5e-4),  # not measured here
     "cifar10": DatasetDefaults(epochs=200, batch_size=100, lr=0.1, weight_decay=1e-4),
     "cifar100": DatasetDefaults(epochs=200, batch_size=100, lr=0.1, weight_decay=1e-4),
     "svhn": DatasetDefaults(epochs=100, batch_size=100, lr=0.1, weight_decay=1e-4),
     "imagefolder": DatasetDefaults(epochs=50, batch_size=64, lr=0.05, weight_decay=5e-4),
 }
 
-SCHEDULES = ("step", "cosine")
 AMP_MODES = ("auto", "on", "off")
 
 
@@ -68,7 +70,7 @@ class TrainConfig:
     weight_decay: float | None = None
     momentum: float = 0.9  # SGD momentum with Nesterov, as the official code
     nesterov: bool = True
-    schedule: str = "step"  # step: lr / 10 at 1/3 and 2/3 of training (the paper's shape); cosine
+    schedule: str | None = None  # None: the dataset's (trapezoid; digits: step); see schedules.py
     milestones: list[int] | None = None  # step schedule: epochs at which lr /= 10 (None: 1/3 and 2/3)
     seed: int = 0
     holdout_fraction: float = 0.1  # share of the training split kept out for temperature scaling
@@ -91,6 +93,7 @@ class TrainConfig:
         cfg.batch_size = defaults.batch_size if cfg.batch_size is None else cfg.batch_size
         cfg.lr = defaults.lr if cfg.lr is None else cfg.lr
         cfg.weight_decay = defaults.weight_decay if cfg.weight_decay is None else cfg.weight_decay
+        cfg.schedule = defaults.schedule if cfg.schedule is None else cfg.schedule
         cfg.validate()
         return cfg
 
@@ -110,7 +113,7 @@ class TrainConfig:
                 raise UserError(f"--milestones must be increasing, got {self.milestones}")
             if self.epochs is not None and self.milestones[-1] >= self.epochs:
                 raise UserError(f"--milestones must fall before the last epoch ({self.epochs}), got {self.milestones}")
-        if self.schedule not in SCHEDULES:
+        if self.schedule is not None and self.schedule not in SCHEDULES:
             raise UserError(f"unknown schedule {self.schedule!r}; valid: {', '.join(SCHEDULES)}")
         if self.amp not in AMP_MODES:
             raise UserError(f"unknown --amp {self.amp!r}; valid: {', '.join(AMP_MODES)}")

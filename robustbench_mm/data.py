@@ -168,7 +168,7 @@ def _mnist_like(name: str, cls_name: str, stats, data_root, download) -> Dataset
         classes=list(train.classes),
         mean=stats[0],
         std=stats[1],
-        default_arch="cnn",
+        default_arch="fast28",
     )
 
 

@@ -52,7 +52,7 @@ def test_mnist_idx_fixture_loads(tmp_path, name, folder):
     assert data.train_x.shape == (6, 1, 28, 28) and data.train_x.dtype == torch.uint8
     assert torch.equal(data.train_x[:, 0], torch.from_numpy(train.astype(np.uint8)))
     assert data.test_y.tolist() == [0, 1, 2, 3]
-    assert data.num_classes == 10 and data.default_arch == "cnn"
+    assert data.num_classes == 10 and data.default_arch == "fast28"
     assert float(to_float(data.test_x).max()) <= 1.0
 
 

@@ -57,18 +57,23 @@ class ScaledLinear(nn.Linear):
         return super().forward(x) * self.scale
 
 
-def block(cin: int, cout: int, residual: bool) -> list[nn.Module]:
-    return [conv_bn(cin, cout)] + ([Residual(cout)] if residual else [])
+def block(cin: int, cout: int, double: bool, residual: bool) -> list[nn.Module]:
+    layers = [conv_bn(cin, cout)]
+    if double:
+        layers.append(conv_bn(cout, cout))
+    if residual:
+        layers.append(Residual(cout))
+    return layers
 
 
-def fast_net(spec: ModelSpec, stem: int, widths: Sequence[int], residual: Sequence[bool] = (False, False, False),
-             head_scale: float = 0.125) -> MixableNet:
+def fast_net(spec: ModelSpec, stem: int, widths: Sequence[int], double: Sequence[bool] = (False, False, False),
+             residual: Sequence[bool] = (False, False, False), head_scale: float = 0.125) -> MixableNet:
     """The fast family: ``stem`` channels at full size, then ``widths`` at 1/2-1/4, 1/4-1/8, 1/8-1."""
-    w1, w2, w3 = widths
+    (w1, w2, w3), d, r = widths, double, residual
     stages = [
-        nn.Sequential(conv_bn(spec.in_channels, stem), nn.MaxPool2d(2), *block(stem, w1, residual[0]), nn.MaxPool2d(2)),
-        nn.Sequential(*block(w1, w2, residual[1]), nn.MaxPool2d(2)),
-        nn.Sequential(*block(w2, w3, residual[2]), nn.AdaptiveMaxPool2d(1), nn.Flatten()),
+        nn.Sequential(conv_bn(spec.in_channels, stem), nn.MaxPool2d(2), *block(stem, w1, d[0], r[0]), nn.MaxPool2d(2)),
+        nn.Sequential(*block(w1, w2, d[1], r[1]), nn.MaxPool2d(2)),
+        nn.Sequential(*block(w2, w3, d[2], r[2]), nn.AdaptiveMaxPool2d(1), nn.Flatten()),
     ]
     return MixableNet(stages, ScaledLinear(w3, spec.num_classes, head_scale), spec.mean, spec.std)
 
