@@ -94,7 +94,7 @@ def _check_same_examples(stored: evalstore.StoredEvaluation, new) -> None:
         return
     if subset.get("indices") != _subset_id(new.indices) or int(subset.get("total", -1)) != new.total:
         raise UserError(f"this run was evaluated on other test examples ({subset.get('n')} of {subset.get('total')}); "
-                        f"this evaluation uses {len(new.indices)} of {new.total}: give the same --max-examples, or "
+                        f"this evaluation uses {len(new.indices)} of {new.total}: give the same --n-test, or "
                         "pass --fresh to start over")
 
 

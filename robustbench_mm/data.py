@@ -16,7 +16,9 @@ import numpy as np
 import torch
 
 from .errors import UserError
+from .idx_files import check_idx_folder
 from .registry import Registry
+from .settings import dataset_defaults
 
 DATASETS: Registry[Callable[..., "DatasetSplits"]] = Registry("dataset")
 
@@ -44,6 +46,8 @@ class DatasetSplits:
     crop_padding: int = 0  # random-crop padding used in training (0 = no crop)
     flip: bool = False  # random horizontal flip in training
     default_arch: str = "cnn"
+    # which row of settings.DATASET_DEFAULTS holds its training and evaluation defaults ("": its name)
+    profile: str = ""
     meta: dict = field(default_factory=dict)
 
     @property
@@ -79,13 +83,18 @@ def channel_stats(x: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]
     return tuple(round(float(m), 6) for m in mean), tuple(round(max(float(s), 1e-3), 6) for s in std)
 
 
-def load_dataset(name: str, data_root: str | Path | None = None, download: bool = False) -> DatasetSplits:
-    """Load a registered dataset (``imagefolder:<path>`` for a folder of images)."""
+def load_dataset(name: str, data_root: str | Path | None = None, download: bool = False, cache: bool = True,
+                 progress: bool | None = None) -> DatasetSplits:
+    """Load a registered dataset (``imagefolder:<path>`` for a folder of images).
+
+    ``cache`` and ``progress`` apply to image folders: keep the decoded images in the user's
+    cache folder; show a progress bar while decoding (None: when stderr is a terminal).
+    """
     if name.startswith("imagefolder:"):
         path = name.split(":", 1)[1]
         if not path:
             raise UserError("imagefolder needs a path: --dataset imagefolder:<path>")
-        return load_imagefolder(Path(path))
+        return load_imagefolder(Path(path), cache=cache, progress=progress)
     return DATASETS.get(name)(data_root=data_root, download=download)
 
 
@@ -124,7 +133,7 @@ def load_digits(data_root: str | Path | None = None, download: bool = False) -> 
 
 def _require_root(name: str, data_root: str | Path | None, hint: str) -> Path:
     if data_root is None:
-        raise UserError(f"dataset {name!r} needs --data-root DIR ({hint})")
+        raise UserError(f"dataset {name!r} needs a data root: --data-root DIR, data_root= in Python ({hint})")
     return Path(data_root)
 
 
@@ -146,7 +155,13 @@ def _mnist_like(name: str, cls_name: str, stats, data_root, download) -> Dataset
 
     root = _require_root(name, data_root, _DOWNLOAD_HINT)
     cls = getattr(tvd, cls_name)
+    raw = root / cls_name / "raw"  # where torchvision looks (its class name, then raw/)
+    check_idx_folder(raw)  # the files present: torchvision asserts or misreports on damaged ones
     train, test = _torchvision(name, lambda train: cls(str(root), train=train, download=download), root, _DOWNLOAD_HINT)
+    check_idx_folder(raw)  # and any it just downloaded
+    for split in (train, test):
+        if len(split.data) != len(split.targets):  # torchvision's older processed/*.pt files
+            raise UserError(f"dataset {name!r} under {root}: {len(split.data)} images but {len(split.targets)} labels")
     return DatasetSplits(
         name=name,
         train_x=train.data.unsqueeze(1).contiguous(),
@@ -156,7 +171,7 @@ def _mnist_like(name: str, cls_name: str, stats, data_root, download) -> Dataset
         classes=list(train.classes),
         mean=stats[0],
         std=stats[1],
-        default_arch="cnn",
+        default_arch=dataset_defaults(name).arch,
     )
 
 
@@ -192,7 +207,7 @@ def _cifar(name: str, cls_name: str, stats, data_root, download) -> DatasetSplit
         std=stats[1],
         crop_padding=2,
         flip=True,
-        default_arch="preactresnet18",
+        default_arch=dataset_defaults(name).arch,
     )
 
 
@@ -232,60 +247,85 @@ def load_svhn(data_root=None, download: bool = False) -> DatasetSplits:
     )
 
 
-def _read_image_folder(split_dir: Path) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
-    import torchvision.datasets as tvd
-    from torchvision.transforms import PILToTensor
+def load_imagefolder(root: Path, cache: bool = True, progress: bool | None = None) -> DatasetSplits:
+    """``root/train/<class>/*`` and ``root/test/<class>/*`` (torchvision's ImageFolder layout).
 
-    try:
-        folder = tvd.ImageFolder(str(split_dir), transform=PILToTensor())
-    except FileNotFoundError as exc:
-        raise UserError(f"image folder {split_dir}: {exc}") from None
-    images, labels, shape = [], [], None
-    for index in range(len(folder)):
-        path = folder.samples[index][0]
-        try:
-            image, label = folder[index]
-        except Exception as exc:  # PIL raises several unrelated types for broken files
-            raise UserError(f"cannot read image {path}: {type(exc).__name__}") from None
-        if shape is None:
-            shape = tuple(image.shape)
-        elif tuple(image.shape) != shape:
-            raise UserError(
-                f"images of mixed sizes in {split_dir}: {path} is {tuple(image.shape)}, expected {shape}"
-            )
-        images.append(image)
-        labels.append(label)
-    return torch.stack(images), torch.tensor(labels, dtype=torch.int64), list(folder.classes)
+    Decoded once into a uint8 cache (see :mod:`robustbench_mm.imagefolder`; ``cache=False``
+    decodes every time and writes nothing). Grey if every image is grey, RGB otherwise.
+    """
+    from .imagefolder import read_image_folder
 
-
-def load_imagefolder(root: Path) -> DatasetSplits:
-    """``root/train/<class>/*`` and ``root/test/<class>/*`` (torchvision's ImageFolder)."""
+    root = Path(root)
     for split in ("train", "test"):
         if not (root / split).is_dir():
             raise UserError(f"imagefolder {root} needs train/ and test/ sub-folders; missing {root / split}")
-    train_x, train_y, classes = _read_image_folder(root / "train")
-    test_x, test_y, test_classes = _read_image_folder(root / "test")
-    if classes != test_classes:
-        raise UserError(f"imagefolder {root}: train classes {classes} differ from test classes {test_classes}")
-    if train_x.shape[1:] != test_x.shape[1:]:
-        raise UserError(f"imagefolder {root}: train images {tuple(train_x.shape[1:])} and test images {tuple(test_x.shape[1:])} differ in size")
-    if train_x.shape[-1] != train_x.shape[-2]:
-        raise UserError(f"imagefolder {root}: images must be square, got {tuple(train_x.shape[-2:])}")
-    mean, std = channel_stats(train_x)
-    size = train_x.shape[-1]
+    splits = read_image_folder(root, ("train", "test"), cache=cache, progress=progress)
+    train, test = splits["train"], splits["test"]
+    classes = train.classes
+    if classes != test.classes:
+        raise UserError(f"imagefolder {root}: train classes {_capped(classes)} differ from test classes {_capped(test.classes)}")
+    if train.images.shape[1:] != test.images.shape[1:]:
+        raise UserError(f"imagefolder {root}: train images {tuple(train.images.shape[1:])} and test images "
+                        f"{tuple(test.images.shape[1:])} differ in size")
+    if train.images.shape[-1] != train.images.shape[-2]:
+        raise UserError(f"imagefolder {root}: images must be square, got {tuple(train.images.shape[-2:])}")
+    mean, std = train.mean, train.std
+    size, channels = train.images.shape[-1], train.images.shape[1]
+    profile = {(32, 3): "imagefolder-32-colour", (28, 1): "imagefolder-28-grey"}.get((size, channels), "imagefolder")
+    fallback = "preactresnet18" if size >= 32 else "cnn"
     return DatasetSplits(
         name=f"imagefolder:{root}",
-        train_x=train_x,
-        train_y=train_y,
-        test_x=test_x,
-        test_y=test_y,
+        train_x=torch.from_numpy(train.images),
+        train_y=torch.from_numpy(train.labels),
+        test_x=torch.from_numpy(test.images),
+        test_y=torch.from_numpy(test.labels),
         classes=classes,
         mean=mean,
         std=std,
         crop_padding=2 if size >= 32 else 0,
-        flip=False,
-        default_arch="preactresnet18" if size >= 32 else "cnn",
+        flip=channels == 3,  # colour folders are taken for photographs (mirror-symmetric classes)
+        default_arch=dataset_defaults(profile).arch or fallback,
+        profile=profile,
     )
+
+
+def _capped(names: list[str], shown: int = 5) -> str:
+    """A class list for a message: the first few names and the count (folders may hold thousands)."""
+    return "[" + ", ".join(names[:shown]) + (f", ... ({len(names)} in all)" if len(names) > shown else "") + "]"
+
+
+def stratified_subset(labels: torch.Tensor, n: int, seed: int) -> torch.Tensor:
+    """Sorted indices of ``n`` examples: an equal share of every class, drawn with ``seed``.
+
+    RobustBench evaluates the first ``n_examples`` of a test set; a seeded, class-balanced draw
+    keeps the subset representative whatever the file order (an image folder is sorted by
+    class, so its first 1,000 images are one class). ``n / classes`` per class; a class with
+    fewer examples gives all it has and its unused share goes to the others; the remainder
+    goes one each to the classes with the lowest labels. The same (labels, n, seed) always
+    gives the same indices, and a larger ``n`` gives a superset.
+    """
+    if n <= 0:
+        raise UserError(f"the number of test examples must be > 0, got {n}")
+    labels = torch.as_tensor(labels).long().cpu()
+    if n >= len(labels):
+        return torch.arange(len(labels))
+    counts = torch.bincount(labels).tolist()
+    quota = [0] * len(counts)
+    remaining = n
+    while remaining > 0:  # each round either places everything or fills at least one class
+        open_classes = [c for c, count in enumerate(counts) if quota[c] < count]
+        share, extra = divmod(remaining, len(open_classes))
+        for rank, c in enumerate(open_classes):
+            take = min(share + (rank < extra), counts[c] - quota[c])
+            quota[c] += take
+            remaining -= take
+    generator = torch.Generator().manual_seed(seed)
+    chosen = []
+    for c, count in enumerate(counts):
+        members = torch.nonzero(labels == c).flatten()
+        order = torch.randperm(count, generator=generator)  # drawn for every class: subsets nest as n grows
+        chosen.append(members[order[: quota[c]]])
+    return torch.cat(chosen).sort().values
 
 
 def draw_crop_flip(n: int, padding: int, flip: bool, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:

@@ -30,12 +30,12 @@ import torch
 from torch import nn
 
 from . import distributed
-from .data import DatasetSplits, load_dataset, to_float
+from .data import DatasetSplits, load_dataset, stratified_subset, to_float
 from .errors import UserError
 from .inference import evaluating, model_device, predict_logits, resolve_device, torch_threads
 from .results import COLUMNS, Evaluation, frame
 from .rundir import RunDir
-from .settings import EvalConfig
+from .settings import EvalConfig, dataset_defaults
 from .catalog import default_suites, ordered_suites
 from .suites import Suite, SuiteContext
 from .threat import ThreatModel, threat_of
@@ -136,13 +136,15 @@ def _device(config: EvalConfig, model: nn.Module) -> torch.device:
 
 
 def test_indices(data: DatasetSplits, config: EvalConfig) -> torch.Tensor:
-    """Which test examples an evaluation uses: all, or ``max_examples`` of them."""
+    """Which test examples an evaluation uses: all, or ``n_test`` of them, class-stratified and
+    drawn with the evaluation's seed (the dataset's default count when ``n_test`` is None)."""
     n = len(data.test_y)
     if n == 0:
         raise UserError(f"dataset {data.name} has an empty test split")
-    if config.max_examples is None or config.max_examples >= n:
+    wanted = dataset_defaults(data.profile or data.name).n_test if config.n_test is None else config.n_test
+    if not wanted or wanted >= n:
         return torch.arange(n)
-    return torch.arange(config.max_examples)
+    return stratified_subset(data.test_y, wanted, config.seed)
 
 
 def _run_suites(ctx: SuiteContext, suites: list[Suite], identity: dict[str, Any]) -> Evaluation:

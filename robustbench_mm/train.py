@@ -21,7 +21,7 @@ from typing import Callable
 
 import torch
 
-from . import distributed
+from . import distributed, schedules
 from .calibration import holdout_split
 from .checkpoint import restore_state, validate_checkpoint
 from .data import DatasetSplits, apply_crop_flip, draw_crop_flip, load_dataset, to_float
@@ -53,15 +53,6 @@ def training_split(n: int, fraction: float, seed: int) -> tuple[torch.Tensor, to
         return torch.arange(n), torch.empty(0, dtype=torch.int64)
     train_idx, holdout_idx = holdout_split(n, fraction, seed)
     return torch.from_numpy(train_idx), torch.from_numpy(holdout_idx)
-
-
-def lr_factor(schedule: str, epoch: int, epochs: int, milestones: list[int] | None = None) -> float:
-    """lr multiplier for ``epoch`` (0-based): ÷10 at each milestone (default 1/3 and 2/3 of
-    training, the paper's shape: 1,200 epochs with drops at 400 and 800), or cosine."""
-    if schedule == "step":
-        marks = milestones if milestones else [round(epochs / 3), round(2 * epochs / 3)]
-        return 0.1 ** sum(epoch >= m for m in marks)
-    return 0.5 * (1.0 + math.cos(math.pi * epoch / epochs))
 
 
 # ------------------------------------------------------------------------------ the run
@@ -136,7 +127,7 @@ def train(
 
 def resolve_config(cfg: TrainConfig, data: DatasetSplits) -> tuple[TrainConfig, Method]:
     """The config with every default filled in (the method's settings included), and its method."""
-    cfg = cfg.resolved(data.default_arch)
+    cfg = cfg.resolved(data.default_arch, data.profile or None)
     method = create_method(cfg.method, cfg.method_options).resolved(data)
     cfg.method_options = method.options()
     return cfg, method
@@ -217,16 +208,23 @@ def _fits_on_device(data: DatasetSplits, device: torch.device) -> bool:
     return needed < 0.25 * free
 
 
+def _set_lr(s: Session, step: int, steps_per_epoch: int) -> float:
+    """Set the lr of optimizer step ``step``: per step, so a schedule means the same at 1 epoch as at 1,000."""
+    cfg = s.cfg
+    lr = cfg.lr * schedules.lr_factor(cfg.schedule, step, cfg.epochs * steps_per_epoch, steps_per_epoch, cfg.milestones)
+    for group in s.optimizer.param_groups:
+        group["lr"] = lr
+    return lr
+
+
 def _train_epoch(s: Session, epoch: int) -> None:
     cfg, device = s.cfg, s.device
     epoch_start = time.perf_counter()
-    lr = cfg.lr * lr_factor(cfg.schedule, epoch, cfg.epochs, cfg.milestones)
-    for group in s.optimizer.param_groups:
-        group["lr"] = lr
     s.model.train()
     n = len(s.train_y)
     batch_size = min(cfg.batch_size, n)
     steps = n // batch_size
+    first_lr = _set_lr(s, epoch * steps, steps)
     # Under torchrun each rank trains on its slice of every global batch (same order on all ranks).
     per_rank = distributed.local_batch(batch_size, s.dctx)
     mine = slice(s.dctx.rank * per_rank, (s.dctx.rank + 1) * per_rank)
@@ -239,6 +237,8 @@ def _train_epoch(s: Session, epoch: int) -> None:
     step_rand = Step(rng=s.rand.mix, generator=s.rand.method, loss_kind=cfg.mix_loss, lam_as_tensor=cfg.compile)
     bar = _progress(steps, f"epoch {epoch + 1}/{cfg.epochs}", s.progress)
     for step in range(steps):
+        if step:
+            _set_lr(s, epoch * steps + step, steps)
         x, y = _batch(s, order[step * batch_size : (step + 1) * batch_size][mine], batch_size, mine)
         loss, logits = train_step(s.model, s.method, s.optimizer, x, y, step_rand, s.amp)
         total_loss += loss.detach() * len(y)
@@ -256,7 +256,7 @@ def _train_epoch(s: Session, epoch: int) -> None:
     if not math.isfinite(train_loss):
         raise UserError(f"training diverged at epoch {epoch + 1} (loss {train_loss}); lower --lr")
     s.log_rows.append({"epoch": epoch + 1, "loss": round(train_loss, 6),
-                       "train_accuracy": round(totals[1].long().item() / seen, 6), "lr": lr,
+                       "train_accuracy": round(totals[1].long().item() / seen, 6), "lr": first_lr,
                        "seconds": round(time.perf_counter() - epoch_start, 3)})
     if s.dctx.main:
         _save_checkpoint(s, epoch)

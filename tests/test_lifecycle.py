@@ -95,7 +95,7 @@ def test_evaluations_accumulate_and_fresh_starts_over(trained_runs, tmp_path, ca
     assert main(["evaluate", str(run), "--suite", "calibration", "--fresh"]) == 0
     assert set(RunDir(run).read_metrics().suite) == {"calibration"}
     # a second evaluation on other test examples would mix two samples: refused
-    assert main(["evaluate", str(run), "--suite", "clean", "--max-examples", "50"]) == 2
+    assert main(["evaluate", str(run), "--suite", "clean", "--n-test", "50"]) == 2
     assert "other test examples" in capsys.readouterr().err
 
 

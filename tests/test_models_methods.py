@@ -11,12 +11,12 @@ from robustbench_mm.errors import UserError
 from robustbench_mm.methods import Step, create_method, hard_target_loss, mixed_loss
 from robustbench_mm.models import ARCHS, Mix, create_model
 
-SHAPES = {"cnn": (1, 8), "mlp": (1, 8), "preactresnet18": (3, 16), "preactresnet34": (3, 16), "wrn28_10": (3, 16)}
+SHAPES = {"cnn": (1, 8), "fast28": (1, 28), "fast32": (3, 32), "mlp": (1, 8), "preactresnet18": (3, 16), "preactresnet34": (3, 16), "wrn28_10": (3, 16)}
 
 
 def test_registry_lists_all_architectures():
     assert ARCHS.names() == sorted(SHAPES)
-    with pytest.raises(UserError, match="valid: cnn, mlp"):
+    with pytest.raises(UserError, match="valid: cnn, fast28, fast32, mlp"):
         create_model("resnet9000", 10, 3, 32)
 
 

@@ -29,7 +29,7 @@ EVAL_VALUES = dict(
     suites=["clean", "calibration"], attacks=["fgsm"], eps=[0.05], eps_l2=[0.5], pgd_steps=3, pgd_restarts=2,
     pgd_step_size=0.01, attack_precision="fp32", deformations="paper-full", corruptions=["fog"], severities=[2],
     cifar_c_root="/tmp/cifar-c", batch_size=7, seed=5, device="cpu", cpu_threads=2, data_root="/tmp/nowhere",
-    download=True, max_examples=9, n_bins=5, ood=["uniform"], ood_data_root="/tmp/outliers",
+    download=True, n_test=9, n_bins=5, ood=["uniform"], ood_data_root="/tmp/outliers",
 )
 
 

@@ -17,7 +17,8 @@ from robustbench_mm.checkpoint import load_model
 from robustbench_mm.rundir import RunDir
 from robustbench_mm.settings import TrainConfig
 from robustbench_mm.errors import UserError
-from robustbench_mm.train import lr_factor, train
+from robustbench_mm.schedules import lr_factor
+from robustbench_mm.train import train
 
 
 @pytest.mark.parametrize("method", ["erm", "mixup", "manifold-mixup"])
@@ -61,9 +62,14 @@ def test_existing_run_is_reused_or_refused_but_never_overwritten_without_force(t
     assert (run / "model.pt").read_bytes() != before
 
 
-def test_lr_schedules():
-    assert [lr_factor("step", e, 9) for e in range(9)] == [1, 1, 1, 0.1, 0.1, 0.1, 0.1**2, 0.1**2, 0.1**2]
-    assert lr_factor("cosine", 0, 10) == 1.0 and lr_factor("cosine", 5, 10) == pytest.approx(0.5)
+@pytest.mark.parametrize("dataset,steps", [("digits", 20), ("mnist", 56), ("imagefolder-32-colour", 175)])
+def test_one_epoch_with_the_default_schedule_trains_at_the_full_rate_for_most_of_it(dataset, steps):
+    """--epochs 1 with each profile's default schedule: at the full lr for at least 60% of the
+    steps and never below a tenth before the last quarter (the old step schedule: lr/10 throughout)."""
+    cfg = TrainConfig(dataset=dataset, epochs=1).resolved("cnn", dataset)
+    factors = [lr_factor(cfg.schedule, s, steps, steps, cfg.milestones) for s in range(steps)]
+    assert sum(f == 1.0 for f in factors) >= 0.6 * steps
+    assert min(factors[: int(0.75 * steps)]) >= 0.1
 
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}  # small models: one thread is faster and steadier

@@ -1,6 +1,6 @@
 """Architecture registry and the mixable base model."""
 
-from . import resnets, small  # noqa: F401  (registers the architectures)
+from . import fast, resnets, small  # noqa: F401  (registers the architectures)
 from .base import Mix, MixableNet
 from .registry import ARCHS, ModelSpec, create_model
 

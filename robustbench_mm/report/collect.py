@@ -101,5 +101,5 @@ def _common_record(records: list[tuple[str, dict]]) -> tuple[ThreatModel | None,
     subsets = {name: record.get("subset", {}) for name, record in records if record.get("subset")}
     ids = {(s.get("indices"), s.get("total")) for s in subsets.values()}
     if len(ids) > 1:
-        raise UserError("the runs were evaluated on different test examples; evaluate them with the same --max-examples")
+        raise UserError("the runs were evaluated on different test examples; evaluate them with the same --n-test")
     return (next(iter(known)) if known else None), (next(iter(subsets.values())) if subsets else {})

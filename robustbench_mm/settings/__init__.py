@@ -9,10 +9,10 @@ from .evaluate import EvalConfig
 from .fields import Setting, check, from_table, settings_of, to_argv, to_table
 from .jobs import DEFAULT_METHODS, DEFAULT_SEEDS, EvaluateOptions, JobOptions, ReportOptions, RunPlan, TrainOptions
 from .toml import read_toml, to_toml
-from .train import DATASET_DEFAULTS, TrainConfig, dataset_family, differences
+from .train import DATASET_DEFAULTS, TrainConfig, dataset_defaults, dataset_family, differences
 
 __all__ = [
-    "DATASET_DEFAULTS", "DEFAULT_METHODS", "DEFAULT_SEEDS", "EvalConfig", "EvaluateOptions", "JobOptions", "ReportOptions", "RunPlan", "Setting",
+    "DATASET_DEFAULTS", "dataset_defaults", "DEFAULT_METHODS", "DEFAULT_SEEDS", "EvalConfig", "EvaluateOptions", "JobOptions", "ReportOptions", "RunPlan", "Setting",
     "TrainConfig", "TrainOptions", "check", "dataset_family", "differences", "from_table", "read_toml", "settings_of",
     "to_argv", "to_table", "to_toml",
 ]

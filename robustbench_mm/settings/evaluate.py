@@ -42,7 +42,9 @@ class EvalConfig:
     cpu_threads: int = setting(1, "torch threads when evaluating on the CPU (the numbers depend on it)", low=1, high=256)
     data_root: str | None = setting(None, "folder holding the torchvision dataset files (default: where training found them)")
     download: bool = setting(False, "let torchvision download the dataset into --data-root")
-    max_examples: int | None = setting(None, "evaluate on the first N test examples only", low=1, high=EXAMPLES_MAX)
+    n_test: int | None = setting(None, "evaluate on N test examples: a class-stratified subset drawn with --seed, the "
+                                 "same for every run (default per dataset; 0: the whole test set)", low=0,
+                                 high=EXAMPLES_MAX, per_dataset=True)
     n_bins: int = setting(15, "calibration bins", flag="--bins", low=1, high=1000)
 
     def validate(self, cli: bool = False) -> "EvalConfig":
