@@ -67,7 +67,8 @@ def unpack(archive: Path, into: Path) -> tuple[Path, bool]:
         with tarfile.open(archive) as tar:
             tar.extractall(into, filter="data")  # no absolute paths, no links out, no devices
     except (tarfile.TarError, OSError, EOFError) as exc:
-        raise UserError(f"cannot unpack {archive}: {type(exc).__name__}: {str(exc)[:200]}") from None
+        first = (str(exc).splitlines() or [""])[0][:200]  # tarfile lists every compression it tried, a line each
+        raise UserError(f"cannot unpack {archive}: {type(exc).__name__}: {first}") from None
     marker.write_text(stamp)
     return find_imagefolder(into), True
 

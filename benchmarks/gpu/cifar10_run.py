@@ -23,11 +23,12 @@ Smoke test on a CPU (every code path, report included; real subset or synthetic 
 How it runs: the settings are RunPlan / TrainConfig / EvalConfig objects, and the per-run configs
 are ``pipeline.planned_configs``'s, as ``run_benchmark`` makes them. By default each model is
 trained in this process (``train.train``) while a second process evaluates the previous one
-(``evaluation.evaluate_run``), so host-side evaluation work overlaps GPU training; a final
-``run_benchmark`` call with the same settings then reuses every run and writes the report.
-``--sequential`` calls ``run_benchmark`` once for everything instead. Runs go seed by seed (the
-three methods of seed 0 first), and a run that would end past ``--max-minutes`` is skipped; at
-the limit any work in flight is stopped and the report covers what finished. Beside the report:
+(``evaluation.evaluate_run``), so host-side evaluation work overlaps GPU training, and
+``report.write_report`` writes the report (the functions run_benchmark calls; run_benchmark
+itself has no overlap and no time limit). ``--sequential`` calls ``run_benchmark`` once instead.
+Runs go seed by seed (the three methods of seed 0 first); a run that would end past
+``--max-minutes`` is skipped, at the limit any work in flight is stopped, and the report covers
+what finished. The same command again reuses finished runs (make-like). Beside the report:
 ``timing.json`` (wall time per phase, GPU, torch), ``summary.md`` (FGSM beside the paper's Table
 7), ``fgsm_paper_radii.csv`` and each run's config.toml, train_log.csv and metrics.
 """

@@ -2,16 +2,17 @@
 
 Two ways, the same numbers (the per-run settings are ``pipeline.planned_configs``'s either way):
 
-* overlapped (default): this process trains the runs one after another; a spawned worker
-  process evaluates each finished run while the next one trains (``eval_worker``); a final
-  ``run_benchmark`` call with the same settings reuses every run and writes the report;
+* overlapped (default): this process trains the runs one after another (``train.train``, as
+  run_benchmark does); a spawned worker process evaluates each finished run while the next one
+  trains (``cifar10_worker``, ``evaluation.evaluate_run``); the report is then written over the
+  runs by ``report.write_report``, as run_benchmark writes it. timing.json records whether a
+  run_benchmark call with the same settings would reuse every run as it is (its two checks);
 * sequential (``--sequential``): one ``run_benchmark`` call does everything.
 
 The limit: before a training starts, the expected end of its evaluation (from the runs measured
 so far, else the H200 estimate) must fall inside it, or the run is skipped; the worker checks
 the same before each evaluation. A SIGALRM at the limit stops whatever is still running; the
-report then covers the runs that finished (``report.write_report``, the function run_benchmark
-writes with).
+report then covers the runs that finished.
 """
 
 from __future__ import annotations
@@ -63,6 +64,7 @@ class Job:
     worker: Any = None
     run_dirs: list[RunDir] = field(default_factory=list)  # every planned run, in running order
     data_facts: dict = field(default_factory=dict)
+    runs_started: float | None = None
 
     def elapsed(self) -> float:
         return time.perf_counter() - self.started
@@ -161,6 +163,8 @@ def run(job: Job) -> int:
         disarm()
         if job.worker is not None:
             job.worker.stop()
+        if job.runs_started is not None:  # training and evaluation, as run_benchmark's report counts it
+            job.phases["runs_s"] = round(time.perf_counter() - job.runs_started, 2)
     return finish(job, mode)
 
 
@@ -182,6 +186,7 @@ def _overlapped(job: Job) -> None:
         import torch
 
         torch.backends.cudnn.benchmark = True  # fixed training shapes, as run_all.py measured; never in the worker
+    job.runs_started = time.perf_counter()
     for cfg, name, run_dir in runs:
         # this training, then waiting for the evaluations queued before it, then its own evaluation
         need = max(job.est_train(cfg.method), worker.backlog() * job.est_eval()) + job.est_eval()
@@ -211,7 +216,7 @@ def _sequential(job: Job) -> None:
     job.phase("run_benchmark", lambda: pipeline.run_benchmark(plan, job.train, job.evaluate))
     job.reported = True
     for cfg, run_dir in zip(configs, runs):
-        job.runs[run_dir.name] = {"method": cfg.method, "seed": cfg.seed, "train_s": _train_seconds(run_dir.path)}
+        job.runs[run_dir.name] = {"method": cfg.method, "seed": cfg.seed, "train_epochs_s": _train_seconds(run_dir.path)}
 
 
 def _train_seconds(path: Path) -> float | None:
@@ -251,27 +256,40 @@ def finish(job: Job, mode: str) -> int:
 
 
 def _report(job: Job, finished: list[RunDir]) -> None:
-    """run_benchmark with the same settings when every planned run finished (it reuses them all
-    and writes the report); the report writer alone over the finished runs otherwise."""
+    """The report over the finished runs, written as run_benchmark writes it, with the wall time
+    of the training and evaluation (a run_benchmark call now would only reuse the runs, and its
+    report would claim the few seconds that took)."""
     from robustbench_mm.report import write_report
 
-    if len(finished) == len(job.run_dirs) and job.stopped is None:
-        arm(max(job.limit_s - job.elapsed(), 1.0))
-        try:
-            pipeline.run_benchmark(job.plan, job.train, job.evaluate)
-            return
-        except Deadline:
-            job.stopped = "time limit (during the final run_benchmark)"
-        finally:
-            disarm()
-    write_report([d.path for d in finished], job.plan.out, formats=job.plan.formats, seconds=job.elapsed(),
+    seconds = job.phases.get("runs_s", job.elapsed())
+    write_report([d.path for d in finished], job.plan.out, formats=job.plan.formats, seconds=seconds,
                  floor=job.plan.accuracy_floor)
+
+
+def reusable(job: Job, finished: list[RunDir]) -> bool:
+    """Whether run_benchmark with these settings would reuse every finished run as it is: the
+    two checks it makes (the training settings match; the evaluation holds these settings'
+    results for this very model.pt)."""
+    from robustbench_mm.accumulate import already_done
+    from robustbench_mm.catalog import default_suites
+
+    # evaluate_run names the default suites before it compares settings; so do we
+    evaluate = dataclasses.replace(job.evaluate, suites=job.evaluate.suites or default_suites()).validate()
+    for run in finished:
+        if run.training_state(run.read_config(), False) != "finished":
+            return False
+        if already_done(run.evaluation(), run, evaluate) is None:
+            return False
+    return bool(finished)
 
 
 def _fgsm_in_main(job: Job, finished: list[RunDir]) -> None:
     from cifar10_worker import paper_fgsm as fgsm
 
-    data = load_data(job)  # run_benchmark's cached copy
+    from robustbench_mm.data import load_dataset
+
+    cached = getattr(pipeline, "_cached_dataset", None)  # run_benchmark's copy, decoded once
+    data = cached(job.train, load_dataset) if cached else load_dataset(job.train.dataset, job.train.data_root)
     for run_dir in finished:
         job.fgsm_rows += fgsm(str(run_dir.path), data, job.evaluate)
 
@@ -310,6 +328,8 @@ def _timing(job: Job, mode: str, settings: dict, finished: list[RunDir]) -> dict
             "cudnn_benchmark_training": mode == "overlapped" and job.on_cuda(),
             "command": " ".join(sys.argv), "total_s": job.phases["total_s"], "phases": job.phases,
             "runs": job.runs, "finished": [d.name for d in finished], "skipped": job.skipped, "stopped": job.stopped,
+            "not_finished": [d.name for d in job.run_dirs if d.name not in {f.name for f in finished}],
+            "run_benchmark_would_reuse_all": reusable(job, finished),
             "estimate": {"overlapped_s": round(job.budget.overlapped_s, 1),
                          "sequential_s": round(job.budget.sequential_s, 1),
                          "train_s": {k: round(v, 1) for k, v in job.budget.train_s.items()},

@@ -110,10 +110,10 @@ def write_summary(out: Path, timing: dict, settings: dict) -> Path:
         lines += fgsm_table(report_csv, out / "fgsm_paper_radii.csv")
     else:
         lines.append("No report was written (no run finished); see timing.json.")
-    skipped = timing.get("skipped") or []
-    if skipped or timing.get("stopped"):
-        lines += ["", f"**Incomplete**: stopped at the time limit ({timing.get('stopped') or 'skipped work'}); "
-                      f"not done: {', '.join(skipped) if skipped else 'none'}."]
+    missing = timing.get("not_finished") or []
+    if missing:
+        why = f"stopped at the time limit ({timing['stopped']})" if timing.get("stopped") else "skipped at the time limit"
+        lines += ["", f"**Incomplete**: {why}; not reported: {', '.join(missing)}."]
     lines += ["", "## What differs from the paper, and why", ""] + differences(settings)
     path = out / "summary.md"
     path.write_text("\n".join(lines) + "\n")
