@@ -2,17 +2,23 @@
 
 ``evaluate(model, dataset)`` scores any model that takes [0, 1] images; ``evaluate_run(dir)``
 scores a run directory. Both return results in the one schema (see ``results.COLUMNS``).
+``train(TrainConfig(...))`` trains one run, ``run_benchmark(RunPlan(), TrainConfig(), EvalConfig())``
+is ``mmbench run``, ``load_dataset(name, data_root=...)`` loads a dataset.
 """
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "evaluate", "evaluate_run"]
+# name -> module: the public API, imported on first use (`import robustbench_mm` stays cheap for the CLI)
+_API = {
+    "evaluate": "evaluation", "evaluate_run": "evaluation", "load_dataset": "data", "train": "train",
+    "TrainConfig": "settings", "EvalConfig": "settings", "RunPlan": "settings", "run_benchmark": "pipeline",
+}
+__all__ = ["__version__", *_API]
 
 
 def __getattr__(name: str):
-    # Lazy: `import robustbench_mm` stays cheap for the CLI, and the API is one import away.
-    if name in ("evaluate", "evaluate_run"):
-        from . import evaluation
+    if name in _API:
+        import importlib
 
-        return getattr(evaluation, name)
+        return getattr(importlib.import_module(f".{_API[name]}", __name__), name)
     raise AttributeError(name)

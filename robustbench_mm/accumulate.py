@@ -77,7 +77,10 @@ def merge(stored: evalstore.StoredEvaluation | None, new):
     metrics, per_example = _worst_cases(metrics, per_example)
     reliability = new.reliability if new.reliability is not None else stored.reliability
     tables = {**stored.tables, **new.tables}
-    merged = dataclasses.replace(new, metrics=metrics, per_example=per_example, reliability=reliability, tables=tables)
+    stored_seconds = (stored.record or {}).get("seconds")
+    seconds = {**(stored_seconds if isinstance(stored_seconds, dict) else {}), **new.suite_seconds}
+    merged = dataclasses.replace(new, metrics=metrics, per_example=per_example, reliability=reliability, tables=tables,
+                                 suite_seconds=seconds)
     merged.history = list(stored.record.get("history", {}).get("settings", []))
     return merged
 
@@ -130,6 +133,7 @@ def publish(run: Any, evaluation, config: EvalConfig) -> None:
         "model": {"sha256": _digest(run.file("model.pt"))},
         "history": {"settings": list(dict.fromkeys(history)), "version": __version__},
         "settings": {k: v for k, v in to_table(config).items() if k not in LOCATION_ONLY},
+        "seconds": dict(evaluation.suite_seconds),  # wall time per suite: what a CPU-cost estimate reads
     }
     if evaluation.threat is not None:
         record["threat"] = dataclasses.asdict(evaluation.threat)

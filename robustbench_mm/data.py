@@ -94,7 +94,7 @@ def load_dataset(name: str, data_root: str | Path | None = None, download: bool 
         path = name.split(":", 1)[1]
         if not path:
             raise UserError("imagefolder needs a path: --dataset imagefolder:<path>")
-        return load_imagefolder(Path(path), cache=cache, progress=progress)
+        return load_imagefolder(Path(path).expanduser(), cache=cache, progress=progress)
     return DATASETS.get(name)(data_root=data_root, download=download)
 
 
@@ -134,7 +134,7 @@ def load_digits(data_root: str | Path | None = None, download: bool = False) -> 
 def _require_root(name: str, data_root: str | Path | None, hint: str) -> Path:
     if data_root is None:
         raise UserError(f"dataset {name!r} needs a data root: --data-root DIR, data_root= in Python ({hint})")
-    return Path(data_root)
+    return Path(data_root).expanduser()
 
 
 def _torchvision(name: str, build: Callable[[bool], object], root: Path, hint: str):

@@ -63,7 +63,7 @@ def evaluate(
     """Evaluate any model that takes [0, 1] NCHW images on ``dataset``'s test split.
 
     ``suites`` defaults to every default suite (``catalog.default_suites()``: clean, adversarial,
-    deformation, corruption and calibration). Keyword ``overrides`` set :class:`EvalConfig`
+    deformation, corruption, representation, ood and calibration). Keyword ``overrides`` set :class:`EvalConfig`
     fields (``eps=[...]``, ``pgd_steps=20``, ...). ``holdout`` (images, labels) is used to fit
     the calibration temperature; ``details=True`` returns an :class:`Evaluation` with
     per-example results and reliability bins. ``shard`` (every process of a torchrun job passes
@@ -154,8 +154,11 @@ def _run_suites(ctx: SuiteContext, suites: list[Suite], identity: dict[str, Any]
     reliability = None
     tables: dict[str, pd.DataFrame] = {}
     overall = ctx.progress(len(suites), "suites", unit="suite") if len(suites) > 1 and ctx.progress_mode == "lines" else None
+    seconds: dict[str, float] = {}
     for suite in suites:
+        started = time.perf_counter()
         output = suite.run(ctx)
+        seconds[suite.name] = round(time.perf_counter() - started, 2)
         if overall is not None:
             overall.update(1, f"{suite.name} done")
         rows += output.rows
@@ -164,7 +167,7 @@ def _run_suites(ctx: SuiteContext, suites: list[Suite], identity: dict[str, Any]
         if output.reliability is not None:
             reliability = _with_identity(output.reliability, identity)
         tables.update({name: _with_identity(table, identity) for name, table in output.tables.items()})
-    return Evaluation(frame(rows, identity), per_example, reliability, tables=tables)
+    return Evaluation(frame(rows, identity), per_example, reliability, tables=tables, suite_seconds=seconds)
 
 
 def _with_identity(table: pd.DataFrame, identity: dict[str, Any]) -> pd.DataFrame:

@@ -96,10 +96,11 @@ def _data_for_names(train: TrainConfig):
     return load_dataset(train.dataset, train.data_root, train.download)  # an image folder: its image size decides
 
 
-def _train_and_evaluate(cfg: TrainConfig, eval_cfg: EvalConfig, out_dir: str, force: bool,
+def _train_and_evaluate(cfg: TrainConfig, eval_cfg: EvalConfig, out_dir: str, force: bool, chatty: bool,
                         device: str | None) -> tuple[str, float, float, str]:
     """One run end to end (also the body of a worker process): trained, resumed or reused, then
-    evaluated unless its evaluation with these settings is already stored."""
+    evaluated unless its evaluation with these settings is already stored. ``chatty``: a line on
+    stderr per epoch and when evaluating starts, named by the run (runs in parallel interleave)."""
     from .data import load_dataset
     from .evaluation import evaluate_run
     from .train import train
@@ -109,7 +110,10 @@ def _train_and_evaluate(cfg: TrainConfig, eval_cfg: EvalConfig, out_dir: str, fo
         eval_cfg = dataclasses.replace(eval_cfg, device=device)
     data = _cached_dataset(cfg, load_dataset)
     started = time.perf_counter()
-    result = train(cfg, out_dir=out_dir, force=force, progress=False, data=data, log=lambda s: None)
+    say = (lambda message: print(f"{cfg.method}-s{cfg.seed}: {message}", file=sys.stderr, flush=True)) if chatty \
+        else (lambda message: None)
+    result = train(cfg, out_dir=out_dir, force=force, progress="lines" if chatty else False, data=data, log=say)
+    say("evaluating")
     evaluation = evaluate_run(result.run_dir, config=eval_cfg, data=data, reuse=True)
     what = {"finished": "up to date", "resume": "resumed"}.get(result.state, "trained")
     what += ", evaluation reused" if evaluation.seconds == 0 and result.state == "finished" else ""
@@ -183,7 +187,7 @@ def _run_all(configs: list[TrainConfig], evaluate: EvalConfig, plan: RunPlan, jo
     def done(result: tuple[str, float, float, str]) -> None:
         progress.update(1, f"{Path(result[0]).name} {result[3]}, test accuracy {result[1] * 100:.2f}%, {result[2]:.1f} s")
 
-    args = (plan.runs_dir, plan.force)
+    args = (plan.runs_dir, plan.force, progress.mode == "lines")
     results = []
     with progress:
         if jobs == 1:

@@ -45,3 +45,4 @@ class Evaluation:
     history: list[str] = field(default_factory=list)  # settings of the evaluations merged in (accumulate)
     threat: ThreatModel | None = None  # the dataset's radii and headline
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)  # further tables (the spectra), identity added
+    suite_seconds: dict[str, float] = field(default_factory=dict)  # wall time of each suite (cost estimates)

@@ -78,7 +78,7 @@ class Session:
     amp: bool
     channels_last: bool
     say: Callable[[str], None]
-    progress: bool
+    progress: bool | str
     log_rows: list[dict]
     start_epoch: int = 0
 
@@ -88,7 +88,7 @@ def train(
     *,
     out_dir: str | Path = "runs",
     force: bool = False,
-    progress: bool = True,
+    progress: bool | str = True,
     data: DatasetSplits | None = None,
     log: Callable[[str], None] | None = None,
     run_dir: str | Path | None = None,
@@ -98,6 +98,7 @@ def train(
 
     Make-like: a finished run of the same settings is reused as it is, an interrupted one is
     resumed from its last checkpoint, a run of other settings is refused unless ``force``.
+    ``progress``: True or "bar" (a bar per epoch), "lines" (a line per epoch to ``log``), False or "off".
     """
     cfg.validate()
     device = resolve_device(cfg.device)
@@ -258,6 +259,10 @@ def _train_epoch(s: Session, epoch: int) -> None:
     s.log_rows.append({"epoch": epoch + 1, "loss": round(train_loss, 6),
                        "train_accuracy": round(totals[1].long().item() / seen, 6), "lr": first_lr,
                        "seconds": round(time.perf_counter() - epoch_start, 3)})
+    if s.progress == "lines":  # a log file or CI: a line per epoch instead of a bar
+        row = s.log_rows[-1]
+        s.say(f"epoch {epoch + 1}/{cfg.epochs}: loss {row['loss']:.4f}, train accuracy {row['train_accuracy'] * 100:.1f}%, "
+              f"{row['seconds']:.0f} s")
     if s.dctx.main:
         _save_checkpoint(s, epoch)
 
@@ -348,8 +353,8 @@ def _test_accuracy(model: torch.nn.Module, data: DatasetSplits, dctx: distribute
     return float(total.item() / len(data.test_y))
 
 
-def _progress(total: int, description: str, enabled: bool):
-    if not enabled:
+def _progress(total: int, description: str, mode: bool | str):
+    if mode not in (True, "bar"):
         return None
     from tqdm import tqdm
 

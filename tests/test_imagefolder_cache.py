@@ -159,3 +159,30 @@ def test_class_lists_in_messages_are_capped(tmp_path):
     with pytest.raises(UserError, match="differ from test classes") as error:
         load_dataset(f"imagefolder:{root}", cache=False)
     assert "40 in all" in str(error.value) and "c30" not in str(error.value)
+
+
+def test_a_class_sorted_folder_gives_a_stratified_subset_of_n_test(tmp_path):
+    """--n-test 100 on a folder sorted by class: 10 of each of 10 classes, the same draw every time
+    (the first 100 files would all be class 0); --max-examples is the same setting."""
+    from PIL import Image
+
+    from robustbench_mm.cli import build_parser
+    from robustbench_mm.cli.commands import eval_config
+    from robustbench_mm.evaluation import test_indices
+    from robustbench_mm.settings import EvalConfig
+
+    root = tmp_path / "sorted"
+    for split, count in (("train", 2), ("test", 30)):
+        for label in range(10):
+            folder = root / split / f"c{label}"
+            folder.mkdir(parents=True)
+            for i in range(count):
+                Image.new("L", (8, 8), 20 * label + i).save(folder / f"{i:03d}.png")
+    data = load_dataset(f"imagefolder:{root}", cache=False)
+    picked = test_indices(data, EvalConfig(n_test=100))
+    assert torch.bincount(data.test_y[picked], minlength=10).tolist() == [10] * 10
+    assert torch.equal(picked, test_indices(data, EvalConfig(n_test=100)))
+    assert not torch.equal(picked, test_indices(data, EvalConfig(n_test=100, seed=1)))
+    assert len(test_indices(data, EvalConfig(n_test=0))) == 300  # 0: the whole test set
+    for flag in ("--n-test", "--max-examples"):
+        assert eval_config(build_parser().parse_args(["evaluate", "run", flag, "100"])).n_test == 100

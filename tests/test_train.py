@@ -139,3 +139,14 @@ def test_force_keeps_the_old_run_until_the_new_one_is_complete(tmp_path, digits,
     monkeypatch.setattr(train_module, "train_step", real_step)
     train(cfg, out_dir=str(tmp_path), force=True, progress=False, data=digits, log=lambda s: None)  # a second --force keeps the backup...
     assert (first.run_dir / "model.pt").exists() and not backup.exists()  # ...until the new run is complete
+
+
+def test_train_without_a_terminal_prints_a_line_per_epoch(tmp_path, capsys):
+    """A log file or CI sees every epoch as a line (a bar is for terminals; pytest's stderr is not one)."""
+    from robustbench_mm.cli import main
+
+    assert main(["train", "--epochs", "2", "--out", str(tmp_path)]) == 0
+    err = capsys.readouterr().err
+    assert "epoch 1/2: loss " in err and "epoch 2/2: loss " in err and "\r" not in err
+    assert main(["train", "--epochs", "2", "--out", str(tmp_path / "q"), "--quiet"]) == 0
+    assert "epoch 1/2" not in capsys.readouterr().err

@@ -136,7 +136,8 @@ def settings(args: argparse.Namespace, folder: Path, work: Path, out: Path) -> t
                         lr=args.lr, weight_decay=args.weight_decay, device=args.device, amp="auto")
     if args.schedule:
         train.schedule = args.schedule
-    evaluate = EvalConfig(device=args.device, batch_size=args.eval_batch_size)
+    # n_test=0: the whole test set (a 32x32 colour folder's default is a 1,000-image subset, for CPUs)
+    evaluate = EvalConfig(device=args.device, batch_size=args.eval_batch_size, n_test=0)
     if args.tiny:  # every suite still runs; one corruption level keeps the CPU smoke test short
         evaluate.severities = [3]
     plan = RunPlan(methods=args.methods, seeds=args.seeds, out=str(out), runs_dir=str(work / "runs"),

@@ -89,6 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    if hasattr(sys.stdout, "reconfigure"):  # a log file sees each line when it is printed, not at exit
+        sys.stdout.reconfigure(line_buffering=True)
     try:
         args = build_parser().parse_args(argv)
         return int(args.func(args) or 0)

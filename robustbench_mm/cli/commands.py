@@ -14,8 +14,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     from ..train import train
 
     options, cfg, _ = _settings(args)
-    # --quiet turns off the progress bars; the one-line notes (data placement, resuming) stay.
-    result = train(cfg, out_dir=options.out_dir, force=options.force, progress=not options.quiet,
+    from ..progress import mode_for
+
+    # a bar per epoch on a terminal, a line per epoch in a log, neither with --quiet; the one-line
+    # notes (data placement, resuming) stay
+    result = train(cfg, out_dir=options.out_dir, force=options.force, progress=mode_for(options.quiet),
                    sync_bn=options.sync_bn)
     print(f"test accuracy: {result.test_accuracy * 100:.2f}% ({result.seconds:.1f} s)")
     print(result.run_dir)

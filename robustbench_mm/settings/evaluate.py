@@ -44,7 +44,7 @@ class EvalConfig:
     download: bool = setting(False, "let torchvision download the dataset into --data-root")
     n_test: int | None = setting(None, "evaluate on N test examples: a class-stratified subset drawn with --seed, the "
                                  "same for every run (default per dataset; 0: the whole test set)", low=0,
-                                 high=EXAMPLES_MAX, per_dataset=True)
+                                 high=EXAMPLES_MAX, per_dataset=True, aliases=("--max-examples",))
     n_bins: int = setting(15, "calibration bins", flag="--bins", low=1, high=1000)
 
     def validate(self, cli: bool = False) -> "EvalConfig":
