@@ -19,8 +19,7 @@ from pathlib import Path
 
 import torch
 
-from robustbench_mm import config, schedules
-from robustbench_mm.config import TrainConfig
+from robustbench_mm.settings import TrainConfig
 from robustbench_mm.data import load_dataset
 from robustbench_mm.models.fast import fast_net
 from robustbench_mm.models.registry import ARCHS
@@ -59,7 +58,6 @@ def main() -> None:
     p.add_argument("--log", default="notes/experiments.jsonl")
     p.add_argument("--tag", default="")
     args = p.parse_args()
-    config.SCHEDULES = schedules.SCHEDULES  # the driver may try schedules the CLI does not offer yet
     torch.set_num_threads(1)
     data = load_dataset(args.dataset, args.data_root, progress=False)
     if args.crop is not None:
@@ -72,9 +70,10 @@ def main() -> None:
     arch = register_net(args.net) if args.net else args.arch
     cfg = TrainConfig(dataset=args.dataset, data_root=args.data_root, arch=arch, method=args.method, epochs=args.epochs,
                       batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay, schedule=args.schedule,
-                      seed=args.seed, out_dir=tempfile.mkdtemp(prefix="recipe-"))
+                      seed=args.seed)
     wall, cpu = time.perf_counter(), time.process_time()
-    result = train(cfg, force=True, progress=False, data=data, log=lambda s: None)
+    result = train(cfg, out_dir=tempfile.mkdtemp(prefix="recipe-"), force=True, progress=False, data=data,
+                   log=lambda s: None)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     import pandas as pd
 
