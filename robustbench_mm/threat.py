@@ -20,6 +20,7 @@ Sources for the radii:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,7 +46,8 @@ class ThreatModel:
         """``8/255`` for an 8-bit threat model's grey-level radii, ``0.3`` otherwise."""
         if self.levels:
             steps = eps * self.levels
-            if eps > 0 and abs(steps - round(steps)) < 1e-6:
+            # stored radii keep 6 significant digits (metrics.csv): 0.0313725 is 8/255
+            if eps > 0 and abs(steps - round(steps)) < 1e-3:
                 return f"{round(steps)}/{self.levels}"
         return f"{eps:.4g}"
 
@@ -87,7 +89,7 @@ def headline_radius(grid: list[float], threat: ThreatModel) -> float | None:
     grid's middle radius, for a user's own --eps)."""
     positive = sorted(e for e in grid if e > 0)
     for eps in positive:
-        if abs(eps - threat.headline) < 1e-9:
+        if math.isclose(eps, threat.headline, rel_tol=1e-5):  # metrics.csv keeps 6 significant digits
             return eps
     return positive[len(positive) // 2] if positive else None
 

@@ -104,6 +104,21 @@ def test_grids_come_from_the_datasets_threat_model():
     assert threat_for_shape(1, 28) is GREY28 and threat_for_shape(3, 32) is COLOUR32 and threat_for_shape(1, 8) is DIGITS
 
 
+def test_radii_as_metrics_csv_stores_them_still_name_the_headline():
+    """metrics.csv keeps 6 significant digits: 0.0313725 is 8/255, and the headline finds it
+    (a real CIFAR-10 report quoted 4/255 as "0.01569" before)."""
+    import pandas as pd
+
+    from robustbench_mm.threat import COLOUR32, headline_radius
+
+    stored = [float(f"{k / 255:.6g}") for k in (1, 2, 4, 8)]
+    assert [COLOUR32.show(e) for e in stored] == ["1/255", "2/255", "4/255", "8/255"]
+    assert headline_radius(stored, COLOUR32) == stored[-1]
+    written = pd.DataFrame({"eps": [8 / 255]}).to_csv(index=False, float_format="%.6g")
+    assert COLOUR32.show(float(written.split()[1])) == "8/255"
+    assert COLOUR32.show(0.0314) == "0.0314"  # not a grey level: shown as it is
+
+
 def test_digits_grid_spans_robust_to_broken(outputs):
     """The reason for the digits grid: ERM goes from mostly robust to broken under PGD."""
     _, out = outputs["erm"]

@@ -58,10 +58,12 @@ def guard(runs: RunSet, floor: float | None = None) -> Guard:
     for run, row in clean.iterrows():
         reasons = []
         if result.floor is not None and row["value"] < result.floor:
-            reasons.append(f"clean accuracy {row['value'] * 100:.1f}% is below the floor {result.floor * 100:.0f}%")
+            reasons.append(f"clean accuracy {row['value'] * 100:.1f}% (seed {row['seed']}) is below the floor "
+                           f"{result.floor * 100:.0f}%")
         fall = loss_fall(runs.logs.get(run))
         if fall is not None and fall > STEEP:
-            reasons.append(f"its training loss was still falling ({fall * 100:.0f}% over the last tenth of training)")
+            reasons.append(f"its training loss was still falling (seed {row['seed']}: {fall * 100:.0f}% over the last "
+                           "tenth of training)")
         if reasons:
             result.runs[run] = reasons
             result.methods.setdefault(str(row["method"]), []).extend(reasons)
