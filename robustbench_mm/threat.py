@@ -47,7 +47,7 @@ class ThreatModel:
         if self.levels:
             steps = eps * self.levels
             # stored radii keep 6 significant digits (metrics.csv): 0.0313725 is 8/255
-            if eps > 0 and abs(steps - round(steps)) < 1e-3:
+            if 0 < eps < 1 and abs(steps - round(steps)) < 1e-3:  # 1, not 255/255
                 return f"{round(steps)}/{self.levels}"
         return f"{eps:.4g}"
 

@@ -80,6 +80,7 @@ class Session:
     say: Callable[[str], None]
     progress: bool | str
     log_rows: list[dict]
+    last_line: float = float("-inf")  # when the last epoch line was printed (lines mode)
     start_epoch: int = 0
 
 
@@ -259,12 +260,24 @@ def _train_epoch(s: Session, epoch: int) -> None:
     s.log_rows.append({"epoch": epoch + 1, "loss": round(train_loss, 6),
                        "train_accuracy": round(totals[1].long().item() / seen, 6), "lr": first_lr,
                        "seconds": round(time.perf_counter() - epoch_start, 3)})
-    if s.progress == "lines":  # a log file or CI: a line per epoch instead of a bar
-        row = s.log_rows[-1]
-        s.say(f"epoch {epoch + 1}/{cfg.epochs}: loss {row['loss']:.4f}, train accuracy {row['train_accuracy'] * 100:.1f}%, "
-              f"{row['seconds']:.0f} s")
+    if s.progress == "lines":
+        _epoch_line(s, epoch)
     if s.dctx.main:
         _save_checkpoint(s, epoch)
+
+
+LINE_EVERY_S = 10.0  # a log gets an epoch line at most this often (and always the last epoch's)
+
+
+def _epoch_line(s: Session, epoch: int) -> None:
+    """A log file or CI: a line per finished epoch instead of a bar, thinned out when epochs are short."""
+    now = time.perf_counter()
+    if epoch + 1 < s.cfg.epochs and now - s.last_line < LINE_EVERY_S:
+        return
+    s.last_line = now
+    row = s.log_rows[-1]
+    s.say(f"epoch {epoch + 1}/{s.cfg.epochs}: loss {row['loss']:.4f}, train accuracy {row['train_accuracy'] * 100:.1f}%, "
+          f"{row['seconds']:.0f} s")
 
 
 def _batch(s: Session, idx: torch.Tensor, batch_size: int, mine: slice) -> tuple[torch.Tensor, torch.Tensor]:

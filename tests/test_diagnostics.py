@@ -117,6 +117,7 @@ def test_radii_as_metrics_csv_stores_them_still_name_the_headline():
     written = pd.DataFrame({"eps": [8 / 255]}).to_csv(index=False, float_format="%.6g")
     assert COLOUR32.show(float(written.split()[1])) == "8/255"
     assert COLOUR32.show(0.0314) == "0.0314"  # not a grey level: shown as it is
+    assert COLOUR32.show(1.0) == "1"  # the unbounded check's radius, not 255/255
 
 
 def test_digits_grid_spans_robust_to_broken(outputs):
@@ -241,3 +242,17 @@ def test_default_attacks_skip_what_the_dataset_cannot_support(trained_models, di
     ctx = _context(model, digits.test_x[keep][:60], digits.test_y[keep][:60], num_classes=3)
     tests = {r["test"] for r in SUITES.get("adversarial").run(ctx).rows}
     assert "apgd-dlr" not in tests and "pgd-linf" in tests
+
+
+def test_fgsm_overshooting_at_a_large_radius_is_not_called_masking():
+    """A real MNIST mixup model: FGSM 8.2% at 0.2 and 8.8% at 0.3 (one long step overshoots), PGD
+    monotone. The monotonicity check judges the multi-step attacks only, and still fires on them."""
+    from robustbench_mm.attacks.suite import monotonicity_curves
+
+    acc = {("fgsm", 0.1): 0.368, ("fgsm", 0.2): 0.082, ("fgsm", 0.3): 0.088,
+           ("pgd-linf", 0.1): 0.029, ("pgd-linf", 0.2): 0.0, ("pgd-linf", 0.3): 0.0}
+    curves = monotonicity_curves(acc)
+    assert curves == {"pgd-linf": [0.029, 0.0, 0.0]}
+    assert not diag.flagged(diag.non_monotone_eps(curves, 1000))["non-monotone-eps"]
+    acc[("pgd-linf", 0.3)] = 0.02  # a multi-step attack that gets weaker with ε: still flagged
+    assert diag.flagged(diag.non_monotone_eps(monotonicity_curves(acc), 1000))["non-monotone-eps"]

@@ -189,3 +189,17 @@ def test_a_finished_run_without_its_checkpoint_is_reused_or_refused(trained_runs
     out = capsys.readouterr()
     assert "is up to date" in out.err and "test accuracy: " in out.out and "nan" not in out.out
     assert (run / "model.pt").read_bytes() == model and (run / "config.toml").read_bytes() == config
+
+
+def test_the_loss_guard_fires_on_a_high_falling_loss_not_on_an_annealed_near_zero_one():
+    """A real 4-epoch MNIST ERM log (99.5% clean) halves a near-zero loss while the schedule
+    anneals: not undertrained. A loss that falls from 1.2 to 0.9 at the end is."""
+    import pandas as pd
+
+    from robustbench_mm.report.verdict import STEEP, loss_fall
+
+    mnist = pd.DataFrame({"loss": [1.00979, 0.093669, 0.044946, 0.023309]})
+    assert loss_fall(mnist) == 0.0
+    still_learning = pd.DataFrame({"loss": [2.1, 1.6, 1.2, 0.9]})
+    assert loss_fall(still_learning) == pytest.approx(0.25) and loss_fall(still_learning) > STEEP
+    assert loss_fall(pd.DataFrame({"loss": [1.0, 0.9]})) is None  # too short to judge

@@ -171,7 +171,8 @@ def _pgd_l2(job: BatchJob):
     return pgd(job, "l2", job.steps, _alpha(job), job.random_start, job.restarts)
 
 
-register(AttackSpec("fgsm", "linf", True, _fgsm, use_attack_copy=True, description="FGSM (Goodfellow et al. 2015), ours"))
+register(AttackSpec("fgsm", "linf", True, _fgsm, use_attack_copy=True, single_step=True,
+                    description="FGSM (Goodfellow et al. 2015), ours"))
 register(AttackSpec("pgd-linf", "linf", True, _pgd_linf, use_attack_copy=True, options=("target_rank",),
                     description="PGD-L∞ (Madry et al. 2018), ours; target_rank=k: targeted at the k-th likeliest wrong class"))
 register(AttackSpec("pgd-l2", "l2", True, _pgd_l2, use_attack_copy=True, description="PGD-L2 (Madry et al. 2018), ours"))

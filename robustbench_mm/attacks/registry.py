@@ -81,6 +81,9 @@ class AttackSpec:
     min_classes_why: str = ""
     options: tuple[str, ...] = ()  # attack-specific keyword options run_attack accepts
     gradient_free: bool = False  # black-box (square): used by the gradient-masking checks
+    # one step of length ε (FGSM): its accuracy need not fall monotonically with ε -- a long step
+    # can overshoot the adversarial region -- so the monotonicity check leaves it out
+    single_step: bool = False
     use_attack_copy: bool = False  # takes its steps on attack_copy(model): the same function, faster
     description: str = ""
 

@@ -208,11 +208,7 @@ def _diagnostics(ctx, run, correct, acc, linf_grid, l2_grid) -> list[dict]:
                                        unbounded.logits.argmax(1), retarget, ctx.num_classes)
     rows += diag.unbounded_not_zero(accuracy, n)
 
-    curves: dict[str, list[float]] = {}
-    for (name, eps) in sorted(acc, key=lambda k: (k[0], k[1])):
-        if ATTACKS.get(name).bounded:
-            curves.setdefault(name, []).append(acc[(name, eps)])
-    rows += diag.non_monotone_eps(curves, n)
+    rows += diag.non_monotone_eps(monotonicity_curves(acc), n)
 
     if mid is not None:
         by_steps = [acc[("pgd-linf", mid)]] if ("pgd-linf", mid) in acc else []
@@ -225,3 +221,14 @@ def _diagnostics(ctx, run, correct, acc, linf_grid, l2_grid) -> list[dict]:
     share, _ = diag.zero_gradient_share(ctx.model, ctx.x, ctx.y, batch_size=cfg.batch_size or 500)
     rows += diag.zero_gradients(share, n)
     return rows
+
+
+def monotonicity_curves(acc: dict[tuple[str, float], float]) -> dict[str, list[float]]:
+    """{attack: accuracies in increasing ε} for the multi-step bounded attacks (the ones whose
+    accuracy must not rise with ε; a single step can overshoot)."""
+    curves: dict[str, list[float]] = {}
+    for (name, eps) in sorted(acc):
+        spec = ATTACKS.get(name)
+        if spec.bounded and not spec.single_step:
+            curves.setdefault(name, []).append(acc[(name, eps)])
+    return curves

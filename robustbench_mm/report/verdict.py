@@ -3,7 +3,9 @@
 **Guard.** A run is *undertrained* when its clean accuracy is below the dataset's floor
 (``settings.DATASET_DEFAULTS``; an image folder has none unless ``--accuracy-floor`` gives one) or
 when its training loss was still falling steeply at the end (the mean loss of the last tenth of
-the epochs more than :data:`STEEP` below the tenth before). A comparison is *confounded* when two
+the epochs more than :data:`STEEP` below the tenth before, and by more than :data:`MIN_FALL` nats:
+a loss near zero halves when the schedule anneals -- a 99.5% MNIST model went from 0.045 to
+0.023 in its last epoch -- without the model being undertrained). A comparison is *confounded* when two
 methods' clean accuracies differ by more than :data:`CONFOUNDED` (2 points): robust accuracy then
 moves with clean accuracy, whatever the method does.
 
@@ -26,6 +28,7 @@ from ..settings import DATASET_DEFAULTS, dataset_family
 from .collect import RunSet
 
 STEEP = 0.2  # relative fall of the training loss over the last tenth of training
+MIN_FALL = 0.05  # ... that is also this large in nats
 CONFOUNDED = 0.02  # clean-accuracy gap (fraction) beyond which robust accuracies are not comparable
 BOOTSTRAP_SAMPLES = 1000
 
@@ -72,7 +75,7 @@ def guard(runs: RunSet, floor: float | None = None) -> Guard:
 
 def loss_fall(log: pd.DataFrame | None) -> float | None:
     """Relative fall of the mean training loss from the second-to-last tenth of the epochs to the
-    last (None: fewer than two epochs per tenth to compare)."""
+    last; 0 when the fall is below :data:`MIN_FALL` nats (None: too few epochs to compare)."""
     if log is None or "loss" not in log.columns:
         return None
     losses = log["loss"].to_numpy(dtype=float)
@@ -80,7 +83,9 @@ def loss_fall(log: pd.DataFrame | None) -> float | None:
     if len(losses) < 2 * k or len(losses) < 4:
         return None
     before, last = losses[-2 * k : -k].mean(), losses[-k:].mean()
-    return float((before - last) / before) if before > 0 else None
+    if before <= 0:
+        return None
+    return float((before - last) / before) if before - last > MIN_FALL else 0.0
 
 
 def clean_gaps(summary: pd.DataFrame) -> dict[str, float]:
