@@ -233,7 +233,7 @@ CASES = [
     case("evaluate-severity-0", ["evaluate", R, "--suite", "corruption", "--severities", "0"], "--severities must be >= 1, got 0"),
     case("evaluate-severity-6", ["evaluate", R, "--suite", "corruption", "--severities", "1,6"], "--severities must be <= 5, got 6"),
     case("evaluate-pgd-steps-zero", ["evaluate", R, "--pgd-steps", "0"], "--pgd-steps must be >= 1"),
-    case("evaluate-n-test-zero", ["evaluate", R, "--n-test", "0"], "--n-test must be >= 1"),
+    case("evaluate-n-test-negative", ["evaluate", R, "--n-test", "-1"], "--n-test must be >= 0"),
     case("run-jobs-zero", ["run", "--jobs", "0"], "--jobs must be >= 1"),
     case("run-negative-seed", ["run", "--seeds", "0,-1"], "--seeds must be >= 0"),
     case("check-negative-tolerance", ["check", "--baseline", "rep/report.csv", "--current", "rep/report.csv", "--tolerance", "-1"], "--tolerance must be a finite number >= 0"),
@@ -244,7 +244,7 @@ CASES = [
     case("run-device-cuda", ["run", "--device", "cuda", "--epochs", "1", "--runs-dir", "new", "--out", "newrep"], "no CUDA GPU", marks=NO_GPU),
     case("train-device-nonsense", ["train", "--device", "tpu7", "--epochs", "1", "--out-dir", "new"], "device 'tpu7'"),
     # ---- datasets on disk
-    case("train-cifar10-no-data-root", ["train", "--dataset", "cifar10"], "needs --data-root"),
+    case("train-cifar10-no-data-root", ["train", "--dataset", "cifar10"], "needs a data root: --data-root DIR"),
     case("train-cifar10-empty-data-root", ["train", "--dataset", "cifar10", "--data-root", "nodata"], "not found under nodata", setup=lambda ws: (ws / "nodata").mkdir()),
     case("imagefolder-no-path", ["train", "--dataset", "imagefolder:"], "imagefolder needs a path"),
     case("imagefolder-no-splits", ["train", "--dataset", "imagefolder:pics"], "needs train/ and test/", setup=lambda ws: (ws / "pics" / "cat").mkdir(parents=True)),

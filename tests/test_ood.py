@@ -130,9 +130,11 @@ def test_dataset_outliers_resize_or_refuse(digits, tmp_path: Path) -> None:
     like = torch.rand(10, 3, 8, 8)  # a 3-channel 8x8 test set
     images = outlier_images(larger, like, torch.Generator().manual_seed(0))
     assert images.shape == (6, 3, 8, 8) and images.min() >= 0 and images.max() <= 1
-    # ImageFolder reads every image as RGB: refused for a 1-channel model rather than converted
+    # colour images for a 1-channel model: refused rather than converted; a grey folder is read as grey
     with pytest.raises(UserError, match="3-channel images, the model takes 1-channel ones"):
-        outlier_images(write_folder(tmp_path / "grey8", 8, "L"), digits.test_x, torch.Generator().manual_seed(0))
+        outlier_images(write_folder(tmp_path / "rgb8", 8, "RGB"), digits.test_x, torch.Generator().manual_seed(0))
+    grey = outlier_images(write_folder(tmp_path / "grey8", 8, "L"), digits.test_x, torch.Generator().manual_seed(0))
+    assert grey.shape[1:] == (1, 8, 8)
     sample = outlier_images("digits", digits.test_x[:40], torch.Generator().manual_seed(0))
     assert sample.shape == (40, 1, 8, 8)  # at most as many outliers as test images
 
