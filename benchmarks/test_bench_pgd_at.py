@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import statistics
-import time
-
 import numpy as np
 import torch
 
@@ -13,6 +10,8 @@ from robustbench_mm.methods import Step, create_method
 from robustbench_mm.models import create_model
 from robustbench_mm.settings import TrainConfig
 from robustbench_mm.train import make_optimizer, to_training_layout, train_step
+
+from interleaved import interleaved_medians
 
 ROUNDS = 5
 
@@ -36,15 +35,8 @@ def _epoch(method_name: str, data):
 def test_pgd_at_epoch_costs_at_most_12_erm_epochs(benchmark):
     data = load_dataset("digits")
     epochs = {name: _epoch(name, data) for name in ("erm", "pgd-at")}
-    for run in epochs.values():  # warm-up
-        run()
-    times = {name: [] for name in epochs}
-    for _ in range(ROUNDS):
-        for name, run in epochs.items():
-            start = time.perf_counter()
-            run()
-            times[name].append(time.perf_counter() - start)
-    erm, at = statistics.median(times["erm"]), statistics.median(times["pgd-at"])
+    medians = interleaved_medians(epochs, ROUNDS)
+    erm, at = medians["erm"], medians["pgd-at"]
     ratio = at / erm
     benchmark.extra_info.update({"erm_epoch_s": erm, "pgd_at_epoch_s": at, "ratio": ratio})
     print(f"\nERM epoch {erm * 1e3:.0f} ms, PGD-AT epoch (10 steps) {at * 1e3:.0f} ms, ratio {ratio:.2f}")

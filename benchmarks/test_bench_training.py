@@ -7,9 +7,6 @@ medians is reported in ``extra_info`` and printed.
 
 from __future__ import annotations
 
-import statistics
-import time
-
 import numpy as np
 import torch
 
@@ -18,6 +15,8 @@ from robustbench_mm.data import load_dataset
 from robustbench_mm.methods import Step, create_method
 from robustbench_mm.models import create_model
 from robustbench_mm.train import make_optimizer, to_training_layout, train_step
+
+from interleaved import interleaved_medians
 
 
 def _stepper(method_name: str, x, y):
@@ -37,16 +36,8 @@ def test_manifold_mixup_step_costs_at_most_5_percent_more_than_erm(benchmark):
     data = load_dataset("digits")
     x, y = data.train_x[:64], data.train_y[:64]
     steps = {name: _stepper(name, x, y) for name in ("erm", "manifold-mixup")}
-    for step in steps.values():
-        for _ in range(20):
-            step()
-    times = {name: [] for name in steps}
-    for _ in range(300):
-        for name, step in steps.items():
-            start = time.perf_counter()
-            step()
-            times[name].append(time.perf_counter() - start)
-    erm, mm = statistics.median(times["erm"]), statistics.median(times["manifold-mixup"])
+    medians = interleaved_medians(steps, rounds=300, warmup=20)
+    erm, mm = medians["erm"], medians["manifold-mixup"]
     ratio = mm / erm
     benchmark.extra_info.update({"erm_ms": erm * 1e3, "manifold_mixup_ms": mm * 1e3, "ratio": ratio})
     print(f"\nERM step {erm * 1e3:.3f} ms, Manifold Mixup step {mm * 1e3:.3f} ms, ratio {ratio:.3f}")

@@ -50,6 +50,9 @@ class DatasetSplits:
     profile: str = ""
     meta: dict = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        self.profile = self.profile or self.name
+
     @property
     def num_classes(self) -> int:
         return len(self.classes)

@@ -141,7 +141,7 @@ def test_indices(data: DatasetSplits, config: EvalConfig) -> torch.Tensor:
     n = len(data.test_y)
     if n == 0:
         raise UserError(f"dataset {data.name} has an empty test split")
-    wanted = dataset_defaults(data.profile or data.name).n_test if config.n_test is None else config.n_test
+    wanted = dataset_defaults(data.profile).n_test if config.n_test is None else config.n_test
     if not wanted or wanted >= n:
         return torch.arange(n)
     return stratified_subset(data.test_y, wanted, config.seed)

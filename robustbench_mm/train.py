@@ -129,7 +129,7 @@ def train(
 
 def resolve_config(cfg: TrainConfig, data: DatasetSplits) -> tuple[TrainConfig, Method]:
     """The config with every default filled in (the method's settings included), and its method."""
-    cfg = cfg.resolved(data.default_arch, data.profile or None)
+    cfg = cfg.resolved(data.default_arch, data.profile)
     method = create_method(cfg.method, cfg.method_options).resolved(data)
     cfg.method_options = method.options()
     return cfg, method

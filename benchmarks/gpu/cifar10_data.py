@@ -96,9 +96,9 @@ def copy_subset(source: Path, dest: Path, per_class_train: int, per_class_test: 
     return dest
 
 
-def synthetic_imagefolder(root: Path, per_class_train: int, per_class_test: int) -> Path:
-    """A learnable CIFAR-shaped folder of JPEGs (each class a colour and stripe pattern plus
-    noise), for --tiny where no real data is at hand."""
+def synthetic_imagefolder(root: Path, per_class_train: int, per_class_test: int, suffix: str = ".jpg") -> Path:
+    """A learnable CIFAR-shaped image folder (each class a colour and stripe pattern plus noise),
+    for --tiny and run_all.py where no real data is at hand; JPEGs like the real folder's."""
     from PIL import Image
 
     rng = np.random.default_rng(0)
@@ -111,5 +111,5 @@ def synthetic_imagefolder(root: Path, per_class_train: int, per_class_test: int)
             base[:: 2 + c % 4, :, (c + 1) % 3] += 0.3
             for i in range(count):
                 image = np.clip(base + rng.normal(0, 0.15, base.shape), 0, 1)
-                Image.fromarray((image * 255).astype(np.uint8)).save(folder / f"{i:04d}.jpg", quality=90)
+                Image.fromarray((image * 255).astype(np.uint8)).save(folder / f"{i:04d}{suffix}", quality=90)
     return root

@@ -37,6 +37,7 @@ from robustbench_mm.data import CIFAR10_STATS, apply_crop_flip, draw_crop_flip, 
 from robustbench_mm.methods import Step, create_method  # noqa: E402
 from robustbench_mm.models import create_model  # noqa: E402
 from robustbench_mm.train import make_optimizer, train_step  # noqa: E402
+from cifar10_data import synthetic_imagefolder  # noqa: E402
 
 
 class Timer:
@@ -143,26 +144,8 @@ def deformation_throughput(device, n):
     return {"images": n * len(grid), "seconds": timer.seconds, "images_per_s": n * len(grid) / timer.seconds}
 
 
-def synthetic_imagefolder(root: Path, per_class_train: int, per_class_test: int) -> Path:
-    """A learnable CIFAR-shaped image folder: each class a colour and stripe pattern plus noise."""
-    from PIL import Image
-
-    rng = np.random.default_rng(0)
-    for split, count in (("train", per_class_train), ("test", per_class_test)):
-        for c in range(10):
-            folder = root / split / f"class{c}"
-            folder.mkdir(parents=True, exist_ok=True)
-            base = np.zeros((32, 32, 3))
-            base[..., c % 3] = 0.3 + 0.07 * c
-            base[:: 2 + c % 4, :, (c + 1) % 3] += 0.3
-            for i in range(count):
-                image = np.clip(base + rng.normal(0, 0.15, base.shape), 0, 1)
-                Image.fromarray((image * 255).astype(np.uint8)).save(folder / f"{i}.png")
-    return root
-
-
 def end_to_end(out: Path, tiny: bool) -> dict:
-    data = synthetic_imagefolder(out / "synthetic", 20 if tiny else 500, 10 if tiny else 100)
+    data = synthetic_imagefolder(out / "synthetic", 20 if tiny else 500, 10 if tiny else 100, suffix=".png")
     command = [sys.executable, "-m", "robustbench_mm", "run", "--dataset", f"imagefolder:{data}", "--arch", "preactresnet18",
                "--epochs", "1" if tiny else "10", "--seeds", "0", "--out", str(out / "e2e_report"), "--runs-dir", str(out / "e2e_runs"),
                "--suite", "clean,adversarial,deformation,corruption,calibration", "--force", "--eps", "0.0039,0.0157,0.0314"]

@@ -119,7 +119,8 @@ class TrainConfig:
     def resolved(self, default_arch: str, profile: str | None = None) -> "TrainConfig":
         """Every per-dataset None filled in (from ``profile``'s defaults: the loaded data's), paths
         made absolute, values checked."""
-        defaults = dataset_defaults(profile or dataset_family(self.dataset))
+        # a profile of no known dataset (data the caller built): the configured dataset's defaults
+        defaults = DATASET_DEFAULTS.get(profile or "") or dataset_defaults(dataset_family(self.dataset))
         cfg = dataclasses.replace(self, method_options=dict(self.method_options))
         # paths are stored absolute, so a run directory evaluates from any working directory
         if cfg.dataset.startswith("imagefolder:") and cfg.dataset.split(":", 1)[1]:
