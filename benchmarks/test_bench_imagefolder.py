@@ -29,7 +29,7 @@ def status(key):
         if line.startswith(key):
             return int(line.split()[1]) * 1024
 import numpy, torch, torchvision.io, PIL.Image, tqdm  # imported before the baseline is taken
-from robustbench_mm.data import load_dataset
+from robustbench_mm.data.datasets import load_dataset
 before = status("VmRSS:")
 with open("/proc/self/clear_refs", "w") as f:
     f.write("5")  # reset VmHWM to the current resident set

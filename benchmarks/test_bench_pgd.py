@@ -37,8 +37,8 @@ import torch
 import torchattacks
 
 from robustbench_mm.attacks import run_attack
+from robustbench_mm.data.datasets import load_dataset
 from robustbench_mm.settings import TrainConfig
-from robustbench_mm.data import load_dataset
 
 EPS = 0.1
 STEPS = 10
@@ -54,8 +54,8 @@ def digits():
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory, digits):
-    from robustbench_mm.checkpoint import load_model
-    from robustbench_mm.train import train
+    from robustbench_mm.store.checkpoint import load_model
+    from robustbench_mm.training.loop import train
 
     out = tmp_path_factory.mktemp("runs")
     models = {}

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from interleaved import interleaved_medians
 
-from robustbench_mm.data import load_dataset, to_float
+from robustbench_mm.data.datasets import load_dataset, to_float
 from robustbench_mm.methods import Step, create_method
 from robustbench_mm.models import create_model
 from robustbench_mm.settings import TrainConfig
-from robustbench_mm.train import make_optimizer, to_training_layout, train_step
-
-from interleaved import interleaved_medians
+from robustbench_mm.training.loop import make_optimizer, to_training_layout, train_step
 
 ROUNDS = 5
 

@@ -15,15 +15,14 @@ import json
 import sys
 import tempfile
 import time
-from pathlib import Path
 
 import torch
 
-from robustbench_mm.settings import TrainConfig
-from robustbench_mm.data import load_dataset
+from robustbench_mm.data.datasets import load_dataset
 from robustbench_mm.models.fast import fast_net
 from robustbench_mm.models.registry import ARCHS
-from robustbench_mm.train import train
+from robustbench_mm.settings import TrainConfig
+from robustbench_mm.training.loop import train
 
 
 def register_net(text: str) -> str:

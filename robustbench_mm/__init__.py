@@ -1,7 +1,7 @@
 """robustbench_mm: does Manifold Mixup make a classifier more robust, and in which sense?
 
 ``evaluate(model, dataset)`` scores any model that takes [0, 1] images; ``evaluate_run(dir)``
-scores a run directory. Both return results in the one schema (see ``results.COLUMNS``).
+scores a run directory. Both return results in the one schema (see ``core.results.COLUMNS``).
 ``train(TrainConfig(...))`` trains one run, ``run_benchmark(RunPlan(), TrainConfig(), EvalConfig())``
 is ``mmbench run``, ``load_dataset(name, data_root=...)`` loads a dataset.
 """
@@ -10,8 +10,9 @@ __version__ = "0.1.0"
 
 # name -> module: the public API, imported on first use (`import robustbench_mm` stays cheap for the CLI)
 _API = {
-    "evaluate": "evaluation", "evaluate_run": "evaluation", "load_dataset": "data", "train": "train",
-    "TrainConfig": "settings", "EvalConfig": "settings", "RunPlan": "settings", "run_benchmark": "pipeline",
+    "evaluate": "evaluation.runner", "evaluate_run": "evaluation.runner", "load_dataset": "data.datasets",
+    "train": "training.loop", "TrainConfig": "settings", "EvalConfig": "settings", "RunPlan": "settings",
+    "run_benchmark": "app.pipeline",
 }
 __all__ = ["__version__", *_API]
 

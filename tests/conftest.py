@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from robustbench_mm.data.datasets import load_dataset
 from robustbench_mm.settings import TrainConfig
-from robustbench_mm.data import load_dataset
 
 METHODS = ("erm", "mixup", "manifold-mixup")
 
@@ -21,7 +21,7 @@ def digits():
 @pytest.fixture(scope="session")
 def trained_runs(tmp_path_factory, digits) -> dict[str, Path]:
     """Run directories of the three default digits models (seed 0), trained with default settings."""
-    from robustbench_mm.train import train
+    from robustbench_mm.training.loop import train
 
     out = tmp_path_factory.mktemp("runs")
     runs = {}
@@ -34,7 +34,7 @@ def trained_runs(tmp_path_factory, digits) -> dict[str, Path]:
 @pytest.fixture(scope="session")
 def trained_models(trained_runs):
     """The three digits models loaded on the CPU in eval mode: {method: model}."""
-    from robustbench_mm.checkpoint import load_model
+    from robustbench_mm.store.checkpoint import load_model
 
     return {method: load_model(run / "model.pt")[0] for method, run in trained_runs.items()}
 

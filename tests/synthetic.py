@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from robustbench_mm import calibration
-from robustbench_mm.results import frame, row
+from robustbench_mm.core.results import frame, row
+from robustbench_mm.evaluation import calibration
 
 METHODS = {"erm": 0.0, "mixup": 0.08, "manifold-mixup": 0.12}  # method -> robustness bonus
 SEEDS = (0, 1)

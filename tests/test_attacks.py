@@ -11,8 +11,8 @@ import torchattacks
 
 from robustbench_mm.attacks import ATTACKS, AttackCheckError, AttackSpec, attack, check_adversarial, run_attack
 from robustbench_mm.attacks.pgd import start_noise
-from robustbench_mm.errors import UserError
-from robustbench_mm.inference import predict_logits
+from robustbench_mm.core.errors import UserError
+from robustbench_mm.core.inference import predict_logits
 
 METHODS = ("erm", "mixup", "manifold-mixup")
 ZOO = ("apgd-ce", "apgd-dlr", "fab", "square", "cw-l2", "deepfool", "autoattack")
@@ -329,7 +329,8 @@ def test_attack_copy_matches_the_model(trained_models, data):
 
 
 def test_session_builds_copies_once_and_changes_nothing(trained_models, data, monkeypatch):
-    from robustbench_mm.attacks import AttackSession, session as session_module
+    from robustbench_mm.attacks import AttackSession
+    from robustbench_mm.attacks import session as session_module
 
     x, y = data
     model = trained_models["erm"]
@@ -393,8 +394,8 @@ def test_attack_copy_folds_preact_blocks(arch):
 def test_sharded_ranks_split_the_batches_and_together_give_one_process(trained_models, data, monkeypatch, name):
     """Each rank attacks only batches b % world == rank; the ranks' rows together are the
     single-process result (here the gather is replaced by an OR of the two ranks' rows)."""
-    from robustbench_mm import distributed
     from robustbench_mm.attacks import AttackSession
+    from robustbench_mm.core import distributed
 
     x, y = data
     model = trained_models["mixup"]

@@ -16,18 +16,18 @@ import random
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import pandas as pd
 import pytest
 import torch
 
 from robustbench_mm.cli import main
+from robustbench_mm.core.errors import UserError
+from robustbench_mm.evaluation.runner import evaluate_run
 from robustbench_mm.settings import EvalConfig, TrainConfig
-from robustbench_mm.errors import UserError
-from robustbench_mm.evaluation import evaluate_run
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 R = "runs/digits-cnn-erm-s0"  # evaluated erm run (relative to the workspace)
@@ -45,7 +45,7 @@ NO_GPU = pytest.mark.skipif(torch.cuda.is_available(), reason="a CUDA GPU is pre
 def template(tmp_path_factory, trained_runs, digits) -> Path:
     """Read-only template workspace: two evaluated digits runs, an mlp run, a report.csv."""
     from robustbench_mm.report import write_report
-    from robustbench_mm.train import train
+    from robustbench_mm.training.loop import train
 
     root = tmp_path_factory.mktemp("bad_input_template")
     for method in ("erm", "mixup"):
@@ -164,7 +164,7 @@ def _npz_with_pickle(path: Path) -> None:
 
 def _foreign_imagefolder_run(ws: Path) -> list[str]:
     """A real run trained on an image folder whose classes were renamed afterwards."""
-    from robustbench_mm.train import train
+    from robustbench_mm.training.loop import train
 
     folder = _image_folder(ws / "pets")
     result = train(TrainConfig(dataset=f"imagefolder:{folder}", epochs=1, batch_size=2, holdout_fraction=0.0), out_dir=str(ws / "petruns"), progress=False, log=lambda s: None)
@@ -427,7 +427,7 @@ def test_an_unwritable_disk_is_one_line_exit_2(ws, monkeypatch, capsys):
     old files stay (writes are atomic)."""
     import errno
 
-    from robustbench_mm import publish
+    from robustbench_mm.store import publish
 
     def refuse(path, *args, **kwargs):
         raise OSError(errno.EROFS, "Read-only file system", str(path))

@@ -9,8 +9,15 @@ import pytest
 import torch
 from PIL import Image
 
-from robustbench_mm.boundaries import CLASS_COLORS, METHODS, make_problem, panel_boxes, render_boundaries, train_method
-from robustbench_mm.errors import UserError
+from robustbench_mm.core.errors import UserError
+from robustbench_mm.report.figures.boundaries import (
+    CLASS_COLORS,
+    METHODS,
+    make_problem,
+    panel_boxes,
+    render_boundaries,
+    train_method,
+)
 
 
 @pytest.fixture(scope="module")

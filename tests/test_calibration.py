@@ -9,9 +9,9 @@ import pytest
 import torch
 from torchmetrics.functional.classification import binary_calibration_error, multiclass_calibration_error
 
-from robustbench_mm import calibration as cal
-from robustbench_mm.errors import UserError
-from robustbench_mm.results import COLUMNS
+from robustbench_mm.core.errors import UserError
+from robustbench_mm.core.results import COLUMNS
+from robustbench_mm.evaluation import calibration as cal
 
 
 def _random_case(seed: int, n: int = 2000, c: int = 10, scale: float = 3.0) -> tuple[torch.Tensor, torch.Tensor]:

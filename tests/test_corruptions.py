@@ -9,6 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from robustbench_mm.core.errors import UserError
 from robustbench_mm.corruptions import (
     CORRUPTIONS,
     corrupt,
@@ -16,7 +17,6 @@ from robustbench_mm.corruptions import (
     corruption_names,
     load_cifar_c,
 )
-from robustbench_mm.errors import UserError
 
 NAMES = corruption_names()
 DETERMINISTIC = {"brightness", "contrast", "saturate", "pixelate", "jpeg_compression",

@@ -67,7 +67,7 @@ def test_prob_zero_is_erm():
 
 def test_trains_on_digits(tmp_path, digits):
     from robustbench_mm.settings import TrainConfig
-    from robustbench_mm.train import train
+    from robustbench_mm.training.loop import train
 
     result = train(TrainConfig(method="cutmix", epochs=3), out_dir=str(tmp_path), progress=False, data=digits,
                    log=lambda s: None)

@@ -10,8 +10,8 @@ import pytest
 import torch
 from PIL import Image
 
-from robustbench_mm.data import load_dataset, random_crop_flip, to_float
-from robustbench_mm.errors import UserError
+from robustbench_mm.core.errors import UserError
+from robustbench_mm.data.datasets import load_dataset, random_crop_flip, to_float
 
 
 def test_digits_split_is_fixed_stratified_and_in_unit_range(digits):
@@ -160,8 +160,9 @@ def test_random_crop_flip_is_a_seeded_per_example_crop():
 
 def test_an_image_folder_run_evaluates_from_any_directory(tmp_path, monkeypatch):
     """A relative imagefolder path is stored absolute: the run evaluates from elsewhere."""
-    from robustbench_mm.cli import main
     from test_bad_input import _image_folder
+
+    from robustbench_mm.cli import main
 
     monkeypatch.chdir(tmp_path)
     _image_folder(tmp_path / "pets")

@@ -13,8 +13,8 @@ import pytest
 import torch
 
 from robustbench_mm.cli import main
-from robustbench_mm.data import load_dataset, stratified_subset
-from robustbench_mm.errors import UserError
+from robustbench_mm.core.errors import UserError
+from robustbench_mm.data.datasets import load_dataset, stratified_subset
 
 
 def _mnist(root: Path, n_train: int = 100, n_labels: int | None = None, folder: str = "MNIST") -> Path:

@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
+from robustbench_mm.core.errors import UserError
 from robustbench_mm.corruptions import DEFORMATIONS, deform, deformation_grid, rotate_by, shear_by, zoom_by
-from robustbench_mm.errors import UserError
 
 
 def _gen(seed: int = 0) -> torch.Generator:

@@ -11,12 +11,12 @@ import torch
 from torch import nn
 
 from robustbench_mm.attacks import diagnostics as diag
-from robustbench_mm.attacks.suite import eps_grids
-from robustbench_mm.threat import DIGITS
+from robustbench_mm.attacks.adversarial import eps_grids
+from robustbench_mm.core.inference import predict_logits
+from robustbench_mm.core.results import COLUMNS, frame
+from robustbench_mm.data.threat import DIGITS
+from robustbench_mm.evaluation.interface import SUITES, SuiteContext
 from robustbench_mm.settings import EvalConfig
-from robustbench_mm.inference import predict_logits
-from robustbench_mm.results import COLUMNS, frame
-from robustbench_mm.suites import SUITES, SuiteContext
 
 METHODS = ("erm", "mixup", "manifold-mixup")
 
@@ -92,7 +92,7 @@ def test_worst_case_never_rises_and_never_beats_an_attack(outputs):
 
 
 def test_grids_come_from_the_datasets_threat_model():
-    from robustbench_mm.threat import COLOUR32, GREY28, threat_for, threat_for_shape
+    from robustbench_mm.data.threat import COLOUR32, GREY28, threat_for, threat_for_shape
 
     linf, l2 = eps_grids(threat_for("cifar10"), EvalConfig())
     assert linf == pytest.approx([1 / 255, 2 / 255, 4 / 255, 8 / 255]) and l2 == [0.25, 0.5]
@@ -109,7 +109,7 @@ def test_radii_as_metrics_csv_stores_them_still_name_the_headline():
     (a real CIFAR-10 report quoted 4/255 as "0.01569" before)."""
     import pandas as pd
 
-    from robustbench_mm.threat import COLOUR32, headline_radius
+    from robustbench_mm.data.threat import COLOUR32, headline_radius
 
     stored = [float(f"{k / 255:.6g}") for k in (1, 2, 4, 8)]
     assert [COLOUR32.show(e) for e in stored] == ["1/255", "2/255", "4/255", "8/255"]
@@ -140,7 +140,7 @@ def test_unbounded_attacks_report_accuracy_and_median_norm(trained_models, digit
 
 
 def test_suite_refuses_bad_settings_before_attacking(trained_models, digits):
-    from robustbench_mm.errors import UserError
+    from robustbench_mm.core.errors import UserError
 
     model = trained_models["erm"]
     ctx = _context(model, digits.test_x[:10], digits.test_y[:10], EvalConfig(eps=[2.0]))
@@ -247,7 +247,7 @@ def test_default_attacks_skip_what_the_dataset_cannot_support(trained_models, di
 def test_fgsm_overshooting_at_a_large_radius_is_not_called_masking():
     """A real MNIST mixup model: FGSM 8.2% at 0.2 and 8.8% at 0.3 (one long step overshoots), PGD
     monotone. The monotonicity check judges the multi-step attacks only, and still fires on them."""
-    from robustbench_mm.attacks.suite import monotonicity_curves
+    from robustbench_mm.attacks.adversarial import monotonicity_curves
 
     acc = {("fgsm", 0.1): 0.368, ("fgsm", 0.2): 0.082, ("fgsm", 0.3): 0.088,
            ("pgd-linf", 0.1): 0.029, ("pgd-linf", 0.2): 0.0, ("pgd-linf", 0.3): 0.0}

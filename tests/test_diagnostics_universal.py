@@ -14,10 +14,10 @@ from robustbench_mm.attacks import attack
 from robustbench_mm.attacks import diagnostics as diag
 from robustbench_mm.attacks.pgd import ranked_targets
 from robustbench_mm.attacks.registry import BatchJob
-from robustbench_mm.errors import UserError
-from robustbench_mm.inference import predict_logits
+from robustbench_mm.core.errors import UserError
+from robustbench_mm.core.inference import predict_logits
+from robustbench_mm.evaluation.interface import SUITES, SuiteContext
 from robustbench_mm.settings import EvalConfig
-from robustbench_mm.suites import SUITES, SuiteContext
 
 UNIVERSAL, DECOY = 0, 3
 

@@ -13,7 +13,7 @@ import pandas as pd
 import torch
 
 from robustbench_mm.settings import TrainConfig
-from robustbench_mm.train import train
+from robustbench_mm.training.loop import train
 
 ARGS = ["--arch", "mlp", "--method", "erm", "--epochs", "2", "--batch-size", "64", "--device", "cpu", "--quiet"]
 
@@ -43,8 +43,8 @@ def test_two_gloo_processes_evaluate_exactly_like_one(tmp_path, trained_runs, di
     """`torchrun -m robustbench_mm evaluate`: each process attacks every other batch (4 batches
     of 100), yet metrics and per-example results equal a single process's, bit for bit; rank 0
     alone writes."""
+    from robustbench_mm.evaluation.runner import evaluate_run
     from robustbench_mm.settings import EvalConfig
-    from robustbench_mm.evaluation import evaluate_run
 
     single, sharded = tmp_path / "single", tmp_path / "sharded"
     for target in (single, sharded):

@@ -11,9 +11,9 @@ from torch import nn
 
 import robustbench_mm as rb
 from robustbench_mm.cli import main
-from robustbench_mm.evaluation import evaluate_run
-from robustbench_mm.rundir import RunDir
-from robustbench_mm.results import COLUMNS
+from robustbench_mm.core.results import COLUMNS
+from robustbench_mm.evaluation.runner import evaluate_run
+from robustbench_mm.store.rundir import RunDir
 
 FAST = ["--attacks", "fgsm,pgd-linf", "--eps", "0.05,0.1", "--eps-l2", "0.5", "--pgd-steps", "5"]
 

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from robustbench_mm import storage
-from robustbench_mm.errors import UserError
-from robustbench_mm.storage import atomic_write_bytes, atomic_write_text, remove_stale_temps, run_lock
+from robustbench_mm.core.errors import UserError
+from robustbench_mm.store import storage
+from robustbench_mm.store.storage import atomic_write_bytes, atomic_write_text, remove_stale_temps, run_lock
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]), "OMP_NUM_THREADS": "1"}
@@ -144,7 +144,7 @@ def test_a_killed_write_leaves_a_temp_file_that_is_cleaned_up(tmp_path):
     target.write_bytes(b"old")
     writer = _python(
         "import sys, time\n"
-        "from robustbench_mm.storage import atomic_write\n"
+        "from robustbench_mm.store.storage import atomic_write\n"
         "def write(handle):\n"
         "    handle.write(b'half'); handle.flush(); print('writing', flush=True); time.sleep(600)\n"
         "atomic_write(sys.argv[1], write)\n", str(target))
@@ -164,15 +164,15 @@ def test_a_killed_write_leaves_a_temp_file_that_is_cleaned_up(tmp_path):
 
 HOLDER = (
     "import sys, time\n"
-    "from robustbench_mm.storage import run_lock\n"
+    "from robustbench_mm.store.storage import run_lock\n"
     "with run_lock(sys.argv[1], 'mmbench train'):\n"
     "    print('locked', flush=True)\n"
     "    time.sleep(600)\n"
 )
 CONTENDER = (
     "import sys\n"
-    "from robustbench_mm.errors import UserError\n"
-    "from robustbench_mm.storage import run_lock\n"
+    "from robustbench_mm.core.errors import UserError\n"
+    "from robustbench_mm.store.storage import run_lock\n"
     "try:\n"
     "    with run_lock(sys.argv[1], 'mmbench evaluate'):\n"
     "        print('acquired')\n"
@@ -253,7 +253,7 @@ def test_a_garbled_lock_file_still_gives_one_short_line(tmp_path):
 
 CHILD = (
     "import sys, time\n"
-    "from robustbench_mm.procs import die_with_parent, watch_parent\n"
+    "from robustbench_mm.core.procs import die_with_parent, watch_parent\n"
     "parent = int(sys.argv[1])\n"
     "print(die_with_parent(parent) if sys.argv[2] == 'auto' else watch_parent(parent, 0.05), flush=True)\n"
     "time.sleep(600)\n"
@@ -305,7 +305,7 @@ def test_a_worker_dies_with_its_killed_parent(mechanism):
 def test_a_worker_whose_parent_already_died_stops_at_once():
     """The parent died between the fork and die_with_parent: the expected parent PID no longer
     matches os.getppid(), so the worker kills itself instead of running on as an orphan."""
-    code = ("import os\nfrom robustbench_mm.procs import die_with_parent\n"
+    code = ("import os\nfrom robustbench_mm.core.procs import die_with_parent\n"
             "die_with_parent(os.getppid() + 1)\nprint('still running')\n")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV, timeout=DEADLINE)
     assert proc.returncode == -signal.SIGKILL and proc.stdout == ""

@@ -12,8 +12,6 @@ import pytest
 
 from robustbench_mm.cli import main
 
-
-
 # ------------------------------------------------------------------ unit behaviour
 
 ROWS = [  # method, suite, test, severity, metric, mean, std

@@ -18,8 +18,8 @@ import cifar10_data  # noqa: E402
 import cifar10_run  # noqa: E402
 import cifar10_summary  # noqa: E402
 
-from robustbench_mm.data import load_dataset  # noqa: E402
-from robustbench_mm.errors import UserError  # noqa: E402
+from robustbench_mm.core.errors import UserError  # noqa: E402
+from robustbench_mm.data.datasets import load_dataset  # noqa: E402
 
 
 def _folder(root: Path, per_class: int = 3) -> Path:

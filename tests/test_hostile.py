@@ -19,11 +19,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-
-from robustbench_mm.checkpoint import read_model_file, restore_state, validate_checkpoint
-from robustbench_mm.errors import UserError
-from robustbench_mm.untrusted import clip, clip_path
 from test_bad_input import AnyOf, check_bad_input
+
+from robustbench_mm.core.errors import UserError
+from robustbench_mm.core.untrusted import clip, clip_path
+from robustbench_mm.store.checkpoint import read_model_file, restore_state, validate_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 R = "runs/digits-cnn-erm-s0"
@@ -115,7 +115,7 @@ def test_bad_model_metadata_is_one_line(ws, capsys, case_id, changes, drop, phra
 
 
 def test_model_for_other_input_or_unknown_arch_is_refused(ws):
-    from robustbench_mm.checkpoint import load_model
+    from robustbench_mm.store.checkpoint import load_model
 
     with pytest.raises(UserError, match=r"takes 1-channel 8x8 images, the dataset has 3-channel 32x32 ones"):
         load_model(ws / R / "model.pt", expect_input=(3, 32))
@@ -130,8 +130,8 @@ def test_nested_classes_are_refused_in_bounded_memory(ws):
     _resave(ws, classes=_nested(60))
     script = (
         "import resource, sys\n"
-        "from robustbench_mm.checkpoint import read_model_file\n"
-        "from robustbench_mm.errors import UserError\n"
+        "from robustbench_mm.store.checkpoint import read_model_file\n"
+        "from robustbench_mm.core.errors import UserError\n"
         "size = int(open('/proc/self/status').read().split('VmSize:')[1].split()[0]) * 1024\n"
         "resource.setrlimit(resource.RLIMIT_AS, (size + (1 << 30), resource.RLIM_INFINITY))\n"
         "try:\n    read_model_file(sys.argv[1])\nexcept UserError as exc:\n    print(exc)\n"
@@ -252,7 +252,7 @@ def test_bad_checkpoint_is_one_line_naming_file_and_field(checkpoint, case_id, e
 
 
 def test_good_checkpoint_passes_and_fits_its_model(checkpoint, trained_runs):
-    from robustbench_mm.checkpoint import load_model
+    from robustbench_mm.store.checkpoint import load_model
 
     payload, epochs = checkpoint
     assert validate_checkpoint(payload, Path("c.pt"), epochs, device="cpu") is payload
@@ -271,9 +271,9 @@ def test_good_checkpoint_passes_and_fits_its_model(checkpoint, trained_runs):
 @pytest.fixture(scope="module")
 def hostile_report(trained_runs, digits, tmp_path_factory) -> str:
     """report.md over a run whose dataset is a path holding HTML (and whose name holds some)."""
-    from robustbench_mm.settings import EvalConfig
-    from robustbench_mm.evaluation import evaluate_run
+    from robustbench_mm.evaluation.runner import evaluate_run
     from robustbench_mm.report import write_report
+    from robustbench_mm.settings import EvalConfig
 
     root = tmp_path_factory.mktemp("hostile_report")
     run = root / "runs" / "x|<b>y"
@@ -315,13 +315,13 @@ def test_report_markdown_renders_without_html_from_the_data(hostile_report):
     ("one\n\n[x]: javascript:1", False, "one\n\n[x]: javascript:1"),  # md_text keeps lines; to_markdown drops blank ones
 ])
 def test_md_text_escapes_what_is_not_ours(raw, cell, expected):
-    from robustbench_mm.document import md_text
+    from robustbench_mm.report.markup import md_text
 
     assert md_text(raw, cell=cell) == expected
 
 
 def test_markdown_paragraph_cannot_start_a_new_block():
-    from robustbench_mm.document import Block, to_markdown
+    from robustbench_mm.report.markup import Block, to_markdown
 
     text = to_markdown([Block("p", "- **Data**: x\n\n[x]: javascript:alert(1)\n\n<script>")])
     assert text == "- **Data**: x\n[x]: javascript:alert(1)\n&lt;script&gt;\n"
@@ -341,7 +341,7 @@ def _pixels(path: Path) -> np.ndarray:
 
 def test_corruption_grid_gets_the_usual_mode_and_shows_each_name_once(tmp_path, digits):
     from robustbench_mm.corruptions import corruption_grid_png
-    from robustbench_mm.data import to_float
+    from robustbench_mm.data.datasets import to_float
 
     x = to_float(digits.test_x[:1])
     old = os.umask(0o022)

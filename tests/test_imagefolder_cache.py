@@ -14,9 +14,9 @@ import pytest
 import torch
 from PIL import Image
 
-from robustbench_mm import imagefolder
-from robustbench_mm.data import load_dataset
-from robustbench_mm.errors import UserError
+from robustbench_mm.core.errors import UserError
+from robustbench_mm.data import imagefolder
+from robustbench_mm.data.datasets import load_dataset
 
 
 def _folder(root: Path, per_class: int = 3, mode: str = "RGB", ext: str = "png") -> Path:
@@ -168,7 +168,7 @@ def test_a_class_sorted_folder_gives_a_stratified_subset_of_n_test(tmp_path):
 
     from robustbench_mm.cli import build_parser
     from robustbench_mm.cli.commands import eval_config
-    from robustbench_mm.evaluation import test_indices
+    from robustbench_mm.evaluation.runner import test_indices
     from robustbench_mm.settings import EvalConfig
 
     root = tmp_path / "sorted"

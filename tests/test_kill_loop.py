@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from robustbench_mm.rundir import RunDir
+from robustbench_mm.store.rundir import RunDir
 
 PLAN = ["--methods", "erm,mixup", "--seeds", "0", "--epochs", "2", "--suite", "clean,calibration", "--jobs", "2"]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}

@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from robustbench_mm.errors import UserError
+from robustbench_mm.core.errors import UserError
 from robustbench_mm.methods import METHODS, Step, create_method
 from robustbench_mm.models import create_model
 
@@ -34,7 +34,7 @@ def test_defaults_and_validation():
 
 def test_trains_on_digits(tmp_path, digits):
     from robustbench_mm.settings import TrainConfig
-    from robustbench_mm.train import train
+    from robustbench_mm.training.loop import train
 
     result = train(TrainConfig(method="label-smoothing", epochs=3), out_dir=str(tmp_path), progress=False,
                    data=digits, log=lambda s: None)

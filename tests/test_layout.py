@@ -110,8 +110,8 @@ def test_importing_the_package_changes_nothing_in_the_process():
     """No matplotlib backend switch and no torch thread or default-dtype change at import."""
     code = (
         "import matplotlib; matplotlib.use('svg'); import torch; torch.set_num_threads(3)\n"
-        "import robustbench_mm, robustbench_mm.cli, robustbench_mm.evaluation, robustbench_mm.report, "
-        "robustbench_mm.plots, robustbench_mm.corruptions, robustbench_mm.train, robustbench_mm.pipeline\n"
+        "import robustbench_mm, robustbench_mm.cli, robustbench_mm.evaluation.runner, robustbench_mm.report, "
+        "robustbench_mm.report.figures, robustbench_mm.corruptions, robustbench_mm.training.loop, robustbench_mm.app.pipeline\n"
         "assert matplotlib.get_backend() == 'svg', matplotlib.get_backend()\n"
         "assert torch.get_num_threads() == 3 and torch.get_default_dtype() == torch.float32\n"
     )

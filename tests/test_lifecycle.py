@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from robustbench_mm.cli import main
-from robustbench_mm.rundir import RunDir
+from robustbench_mm.store.rundir import RunDir
 
 FAST = ["--epochs", "2", "--suite", "clean,calibration"]
 ENV_NO_THREAD_HINT = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}  # torch's own default
@@ -63,12 +63,12 @@ def test_jobs_and_entry_point_do_not_change_a_single_bit(tmp_path):
 
 
 def test_a_second_command_on_a_busy_run_is_refused(tmp_path, digits):
-    from robustbench_mm.storage import run_lock
+    from robustbench_mm.store.storage import run_lock
 
     run = tmp_path / "runs" / "digits-cnn-erm-s0"
     run.mkdir(parents=True)
     holder = subprocess.Popen([sys.executable, "-c", (
-        "import sys, time; from robustbench_mm.storage import run_lock\n"
+        "import sys, time; from robustbench_mm.store.storage import run_lock\n"
         f"with run_lock({str(run)!r}, 'mmbench train'):\n    print('held', flush=True); time.sleep(60)")],
         stdout=subprocess.PIPE, text=True)
     try:
@@ -158,7 +158,7 @@ def test_the_report_opens_with_a_verdict_per_method(trained_runs, tmp_path):
 
 
 def test_progress_lines_report_done_total_and_an_eta(capsys):
-    from robustbench_mm.progress import Progress
+    from robustbench_mm.core.progress import Progress
 
     progress = Progress(3, "runs", "lines")
     progress.update(1, "first done")

@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from robustbench_mm.errors import UserError
+from robustbench_mm.core.errors import UserError
 from robustbench_mm.methods import Step, create_method, hard_target_loss, mixed_loss
 from robustbench_mm.models import ARCHS, Mix, create_model
 

@@ -11,9 +11,9 @@ from PIL import Image
 from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
 from torch import nn
 
-from robustbench_mm.settings import EvalConfig
-from robustbench_mm.errors import UserError
-from robustbench_mm.ood import (
+from robustbench_mm.core.errors import UserError
+from robustbench_mm.evaluation.interface import SuiteContext
+from robustbench_mm.evaluation.ood import (
     LAMBDAS,
     check_sets,
     detection_metrics,
@@ -25,7 +25,7 @@ from robustbench_mm.ood import (
     partners,
     run_ood,
 )
-from robustbench_mm.suites import SuiteContext
+from robustbench_mm.settings import EvalConfig
 
 
 def sklearn_metrics(scores_in: np.ndarray, scores_out: np.ndarray) -> dict[str, float]:

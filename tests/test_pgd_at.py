@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from robustbench_mm.errors import UserError
+from robustbench_mm.core.errors import UserError
 from robustbench_mm.methods import Step, create_method
 from robustbench_mm.models import create_model
 
@@ -49,9 +49,9 @@ def test_same_generator_same_attack():
 def test_pgd_training_is_more_robust_than_erm(tmp_path, digits):
     """Five epochs each: under PGD-10 at the headline radius the PGD-AT model keeps far more."""
     from robustbench_mm.attacks import run_attack
-    from robustbench_mm.checkpoint import load_model
     from robustbench_mm.settings import TrainConfig
-    from robustbench_mm.train import train
+    from robustbench_mm.store.checkpoint import load_model
+    from robustbench_mm.training.loop import train
 
     robust = {}
     for method in ("erm", "pgd-at"):

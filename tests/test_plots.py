@@ -8,11 +8,11 @@ import matplotlib.image as mpimg
 import matplotlib.pyplot as plt
 import pandas as pd
 import pytest
-
-from robustbench_mm import plots
-from robustbench_mm.errors import UserError
-from robustbench_mm.results import COLUMNS
 from synthetic import synthetic_tables
+
+from robustbench_mm.core.errors import UserError
+from robustbench_mm.core.results import COLUMNS
+from robustbench_mm.report import figures as plots
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -72,7 +72,7 @@ matplotlib.use("svg")  # a user's own choice, e.g. a notebook's inline backend
 import torch
 
 import robustbench_mm.corruptions as corruptions
-import robustbench_mm.plots as plots
+import robustbench_mm.report.figures as plots
 import robustbench_mm.report as report
 from synthetic import synthetic_tables
 
@@ -120,8 +120,7 @@ def test_axis_units_come_from_the_tests_owners(monkeypatch: pytest.MonkeyPatch) 
     """The attack registry says an attack's norm, the deformations their units, the corruptions
     their levels: names are never parsed (cw-l2 is unbounded, not an L2 radius)."""
     from robustbench_mm.attacks import ATTACKS
-    from robustbench_mm.corruptions import DEFORMATIONS
-    from robustbench_mm.corruptions import deformations
+    from robustbench_mm.corruptions import DEFORMATIONS, deformations
 
     label = plots.severity_label
     for name in ATTACKS.names():

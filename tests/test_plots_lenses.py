@@ -11,10 +11,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from robustbench_mm import plots
-from robustbench_mm.errors import UserError
-from robustbench_mm.ood import LAMBDAS
-from robustbench_mm.results import frame, row
+from robustbench_mm.core.errors import UserError
+from robustbench_mm.core.results import frame, row
+from robustbench_mm.evaluation.ood import LAMBDAS
+from robustbench_mm.report import figures as plots
 
 METHODS = ("erm", "mixup", "manifold-mixup")
 DECAY = {"erm": 0.9, "mixup": 0.8, "manifold-mixup": 0.5}  # faster decay = flatter
@@ -111,7 +111,7 @@ def test_missing_rows_or_columns_are_one_line() -> None:
 def test_importing_the_lenses_leaves_matplotlib_alone() -> None:
     code = (
         "import matplotlib; before = matplotlib.rcParams._get('backend');"
-        "import robustbench_mm.plots, robustbench_mm.boundaries, robustbench_mm.ood, robustbench_mm.representation;"
+        "import robustbench_mm.report.figures, robustbench_mm.report.figures.boundaries, robustbench_mm.evaluation.ood, robustbench_mm.evaluation.representation;"
         "import sys; sys.exit(0 if matplotlib.rcParams._get('backend') == before and 'matplotlib.pyplot' not in sys.modules else 1)"
     )
     assert subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).parent.parent).returncode == 0

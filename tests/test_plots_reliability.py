@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.colors import to_rgb
 
-from robustbench_mm import plots
 from robustbench_mm.methods import method_color
+from robustbench_mm.report import figures as plots
 
 UNDER, OVER, CORNER = 7, 9, 1  # bins 0.7-0.8, 0.1-0.2 (accuracy above confidence) and 0.9-1.0 (below)
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import robustbench_mm as rb
-from robustbench_mm.errors import UserError
+from robustbench_mm.core.errors import UserError
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 

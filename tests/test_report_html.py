@@ -13,9 +13,9 @@ from pathlib import Path
 
 import matplotlib.image as mpimg
 import pytest
+from synthetic import synthetic_tables
 
 from robustbench_mm.report import write_report
-from synthetic import synthetic_tables
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 

@@ -7,10 +7,9 @@ import pytest
 import torch
 from torch import nn
 
-from robustbench_mm.settings import EvalConfig
-from robustbench_mm.errors import UserError
-from robustbench_mm.models import MixableNet, create_model
-from robustbench_mm.representation import (
+from robustbench_mm.core.errors import UserError
+from robustbench_mm.evaluation.interface import SuiteContext
+from robustbench_mm.evaluation.representation import (
     METRICS,
     class_spectra,
     collect_hidden_states,
@@ -24,7 +23,8 @@ from robustbench_mm.representation import (
     top_share,
     variance_count,
 )
-from robustbench_mm.suites import SuiteContext
+from robustbench_mm.models import MixableNet, create_model
+from robustbench_mm.settings import EvalConfig
 
 
 def known_matrix(n: int, d: int, sigma: list[float], seed: int = 0) -> torch.Tensor:

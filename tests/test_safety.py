@@ -21,11 +21,11 @@ import pandas as pd
 import pytest
 import torch
 
-from robustbench_mm.checkpoint import MODEL_FORMAT, load_model, read_model_file
 from robustbench_mm.cli import main
-from robustbench_mm.errors import UserError
-from robustbench_mm.results import COLUMNS
-from robustbench_mm.storage import atomic_write_text, safe_torch_load
+from robustbench_mm.core.errors import UserError
+from robustbench_mm.core.results import COLUMNS
+from robustbench_mm.store.checkpoint import MODEL_FORMAT, load_model, read_model_file
+from robustbench_mm.store.storage import atomic_write_text, safe_torch_load
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
@@ -109,7 +109,7 @@ def test_code_running_checkpoint_is_refused_by_the_cli(run_copy, trained_runs, t
 
 
 def test_pickled_per_example_file_is_refused(run_copy, tmp_path):
-    from robustbench_mm.rundir import RunDir
+    from robustbench_mm.store.rundir import RunDir
 
     marker = tmp_path / "MARKER"
     (run_copy / "metrics.csv").write_text("run,dataset,arch,method,seed,suite,test,severity,metric,value,n\n")
@@ -153,8 +153,8 @@ def _writer_script() -> str:
     """The writer loop for a fresh interpreter, sharing _version_text's source."""
     return "\n".join([
         "import sys",
-        "from robustbench_mm.results import COLUMNS",
-        "from robustbench_mm.storage import atomic_write_text",
+        "from robustbench_mm.core.results import COLUMNS",
+        "from robustbench_mm.store.storage import atomic_write_text",
         f"ROWS = {ROWS}",
         inspect.getsource(_version_text),
         'print("ready", flush=True)',
@@ -166,10 +166,10 @@ def _writer_script() -> str:
 
 
 def test_sigkill_during_metrics_write_leaves_old_or_new_file(run_copy, digits):
-    from robustbench_mm.settings import EvalConfig
-    from robustbench_mm.evaluation import evaluate_run
-    from robustbench_mm.rundir import RunDir
+    from robustbench_mm.evaluation.runner import evaluate_run
     from robustbench_mm.report import collect
+    from robustbench_mm.settings import EvalConfig
+    from robustbench_mm.store.rundir import RunDir
 
     evaluate_run(run_copy, config=EvalConfig(suites=["clean"]), data=digits)
     path = run_copy / "eval" / "metrics.csv"

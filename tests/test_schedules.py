@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
-from robustbench_mm import schedules
-from robustbench_mm.schedules import lr_factor
+from robustbench_mm.training import schedules
+from robustbench_mm.training.schedules import lr_factor
 
 # Optimizer steps of a 1-epoch run: the training split minus the 10% calibration holdout,
 # in whole batches (train.py drops the last partial batch).

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 
 from robustbench_mm import cli
-from robustbench_mm.errors import UserError
+from robustbench_mm.app.pipeline import plan_commands
+from robustbench_mm.core.errors import UserError
 from robustbench_mm.methods import method_settings
-from robustbench_mm.pipeline import plan_commands
-from robustbench_mm.rundir import RunDir
 from robustbench_mm.settings import EvalConfig, RunPlan, TrainConfig, settings_of
+from robustbench_mm.store.rundir import RunDir
 
 # A value other than the default for every setting a plan line must carry. A setting added
 # without a value here fails test_every_setting_has_a_test_value: the plan test covers it then.

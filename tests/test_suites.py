@@ -8,12 +8,14 @@ import torch
 from torch import nn
 
 import robustbench_mm as rb
-from robustbench_mm import calibration, evaluation, suites
+from robustbench_mm.core.errors import UserError
+from robustbench_mm.evaluation import calibration
+from robustbench_mm.evaluation import interface as suites
+from robustbench_mm.evaluation import runner as evaluation
+from robustbench_mm.evaluation.catalog import all_suites, default_suites
+from robustbench_mm.evaluation.interface import SuiteContext, SuiteOutput, register_suite
+from robustbench_mm.evaluation.runner import check_suites
 from robustbench_mm.settings import EvalConfig
-from robustbench_mm.errors import UserError
-from robustbench_mm.evaluation import check_suites
-from robustbench_mm.catalog import all_suites, default_suites
-from robustbench_mm.suites import SuiteContext, SuiteOutput, register_suite
 
 
 class TinyModel(nn.Module):

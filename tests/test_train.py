@@ -13,12 +13,12 @@ import pandas as pd
 import pytest
 import torch
 
-from robustbench_mm.checkpoint import load_model
-from robustbench_mm.rundir import RunDir
+from robustbench_mm.core.errors import UserError
 from robustbench_mm.settings import TrainConfig
-from robustbench_mm.errors import UserError
-from robustbench_mm.schedules import lr_factor
-from robustbench_mm.train import train
+from robustbench_mm.store.checkpoint import load_model
+from robustbench_mm.store.rundir import RunDir
+from robustbench_mm.training.loop import train
+from robustbench_mm.training.schedules import lr_factor
 
 
 @pytest.mark.parametrize("method", ["erm", "mixup", "manifold-mixup"])
@@ -114,7 +114,7 @@ def test_resume_with_different_settings_is_refused(tmp_path, digits):
 
 
 def test_force_keeps_the_old_run_until_the_new_one_is_complete(tmp_path, digits, monkeypatch):
-    from robustbench_mm import train as train_module
+    from robustbench_mm.training import loop as train_module
 
     cfg = TrainConfig(epochs=1, lr=0.01)
     first = train(cfg, out_dir=str(tmp_path), progress=False, data=digits, log=lambda s: None)

@@ -26,15 +26,15 @@ import json
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from robustbench_mm.attacks import run_attack  # noqa: E402
-from robustbench_mm.data import CIFAR10_STATS  # noqa: E402
+from robustbench_mm.data.datasets import CIFAR10_STATS  # noqa: E402
 from robustbench_mm.models import create_model  # noqa: E402
 
 

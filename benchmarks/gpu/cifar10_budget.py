@@ -61,7 +61,7 @@ def estimate(methods: list[str], seeds: list[int], epochs: int, batch: int, n_tr
     say = est.lines.append
     kept = int(n_train * (1 - holdout))
     per_epoch = (kept // batch) * batch  # the training loop drops the last partial batch
-    say(f"estimate for one H200 (rates measured by run_all.py; see cifar10_budget.py for each):")
+    say("estimate for one H200 (rates measured by run_all.py; see cifar10_budget.py for each):")
     say(f"  training: {epochs} epochs x {per_epoch:,} images (of {kept:,}; batch {batch}) per run")
     for method in methods:
         rate = TRAIN_IMAGES_PER_S.get(method, min(TRAIN_IMAGES_PER_S.values()))

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from robustbench_mm.errors import UserError
+from robustbench_mm.core.errors import UserError
 
 SPLITS = ("train", "test")
 ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz")

@@ -40,7 +40,6 @@ import time
 STARTED = time.perf_counter()  # the budget counts from here (before the heavy imports)
 
 import argparse  # noqa: E402
-import dataclasses  # noqa: E402
 import os  # noqa: E402
 import shutil  # noqa: E402
 import sys  # noqa: E402
@@ -50,11 +49,11 @@ from pathlib import Path  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from robustbench_mm.errors import UserError  # noqa: E402
-from robustbench_mm.settings import EvalConfig, RunPlan, TrainConfig  # noqa: E402
-
 import cifar10_budget  # noqa: E402
 import cifar10_data  # noqa: E402
+
+from robustbench_mm.core.errors import UserError  # noqa: E402
+from robustbench_mm.settings import EvalConfig, RunPlan, TrainConfig  # noqa: E402
 
 METHODS = ["erm", "mixup", "manifold-mixup"]
 CIFAR10_FLOOR = 0.8  # the project's clean-accuracy floor for CIFAR-10 (an image folder has none by default)

@@ -24,17 +24,18 @@ import shutil
 import signal
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
-
-from robustbench_mm import pipeline
-from robustbench_mm.rundir import RunDir
-from robustbench_mm.settings import EvalConfig, RunPlan, TrainConfig, to_table
+from typing import Any
 
 import cifar10_budget
 from cifar10_summary import write_summary
 from cifar10_worker import EvalWorker
+
+from robustbench_mm.app import pipeline
+from robustbench_mm.settings import EvalConfig, RunPlan, TrainConfig, to_table
+from robustbench_mm.store.rundir import RunDir
 
 REPORT_RESERVE_S = 20.0  # kept free at the end for the report, summary and copies
 
@@ -141,7 +142,7 @@ def ordered_configs(job: Job) -> list[TrainConfig]:
 def load_data(job: Job):
     """The dataset, loaded through run_benchmark's per-process cache when it has one, so that the
     final run_benchmark call does not decode the 60,000 images again."""
-    from robustbench_mm.data import load_dataset
+    from robustbench_mm.data.datasets import load_dataset
 
     cached = getattr(pipeline, "_cached_dataset", None)  # no public way to hand run_benchmark a dataset
     cfg = job.train
@@ -169,7 +170,7 @@ def run(job: Job) -> int:
 
 
 def _overlapped(job: Job) -> None:
-    from robustbench_mm.train import train
+    from robustbench_mm.training.loop import train
 
     worker = EvalWorker(job.train.dataset, job.evaluate, time.time() + job.left(), job.worker_message)
     job.worker = worker  # finish() collects its results and stops it if the limit cut the work short
@@ -270,8 +271,8 @@ def reusable(job: Job, finished: list[RunDir]) -> bool:
     """Whether run_benchmark with these settings would reuse every finished run as it is: the
     two checks it makes (the training settings match; the evaluation holds these settings'
     results for this very model.pt)."""
-    from robustbench_mm.accumulate import already_done
-    from robustbench_mm.catalog import default_suites
+    from robustbench_mm.evaluation.catalog import default_suites
+    from robustbench_mm.store.accumulate import already_done
 
     # evaluate_run names the default suites before it compares settings; so do we
     evaluate = dataclasses.replace(job.evaluate, suites=job.evaluate.suites or default_suites()).validate()
@@ -286,7 +287,7 @@ def reusable(job: Job, finished: list[RunDir]) -> bool:
 def _fgsm_in_main(job: Job, finished: list[RunDir]) -> None:
     from cifar10_worker import paper_fgsm as fgsm
 
-    from robustbench_mm.data import load_dataset
+    from robustbench_mm.data.datasets import load_dataset
 
     cached = getattr(pipeline, "_cached_dataset", None)  # run_benchmark's copy, decoded once
     data = cached(job.train, load_dataset) if cached else load_dataset(job.train.dataset, job.train.data_root)
@@ -296,7 +297,7 @@ def _fgsm_in_main(job: Job, finished: list[RunDir]) -> None:
 
 def _copy_run_files(run_dirs: list[RunDir], dest: Path) -> None:
     """The small files of each run (settings, training log, metrics); not the weights."""
-    from robustbench_mm import evalstore
+    from robustbench_mm.store import evalstore
 
     for run in run_dirs:
         files = [run.file("config.toml"), run.file("train_log.csv")]

@@ -16,7 +16,8 @@ import queue
 import signal
 import threading
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from cifar10_summary import PAPER_RADII
 
@@ -32,7 +33,7 @@ class EvalWorker:
         self.process = context.Process(target=worker_main, name="cifar10-eval",
                                        args=(self.jobs, self.messages, dataset, evaluate, deadline, os.getpid()),
                                        daemon=True)
-        self.process.start()  # from the main thread: see robustbench_mm.procs.die_with_parent
+        self.process.start()  # from the main thread: see robustbench_mm.core.procs.die_with_parent
         self.on_message = on_message
         self.submitted = self.answered = 0
         self.finished = threading.Event()
@@ -81,8 +82,8 @@ class EvalWorker:
 
 
 def worker_main(jobs, messages, dataset: str, evaluate: Any, deadline: float, parent: int) -> None:
-    from robustbench_mm.data import load_dataset
-    from robustbench_mm.procs import die_with_parent
+    from robustbench_mm.core.procs import die_with_parent
+    from robustbench_mm.data.datasets import load_dataset
 
     die_with_parent(parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops us
@@ -112,7 +113,7 @@ def worker_main(jobs, messages, dataset: str, evaluate: Any, deadline: float, pa
 
 def evaluate_one(run_dir: str, data: Any, evaluate: Any) -> dict:
     """Every default suite (published into the run), then FGSM at the paper's radii."""
-    from robustbench_mm.evaluation import evaluate_run
+    from robustbench_mm.evaluation.runner import evaluate_run
 
     t0 = time.perf_counter()
     evaluation = evaluate_run(run_dir, config=evaluate, data=data, reuse=True)
@@ -128,9 +129,9 @@ def paper_fgsm(run_dir: str, data: Any, evaluate: Any) -> list[dict]:
     import torch
 
     from robustbench_mm.attacks import run_attack
-    from robustbench_mm.data import to_float
-    from robustbench_mm.inference import resolve_device
-    from robustbench_mm.rundir import RunDir
+    from robustbench_mm.core.inference import resolve_device
+    from robustbench_mm.data.datasets import to_float
+    from robustbench_mm.store.rundir import RunDir
 
     run = RunDir(run_dir)
     model, meta = run.load_model(data=data)

@@ -32,12 +32,13 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from robustbench_mm.settings import TrainConfig  # noqa: E402
-from robustbench_mm.data import CIFAR10_STATS, apply_crop_flip, draw_crop_flip, to_float  # noqa: E402
+from cifar10_data import synthetic_imagefolder  # noqa: E402
+
+from robustbench_mm.data.datasets import CIFAR10_STATS, apply_crop_flip, draw_crop_flip, to_float  # noqa: E402
 from robustbench_mm.methods import Step, create_method  # noqa: E402
 from robustbench_mm.models import create_model  # noqa: E402
-from robustbench_mm.train import make_optimizer, train_step  # noqa: E402
-from cifar10_data import synthetic_imagefolder  # noqa: E402
+from robustbench_mm.settings import TrainConfig  # noqa: E402
+from robustbench_mm.training.loop import make_optimizer, train_step  # noqa: E402
 
 
 class Timer:

@@ -7,14 +7,14 @@ evaluation share), :mod:`.fastcopy` (faster copies of the model for the attack s
 attacks), :mod:`.diagnostics` and :mod:`.suite` (the ``adversarial`` suite).
 
 Importing this package registers every attack in :data:`ATTACKS` and the ``adversarial`` suite
-in :data:`robustbench_mm.suites.SUITES`.
+in :data:`robustbench_mm.evaluation.interface.SUITES`.
 """
 
-from . import pgd, zoo  # noqa: F401  (register the attacks)
-from .driver import attack, run_attack
-from .registry import ATTACKS, AttackCheckError, AttackResult, AttackSpec, check_adversarial
-from .session import AttackSession
-from . import suite  # noqa: F401,E402  (registers the adversarial suite)
+from robustbench_mm.attacks import adversarial as suite  # noqa: F401,E402  (registers the adversarial suite)
+from robustbench_mm.attacks import pgd, zoo  # noqa: F401  (register the attacks)
+from robustbench_mm.attacks.driver import attack, run_attack
+from robustbench_mm.attacks.registry import ATTACKS, AttackCheckError, AttackResult, AttackSpec, check_adversarial
+from robustbench_mm.attacks.session import AttackSession
 
 __all__ = [
     "ATTACKS",

@@ -46,14 +46,14 @@ attacked again, and a model that reaches 0% (the digits models) needs no follow-
 
 from __future__ import annotations
 
-from typing import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..inference import evaluating, frozen, model_device
-from ..results import row
+from robustbench_mm.core.inference import evaluating, frozen, model_device
+from robustbench_mm.core.results import row
 
 SUITE = "diagnostics"
 CHECKS = (

@@ -27,10 +27,17 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..inference import evaluating, frozen, model_device
-from .precision import auto_batch_size, precision_mode
-from .registry import AttackResult, AttackSpec, BatchJob, check_adversarial, check_inputs, validate
-from .session import AttackSession
+from robustbench_mm.attacks.precision import auto_batch_size, precision_mode
+from robustbench_mm.attacks.registry import (
+    AttackResult,
+    AttackSpec,
+    BatchJob,
+    check_adversarial,
+    check_inputs,
+    validate,
+)
+from robustbench_mm.attacks.session import AttackSession
+from robustbench_mm.core.inference import evaluating, frozen, model_device
 
 
 def batch_generator(generator: torch.Generator, start_state: torch.Tensor, index: int) -> torch.Generator:
@@ -59,7 +66,7 @@ class _Rows:
     adv: torch.Tensor | None
 
     @classmethod
-    def empty(cls, x: torch.Tensor, num_classes: int, keep_logits: bool, keep_adv: bool) -> "_Rows":
+    def empty(cls, x: torch.Tensor, num_classes: int, keep_logits: bool, keep_adv: bool) -> _Rows:
         n = len(x)
         return cls(torch.zeros(n, dtype=torch.bool), torch.zeros(n), torch.zeros(n),
                    torch.zeros(n, num_classes) if keep_logits else None,

@@ -10,13 +10,13 @@ the speed they buy is measured side by side with torchattacks in ``benchmarks/te
 from __future__ import annotations
 
 import copy
-from typing import Iterator
+from collections.abc import Iterator
 
 import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-from ..inference import model_device
+from robustbench_mm.core.inference import model_device
 
 
 class _NCHWGrad(torch.autograd.Function):

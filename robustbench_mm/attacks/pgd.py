@@ -27,9 +27,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..errors import UserError
-from ..untrusted import clip
-from .registry import AttackSpec, BatchJob, register
+from robustbench_mm.attacks.registry import AttackSpec, BatchJob, register
+from robustbench_mm.core.errors import UserError
+from robustbench_mm.core.untrusted import clip
 
 _CUDA_BUCKET = 64
 

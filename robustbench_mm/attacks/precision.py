@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import contextlib
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 from torch import nn
 
-from ..errors import UserError
+from robustbench_mm.core.errors import UserError
 
 
 def _is_channels_last(model: nn.Module) -> bool:

@@ -16,14 +16,15 @@ from __future__ import annotations
 
 import contextlib
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import nn
 
-from ..errors import UserError
-from ..registry import Registry
+from robustbench_mm.core.errors import UserError
+from robustbench_mm.core.registry import Registry
 
 NORMS = ("linf", "l2", "none")
 PRECISIONS = ("auto", "fp32", "bf16")

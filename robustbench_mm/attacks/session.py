@@ -17,8 +17,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .. import distributed
-from .fastcopy import attack_copy, layout_copy
+from robustbench_mm.attacks.fastcopy import attack_copy, layout_copy
+from robustbench_mm.core import distributed
 
 
 class AttackSession:

@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torchattacks
 
-from .registry import AttackSpec, BatchJob, register
+from robustbench_mm.attacks.registry import AttackSpec, BatchJob, register
 
 _NORM = {"linf": "Linf", "l2": "L2"}
 

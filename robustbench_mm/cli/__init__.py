@@ -12,19 +12,37 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
-from ..errors import UserError
-from ..settings import EvalConfig, EvaluateOptions, ReportOptions, RunPlan, TrainConfig, TrainOptions
-from .commands import (cmd_check, cmd_evaluate, cmd_list, cmd_report, cmd_run, cmd_show_boundaries, cmd_show_corruptions,
-                       cmd_train, eval_config)
-from .flags import TRAIN_ONLY, _Parser, _positive_int, _seed, _settings, _tolerance, add_method_settings, add_settings
+from robustbench_mm.cli.commands import (
+    cmd_check,
+    cmd_evaluate,
+    cmd_list,
+    cmd_report,
+    cmd_run,
+    cmd_show_boundaries,
+    cmd_show_corruptions,
+    cmd_train,
+    eval_config,
+)
+from robustbench_mm.cli.flags import (
+    TRAIN_ONLY,
+    _Parser,
+    _positive_int,
+    _seed,
+    _settings,
+    _tolerance,
+    add_method_settings,
+    add_settings,
+)
+from robustbench_mm.core.errors import UserError
+from robustbench_mm.settings import EvalConfig, EvaluateOptions, ReportOptions, RunPlan, TrainConfig, TrainOptions
 
 __all__ = ["build_parser", "eval_config", "main"]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .. import __version__
+    from robustbench_mm import __version__
 
     parser = _Parser(prog="mmbench", description="Robustness benchmark for Manifold Mixup (ERM vs mixup vs manifold-mixup).")
     parser.add_argument("--version", action="version", version=f"mmbench {__version__}")

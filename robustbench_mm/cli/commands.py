@@ -6,15 +6,15 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from ..errors import UserError
-from ..settings import EvalConfig, EvaluateOptions, ReportOptions, TrainConfig
-from .flags import _settings, given
+from robustbench_mm.cli.flags import _settings, given
+from robustbench_mm.settings import EvalConfig, EvaluateOptions, ReportOptions
+
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from ..train import train
+    from robustbench_mm.training.loop import train
 
     options, cfg, _ = _settings(args)
-    from ..progress import mode_for
+    from robustbench_mm.core.progress import mode_for
 
     # a bar per epoch on a terminal, a line per epoch in a log, neither with --quiet; the one-line
     # notes (data placement, resuming) stay
@@ -33,31 +33,31 @@ def eval_config(args: argparse.Namespace) -> EvalConfig:
 
 def _validate_eval_names(cfg: EvalConfig) -> None:
     """Unknown suites/attacks/deformation grids/corruptions fail before any work starts."""
-    from ..evaluation import check_suites
+    from robustbench_mm.evaluation.runner import check_suites
 
     if cfg.suites is not None:
         check_suites(cfg.suites)
     if cfg.attacks:
-        from ..attacks import ATTACKS
+        from robustbench_mm.attacks import ATTACKS
 
         for name in cfg.attacks:
             ATTACKS.get(name)
-    from ..corruptions import CORRUPTIONS, deformation_grid
+    from robustbench_mm.corruptions import CORRUPTIONS, deformation_grid
 
     deformation_grid(cfg.deformations)
     for name in cfg.corruptions or []:
         CORRUPTIONS.get(name)
     if cfg.ood:
-        from ..ood import check_sets
+        from robustbench_mm.evaluation.ood import check_sets
 
         check_sets(cfg.ood)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from .. import distributed
-    from ..evaluation import check_run, evaluate_run
-    from ..inference import resolve_device
-    from ..progress import mode_for
+    from robustbench_mm.core import distributed
+    from robustbench_mm.core.inference import resolve_device
+    from robustbench_mm.core.progress import mode_for
+    from robustbench_mm.evaluation.runner import check_run, evaluate_run
 
     cfg = eval_config(args)
     options = EvaluateOptions(**given(args, EvaluateOptions)).validate(cli=True)
@@ -81,8 +81,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def _print_evaluation(run_dir: Path, evaluation: Any, shard: Any) -> None:
     """The run's headline, then every attack at the headline radius (AutoAttack included)."""
-    from ..document import markdown_table
-    from ..report import headline, headline_eps, summarize
+    from robustbench_mm.report import headline, headline_eps, summarize
+    from robustbench_mm.report.markup import markdown_table
 
     summary = summarize(evaluation.metrics)
     head, notes = headline(summary, evaluation.threat)
@@ -102,7 +102,7 @@ def _print_evaluation(run_dir: Path, evaluation: Any, shard: Any) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from ..report import headline_text, write_report
+    from robustbench_mm.report import headline_text, write_report
 
     options = ReportOptions(**given(args, ReportOptions)).validate(cli=True)
     report = write_report(args.run_dirs, args.out, formats=options.formats, plots=not args.no_plots,
@@ -114,8 +114,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from ..check import compare, read_report
-    from ..storage import atomic_write_bytes
+    from robustbench_mm.report.gate import compare, read_report
+    from robustbench_mm.store.storage import atomic_write_bytes
 
     if args.update_baseline:
         read_report(args.current)  # validates before anything is replaced
@@ -129,7 +129,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from ..pipeline import plan_commands, run_benchmark
+    from robustbench_mm.app.pipeline import plan_commands, run_benchmark
 
     plan, train, evaluate = _settings(args)
     _validate_eval_names(evaluate)
@@ -141,17 +141,17 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from ..attacks import ATTACKS
-    from ..corruptions import CORRUPTIONS, DEFORMATIONS
-    from ..data import dataset_names
-    from ..evaluation import check_suites
-    from ..methods import METHODS, method_sort_key
-    from ..models import ARCHS
-    from ..suites import SUITES
+    from robustbench_mm.attacks import ATTACKS
+    from robustbench_mm.corruptions import CORRUPTIONS, DEFORMATIONS
+    from robustbench_mm.data.datasets import dataset_names
+    from robustbench_mm.evaluation.interface import SUITES
+    from robustbench_mm.evaluation.runner import check_suites
+    from robustbench_mm.methods import METHODS, method_sort_key
+    from robustbench_mm.models import ARCHS
 
     check_suites(["clean"])
     if args.presets:
-        from ..presets import load_preset, preset_names
+        from robustbench_mm.settings.presets import load_preset, preset_names
 
         for name in preset_names():
             print(f"{name}: {load_preset(name).description}")
@@ -166,9 +166,9 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_show_corruptions(args: argparse.Namespace) -> int:
-    from ..corruptions import corruption_grid_png, grid_names
-    from ..data import load_dataset, to_float
-    from ..storage import ensure_writable_dir
+    from robustbench_mm.corruptions import corruption_grid_png, grid_names
+    from robustbench_mm.data.datasets import load_dataset, to_float
+    from robustbench_mm.store.storage import ensure_writable_dir
 
     names = grid_names([v for part in args.corruptions for v in part] if args.corruptions is not None else None)
     data = load_dataset(args.dataset, args.data_root, False)  # every input checked before the folder exists
@@ -180,8 +180,8 @@ def cmd_show_corruptions(args: argparse.Namespace) -> int:
 
 
 def cmd_show_boundaries(args: argparse.Namespace) -> int:
-    from ..boundaries import render_boundaries
-    from ..storage import ensure_writable_dir
+    from robustbench_mm.report.figures.boundaries import render_boundaries
+    from robustbench_mm.store.storage import ensure_writable_dir
 
     out = ensure_writable_dir(args.out)
     print(render_boundaries(out / f"boundaries_{args.problem}_s{args.seed}.png", problem=args.problem, seed=args.seed))

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
-from ..errors import UserError
-from ..settings import EvalConfig, RunPlan, Setting, TrainConfig, TrainOptions, settings_of
-from ..settings.fields import parse_text
+from robustbench_mm.core.errors import UserError
+from robustbench_mm.settings import EvalConfig, RunPlan, Setting, TrainConfig, TrainOptions, settings_of
+from robustbench_mm.settings.fields import parse_text
 
 TRAIN_ONLY = ("method", "seed")  # run plans these per run (--methods, --seeds)
 
@@ -46,7 +47,7 @@ def _add(group: argparse._ArgumentGroup, s: Setting, seen: set[str], note: str =
 
 def _per_dataset(s: Setting) -> str:
     """``(digits 30, mnist 20, ...)``: a per-dataset default, spelled out from the one table."""
-    from ..settings import DATASET_DEFAULTS
+    from robustbench_mm.settings import DATASET_DEFAULTS
 
     if not s.spec.per_dataset:
         return ""
@@ -71,7 +72,7 @@ def add_settings(parser: argparse.ArgumentParser, title: str, classes: Iterable[
 
 
 def add_method_settings(parser: argparse.ArgumentParser, seen: set[str]) -> None:
-    from ..methods import method_settings, methods_with
+    from robustbench_mm.methods import method_settings, methods_with
 
     group = parser.add_argument_group("method settings (each applies to the methods that declare it)")
     for s in method_settings():
@@ -90,7 +91,7 @@ def given(args: argparse.Namespace, cls: type, skip: Sequence[str] = ()) -> dict
 
 
 def given_method_options(args: argparse.Namespace) -> dict[str, Any]:
-    from ..methods import method_settings
+    from robustbench_mm.methods import method_settings
 
     out = {}
     for s in method_settings():
@@ -102,7 +103,7 @@ def given_method_options(args: argparse.Namespace) -> dict[str, Any]:
 
 def _settings(args: argparse.Namespace) -> tuple[Any, TrainConfig, EvalConfig]:
     """(job options, training settings, evaluation settings): defaults < preset < flags."""
-    from ..presets import Preset, load_preset
+    from robustbench_mm.settings.presets import Preset, load_preset
 
     options_cls = RunPlan if args.command == "run" else TrainOptions
     options = options_cls(**given(args, options_cls))
@@ -115,7 +116,7 @@ def _settings(args: argparse.Namespace) -> tuple[Any, TrainConfig, EvalConfig]:
     for obj in (options, train, evaluate):
         obj.validate(cli=True)
     if args.command == "train":
-        from ..methods import create_method
+        from robustbench_mm.methods import create_method
 
         create_method(train.method, train.method_options, cli=True)  # e.g. --alpha 0, or --alpha with erm
     return options, train, evaluate

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Callable
 from functools import lru_cache
-from typing import Callable
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..errors import UserError
+from robustbench_mm.core.errors import UserError
 
 
 def check_images(x: torch.Tensor) -> None:

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import UserError
-from .common import check_severity, corruption_names
+from robustbench_mm.core.errors import UserError
+from robustbench_mm.corruptions.common import check_severity, corruption_names
 
 _FOLDERS = {"cifar10": "CIFAR-10-C", "cifar100": "CIFAR-100-C"}
 

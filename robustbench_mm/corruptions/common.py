@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import torch
 
-from ..errors import UserError
-from . import blur, digital, noise, weather  # noqa: F401  (importing a family registers its corruptions)
-from ._util import check_images, run_chunked
-from .registry import CORRUPTIONS, Corruption  # noqa: F401
+from robustbench_mm.core.errors import UserError
+from robustbench_mm.corruptions import blur, digital, noise, weather  # noqa: F401  (importing a family registers its corruptions)
+from robustbench_mm.corruptions._util import check_images, run_chunked
+from robustbench_mm.corruptions.registry import CORRUPTIONS, Corruption  # noqa: F401
 
 # CIFAR-10-C's order: the 15 benchmark corruptions, then the 4 held-out extras.
 _CANONICAL = [

@@ -45,14 +45,14 @@ geometry can be tested without randomness; ``deform`` draws them from a generato
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 
-from ..errors import UserError
-from ..registry import Registry
-from ._util import check_images, chunk_size, deg2rad, finish, uniform, work_dtype
+from robustbench_mm.core.errors import UserError
+from robustbench_mm.core.registry import Registry
+from robustbench_mm.corruptions._util import check_images, chunk_size, deg2rad, finish, uniform, work_dtype
 
 Deformation = Callable[[torch.Tensor, float, torch.Generator], torch.Tensor]
 

@@ -26,8 +26,8 @@ from functools import lru_cache
 import torch
 import torch.nn.functional as F
 
-from . import _util as U
-from .registry import CORRUPTIONS
+from robustbench_mm.corruptions import _util as U
+from robustbench_mm.corruptions.registry import CORRUPTIONS
 
 
 @CORRUPTIONS.register("brightness")

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import torch
 
-from ..errors import UserError
-from ..storage import atomic_write, ensure_writable_dir
-from ..untrusted import clip
-from ._util import check_images
-from .common import CORRUPTIONS, check_severity, corrupt, corruption_names
+from robustbench_mm.core.errors import UserError
+from robustbench_mm.core.untrusted import clip
+from robustbench_mm.corruptions._util import check_images
+from robustbench_mm.corruptions.common import CORRUPTIONS, check_severity, corrupt, corruption_names
+from robustbench_mm.store.storage import atomic_write, ensure_writable_dir
 
 
 def grid_names(names: Sequence[str] | None) -> list[str]:

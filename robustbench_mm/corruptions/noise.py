@@ -12,9 +12,9 @@ from functools import lru_cache
 import torch
 import torch.nn.functional as F
 
-from . import _util as U
-from ._util import rand, randn
-from .registry import CORRUPTIONS
+from robustbench_mm.corruptions import _util as U
+from robustbench_mm.corruptions._util import rand, randn
+from robustbench_mm.corruptions.registry import CORRUPTIONS
 
 
 @CORRUPTIONS.register("gaussian_noise")

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 
-from ..registry import Registry
+from robustbench_mm.core.registry import Registry
 
 Corruption = Callable[[torch.Tensor, int, torch.Generator], torch.Tensor]
 

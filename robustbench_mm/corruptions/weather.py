@@ -28,8 +28,8 @@ from functools import lru_cache
 import torch
 import torch.nn.functional as F
 
-from . import _util as U
-from .registry import CORRUPTIONS
+from robustbench_mm.corruptions import _util as U
+from robustbench_mm.corruptions.registry import CORRUPTIONS
 
 
 def _zoom(layer: torch.Tensor, z: float) -> torch.Tensor:

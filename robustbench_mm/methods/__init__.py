@@ -9,9 +9,18 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
-from ..settings.fields import Setting, settings_of
-from .base import METHODS, Method, Step, create_method, method_color, method_label, method_sort_key, register_method
-from .losses import LOSS_KINDS, hard_target_loss, mixed_loss, soft_target_loss
+from robustbench_mm.methods.base import (
+    METHODS,
+    Method,
+    Step,
+    create_method,
+    method_color,
+    method_label,
+    method_sort_key,
+    register_method,
+)
+from robustbench_mm.methods.losses import LOSS_KINDS, hard_target_loss, mixed_loss, soft_target_loss
+from robustbench_mm.settings.fields import Setting, settings_of
 
 # every module of this package registers its method on import
 for _module in pkgutil.iter_modules(__path__):

@@ -14,9 +14,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..errors import UserError
-from ..registry import Registry
-from ..settings.fields import check, settings_of, to_table
+from robustbench_mm.core.errors import UserError
+from robustbench_mm.core.registry import Registry
+from robustbench_mm.settings.fields import check, settings_of, to_table
 
 
 @dataclass
@@ -40,7 +40,7 @@ class Method:
     order: ClassVar[int] = 100  # position in tables and legends (ERM first)
     description: ClassVar[str] = ""
 
-    def resolved(self, data: Any = None) -> "Method":
+    def resolved(self, data: Any = None) -> Method:
         """Settings that depend on the dataset (a ``DatasetSplits``) filled in (default: none)."""
         return self
 

@@ -12,11 +12,11 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..errors import UserError
-from ..models.base import Mix
-from ..settings.fields import setting
-from .base import Method, Step
-from .losses import mixed_loss
+from robustbench_mm.core.errors import UserError
+from robustbench_mm.methods.base import Method, Step
+from robustbench_mm.methods.losses import mixed_loss
+from robustbench_mm.models.base import Mix
+from robustbench_mm.settings.fields import setting
 
 
 @dataclass

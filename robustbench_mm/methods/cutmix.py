@@ -15,10 +15,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..models.base import Mix
-from ..settings.fields import setting
-from .base import Method, Step, register_method
-from .losses import hard_target_loss, mixed_loss
+from robustbench_mm.methods.base import Method, Step, register_method
+from robustbench_mm.methods.losses import hard_target_loss, mixed_loss
+from robustbench_mm.models.base import Mix
+from robustbench_mm.settings.fields import setting
 
 
 def draw_box(lam: float, height: int, width: int, rng: np.random.Generator) -> tuple[int, int, int, int]:

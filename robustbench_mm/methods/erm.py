@@ -7,8 +7,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .base import Method, Step, register_method
-from .losses import hard_target_loss
+from robustbench_mm.methods.base import Method, Step, register_method
+from robustbench_mm.methods.losses import hard_target_loss
 
 
 @register_method

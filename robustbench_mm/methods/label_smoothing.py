@@ -13,9 +13,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..settings.fields import setting
-from .base import Method, Step, register_method
-from .losses import soft_target_loss
+from robustbench_mm.methods.base import Method, Step, register_method
+from robustbench_mm.methods.losses import soft_target_loss
+from robustbench_mm.settings.fields import setting
 
 
 @register_method

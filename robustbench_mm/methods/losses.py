@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..models.base import Mix
+from robustbench_mm.models.base import Mix
 
 LOSS_KINDS = ("ce", "bce")
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..settings.fields import setting
-from .base import register_method
-from .blend import BlendMethod
+from robustbench_mm.methods.base import register_method
+from robustbench_mm.methods.blend import BlendMethod
+from robustbench_mm.settings.fields import setting
 
 
 @register_method

@@ -16,10 +16,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..inference import evaluating
-from ..settings.fields import setting
-from .base import Method, Step, register_method
-from .losses import hard_target_loss
+from robustbench_mm.core.inference import evaluating
+from robustbench_mm.methods.base import Method, Step, register_method
+from robustbench_mm.methods.losses import hard_target_loss
+from robustbench_mm.settings.fields import setting
 
 
 def _plain(model: nn.Module) -> nn.Module:
@@ -40,9 +40,9 @@ class PGDAT(Method):
     at_eps: float | None = setting(None, "PGD-AT: L∞ radius (default: the dataset's headline radius)", low=0, high=1)
     at_steps: int = setting(10, "PGD-AT: attack steps per training batch", low=1, high=1000)
 
-    def resolved(self, data=None) -> "PGDAT":
+    def resolved(self, data=None) -> PGDAT:
         if self.at_eps is None and data is not None:
-            from ..threat import threat_of
+            from robustbench_mm.data.threat import threat_of
 
             return PGDAT(at_eps=threat_of(data).headline, at_steps=self.at_steps)
         return self

@@ -12,8 +12,8 @@ models do, so attacks and corruptions work in pixel space.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 from torch import nn

@@ -22,13 +22,13 @@ convolutional model here (see ``train.to_training_layout``).
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
 
-from .base import MixableNet
-from .registry import ARCHS, ModelSpec
+from robustbench_mm.models.base import MixableNet
+from robustbench_mm.models.registry import ARCHS, ModelSpec
 
 
 def conv_bn(cin: int, cout: int) -> nn.Sequential:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
-from ..registry import Registry
-from .base import MixableNet
+from robustbench_mm.core.registry import Registry
+from robustbench_mm.models.base import MixableNet
 
 ARCHS: Registry = Registry("architecture")
 

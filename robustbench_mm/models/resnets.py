@@ -10,8 +10,8 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import nn
 
-from .base import MixableNet
-from .registry import ARCHS, ModelSpec
+from robustbench_mm.models.base import MixableNet
+from robustbench_mm.models.registry import ARCHS, ModelSpec
 
 
 class PreActBlock(nn.Module):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from torch import nn
 
-from .base import MixableNet
-from .registry import ARCHS, ModelSpec
+from robustbench_mm.models.base import MixableNet
+from robustbench_mm.models.registry import ARCHS, ModelSpec
 
 
 def _conv_bn_relu(cin: int, cout: int) -> nn.Sequential:

@@ -5,11 +5,18 @@ difference to ERM with a paired-bootstrap 95% confidence interval over test exam
 for identical inputs; ``report.md`` (and ``report.html``) read top-down as a document.
 """
 
-from .collect import RunSet, collect
-from .cells import headline, headline_eps
-from .document import Report, assess, build_document
-from .tables import KEYS, corruption_errors, differences_to_erm, paired_bootstrap, report_table, summarize
-from .write import headline_markdown, headline_text, write_report
+from robustbench_mm.report.cells import headline, headline_eps
+from robustbench_mm.report.collect import RunSet, collect
+from robustbench_mm.report.document import Report, assess, build_document
+from robustbench_mm.report.tables import (
+    KEYS,
+    corruption_errors,
+    differences_to_erm,
+    paired_bootstrap,
+    report_table,
+    summarize,
+)
+from robustbench_mm.report.write import headline_markdown, headline_text, write_report
 
 __all__ = [
     "KEYS", "Report", "RunSet", "assess", "build_document", "collect", "corruption_errors", "differences_to_erm", "headline",

@@ -9,9 +9,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..methods import method_sort_key
-from ..metrics import LOWER, NEITHER, metric as metric_info
-from ..threat import ThreatModel, headline_radius
+from robustbench_mm.core.metrics import LOWER
+from robustbench_mm.core.metrics import metric as metric_info
+from robustbench_mm.data.threat import ThreatModel, headline_radius
+from robustbench_mm.methods import method_sort_key
 
 
 def _show(eps: float, threat: ThreatModel | None) -> str:

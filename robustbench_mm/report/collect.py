@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import pandas as pd
 
-from ..errors import UserError
-from ..rundir import RunDir
-from ..threat import ThreatModel
-from ..untrusted import clip, clip_path
+from robustbench_mm.core.errors import UserError
+from robustbench_mm.core.untrusted import clip, clip_path
+from robustbench_mm.data.threat import ThreatModel
+from robustbench_mm.store.rundir import RunDir
 
 
 @dataclass

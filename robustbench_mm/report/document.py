@@ -1,7 +1,7 @@
 """The report as a document: verdict, setup, headline, differences to ERM, figures, diagnostics,
 the paper's own lenses and the details.
 
-Built once as a list of :class:`~robustbench_mm.document.Block` and written as Markdown or HTML.
+Built once as a list of :class:`~robustbench_mm.report.markup.Block` and written as Markdown or HTML.
 """
 
 from __future__ import annotations
@@ -12,15 +12,25 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..document import Block
-from ..methods import method_sort_key
-from ..metrics import LOWER, NEITHER, metric as metric_info
-from .cells import _bold_best, _fmt, _value, corruption_table, detail_table, diagnostics_table, diff_table, headline, \
-    headline_eps
-from .collect import RunSet
-from .lenses import lens_blocks
-from .setup import setup_lines
-from .verdict import CONFOUNDED, Guard, clean_gaps, guard, verdict_lines
+from robustbench_mm.core.metrics import LOWER, NEITHER
+from robustbench_mm.core.metrics import metric as metric_info
+from robustbench_mm.methods import method_sort_key
+from robustbench_mm.report.cells import (
+    _bold_best,
+    _fmt,
+    _value,
+    corruption_table,
+    detail_table,
+    diagnostics_table,
+    diff_table,
+    headline,
+    headline_eps,
+)
+from robustbench_mm.report.collect import RunSet
+from robustbench_mm.report.lenses import lens_blocks
+from robustbench_mm.report.markup import Block
+from robustbench_mm.report.setup import setup_lines
+from robustbench_mm.report.verdict import CONFOUNDED, Guard, clean_gaps, guard, verdict_lines
 
 
 @dataclass

@@ -16,8 +16,8 @@ import math
 import numpy as np
 import pandas as pd
 
-from ..document import Block
-from ..methods import method_label, method_sort_key
+from robustbench_mm.methods import method_label, method_sort_key
+from robustbench_mm.report.markup import Block
 
 FLATTENING_METRIC = "effective-rank"
 HEADLINE_LAMBDA = 0.5  # the middle of an interpolation: the paper's "between classes"

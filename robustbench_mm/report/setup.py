@@ -6,9 +6,9 @@ import platform
 
 import pandas as pd
 
-from .. import __version__
-from ..methods import method_sort_key
-from .collect import RunSet
+from robustbench_mm import __version__
+from robustbench_mm.methods import method_sort_key
+from robustbench_mm.report.collect import RunSet
 
 
 def setup_lines(runs: RunSet, summary: pd.DataFrame, seconds: float | None) -> list[str]:

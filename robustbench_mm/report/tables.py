@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..methods import method_sort_key
-from ..storage import atomic_write_text
-from .collect import RunSet
+from robustbench_mm.methods import method_sort_key
+from robustbench_mm.report.collect import RunSet
+from robustbench_mm.store.storage import atomic_write_text
 
 KEYS = ["method", "suite", "test", "severity", "metric"]
 BOOTSTRAP_SAMPLES = 1000
@@ -72,7 +72,7 @@ def _suite_mean(runs: RunSet, names: list[str], suite: str) -> np.ndarray | None
 def differences_to_erm(runs: RunSet) -> pd.DataFrame:
     """Δ vs ERM with paired-bootstrap CIs over test examples (needs an erm run): every per-example
     accuracy, each suite's mean over its tests (deformation, corruption), and the clean ECE."""
-    from .verdict import ece_difference
+    from robustbench_mm.report.verdict import ece_difference
 
     by_method = _runs_by_method(runs)
     if "erm" not in by_method:

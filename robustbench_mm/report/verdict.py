@@ -23,9 +23,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from ..methods import method_label, method_sort_key
-from ..settings import DATASET_DEFAULTS, dataset_family
-from .collect import RunSet
+from robustbench_mm.methods import method_label, method_sort_key
+from robustbench_mm.report.collect import RunSet
+from robustbench_mm.settings import DATASET_DEFAULTS, dataset_family
 
 STEEP = 0.2  # relative fall of the training loss over the last tenth of training
 MIN_FALL = 0.05  # ... that is also this large in nats

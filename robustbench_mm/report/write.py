@@ -7,15 +7,15 @@ version beside report.md of another.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
-from ..document import markdown_table, to_html, to_markdown
-from ..publish import publish_files
-from ..storage import atomic_write_text, ensure_writable_dir, run_lock
-from .collect import collect
-from .document import Report, assess, build_document, headline_block
-from .tables import report_table, write_report_csv
+from robustbench_mm.report.collect import collect
+from robustbench_mm.report.document import Report, assess, build_document, headline_block
+from robustbench_mm.report.markup import markdown_table, to_html, to_markdown
+from robustbench_mm.report.tables import report_table, write_report_csv
+from robustbench_mm.store.publish import publish_files
+from robustbench_mm.store.storage import atomic_write_text, ensure_writable_dir, run_lock
 
 DOCUMENTS = {"md": "report.md", "html": "report.html"}
 
@@ -37,7 +37,7 @@ def write_report(
     def build(staging: Path) -> None:
         figures: list[Path] = []
         if plots:
-            from ..plots import render_all
+            from robustbench_mm.report.figures import render_all
 
             figures = [Path(f) for f in render_all(runs.metrics, runs.reliability, staging, dataset, arch, runs.tables)]
         write_report_csv(report.table, staging / "report.csv")
@@ -47,7 +47,7 @@ def write_report(
         if "html" in formats:
             atomic_write_text(staging / DOCUMENTS["html"], to_html(blocks, staging, f"robustbench_mm report — {dataset}"))
 
-    from ..plots import FIGURES
+    from robustbench_mm.report.figures import FIGURES
 
     out_dir = ensure_writable_dir(out_dir)
     with run_lock(out_dir, "mmbench report"):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .fields import check, setting
-from .train import SEED_MAX
+from robustbench_mm.settings.fields import check, setting
+from robustbench_mm.settings.train import SEED_MAX
 
 SIZE_MAX = 65_536  # batch sizes
 EXAMPLES_MAX = 100_000_000
@@ -47,6 +47,6 @@ class EvalConfig:
                                  high=EXAMPLES_MAX, per_dataset=True, aliases=("--max-examples",))
     n_bins: int = setting(15, "calibration bins", flag="--bins", low=1, high=1000)
 
-    def validate(self, cli: bool = False) -> "EvalConfig":
+    def validate(self, cli: bool = False) -> EvalConfig:
         check(self, cli)
         return self

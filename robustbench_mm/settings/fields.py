@@ -20,8 +20,8 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import UserError
-from ..untrusted import clip
+from robustbench_mm.core.errors import UserError
+from robustbench_mm.core.untrusted import clip
 
 SPEC = "robustbench_mm.setting"
 KINDS = (bool, int, float, str)
@@ -75,7 +75,7 @@ class Setting:
         return self.flag if cli else self.name
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def settings_of(cls: type) -> tuple[Setting, ...]:
     """The declared settings of a dataclass, in declaration order."""
     hints = typing.get_type_hints(cls)

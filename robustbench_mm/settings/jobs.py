@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .fields import check, setting
-from .train import SEED_MAX
+from robustbench_mm.settings.fields import check, setting
+from robustbench_mm.settings.train import SEED_MAX
 
 DEFAULT_METHODS = ["erm", "mixup", "manifold-mixup"]  # the question the benchmark exists for
 DEFAULT_SEEDS = [0, 1, 2]

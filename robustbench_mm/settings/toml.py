@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..errors import UserError
+from robustbench_mm.core.errors import UserError
 
 try:
     import tomllib

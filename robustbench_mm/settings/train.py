@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import UserError
-from ..schedules import SCHEDULES
-from .fields import check, setting
+from robustbench_mm.core.errors import UserError
+from robustbench_mm.settings.fields import check, setting
+from robustbench_mm.training.schedules import SCHEDULES
 
 SEED_MAX = 2**32 - 1  # NumPy's and torch's seeds are 32/64-bit; one bound for every seed we take
 
@@ -106,7 +106,7 @@ class TrainConfig:
     # only until resolved, every value after (what config.toml's [method] table holds).
     method_options: dict[str, Any] = field(default_factory=dict)
 
-    def validate(self, cli: bool = False) -> "TrainConfig":
+    def validate(self, cli: bool = False) -> TrainConfig:
         check(self, cli)
         flag = "--milestones" if cli else "milestones"
         if self.milestones is not None:
@@ -116,7 +116,7 @@ class TrainConfig:
                 raise UserError(f"{flag} must fall before the last epoch ({self.epochs}), got {self.milestones}")
         return self
 
-    def resolved(self, default_arch: str, profile: str | None = None) -> "TrainConfig":
+    def resolved(self, default_arch: str, profile: str | None = None) -> TrainConfig:
         """Every per-dataset None filled in (from ``profile``'s defaults: the loaded data's), paths
         made absolute, values checked."""
         # a profile of no known dataset (data the caller built): the configured dataset's defaults

@@ -1,0 +1,1 @@
+"""The pipeline behind `mmbench run`."""

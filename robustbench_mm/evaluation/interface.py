@@ -1,0 +1,110 @@
+"""The suite interface: each lens of the benchmark is a :class:`Suite` whose ``run`` turns a
+:class:`SuiteContext` into a :class:`SuiteOutput`.
+
+Suites register themselves with a position in the running order
+(``@register_suite("calibration", order=90, description=...)``); the runner sorts by that
+position and knows nothing about what a suite does. A suite that reads what others produced
+runs after them: the runner adds the logits each finished suite left behind to
+``ctx.shifted_logits`` (calibration measures them).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+from torch import nn
+
+from robustbench_mm.core.progress import Progress
+from robustbench_mm.core.registry import Registry
+from robustbench_mm.data.threat import ThreatModel, threat_for
+
+if TYPE_CHECKING:  # the attacks package registers a suite itself, so it cannot be imported here
+    import pandas as pd
+
+    from robustbench_mm.attacks.session import AttackSession
+    from robustbench_mm.settings import EvalConfig
+
+Key = tuple[str, str, float]  # (suite, test, severity)
+
+
+@dataclass
+class SuiteContext:
+    """Everything a suite may use. The model is in eval mode on ``device`` and takes [0, 1] images."""
+
+    model: nn.Module
+    x: torch.Tensor  # test images, float32 in [0, 1], NCHW, on the CPU
+    y: torch.Tensor  # labels, int64, on the CPU
+    num_classes: int
+    dataset: str
+    config: EvalConfig
+    device: torch.device
+    clean_logits: torch.Tensor  # float32 logits of the clean test set, on the CPU
+    holdout: tuple[torch.Tensor, torch.Tensor] | None = None  # (images, labels) for temperature scaling
+    # the attacks' shared model copies and clean verdicts, and the shard (None: one process)
+    attacks: AttackSession | None = None
+    # logits under each shift, filled by the runner as suites finish (suites ordered before you)
+    shifted_logits: dict[Key, torch.Tensor] = field(default_factory=dict)
+    progress_mode: str = "off"  # bar | lines | off (progress.mode_for)
+    indices: torch.Tensor | None = None  # positions of x in the dataset's test split (None: all, in order)
+    threat: ThreatModel | None = None  # the dataset's radii and headline (None: by the dataset's name)
+
+    def __post_init__(self) -> None:
+        if self.threat is None:
+            self.threat = threat_for(self.dataset, self.x.shape[1], self.x.shape[-1])
+
+    def progress(self, total: int, label: str, unit: str = "step") -> Progress:
+        """A progress report for a suite's ``total`` units of work (close it, or use ``with``)."""
+        return Progress(total, label, self.progress_mode, unit)
+
+    def generator(self, *keys: object) -> torch.Generator:
+        """A CPU generator seeded by the evaluation seed and ``keys`` (stable across runs and processes)."""
+        text = "/".join([str(self.config.seed), *map(str, keys)])
+        seed = int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little") & ((1 << 63) - 1)
+        return torch.Generator().manual_seed(seed)
+
+    @property
+    def clean_correct(self) -> np.ndarray:
+        return (self.clean_logits.argmax(1) == self.y).numpy()
+
+
+@dataclass
+class SuiteOutput:
+    rows: list[dict] = field(default_factory=list)  # results.row(...) dicts
+    per_example: dict[Key, np.ndarray] = field(default_factory=dict)  # bool correctness per test example
+    logits: dict[Key, torch.Tensor] = field(default_factory=dict)  # logits under shift, for calibration
+    reliability: pd.DataFrame | None = None  # reliability bins of the clean logits (calibration)
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)  # further tables kept with the run (name.csv)
+
+
+SuiteFn = Callable[[SuiteContext], SuiteOutput]
+
+
+@dataclass(frozen=True)
+class Suite:
+    name: str
+    run: SuiteFn
+    order: int  # position in the running order: a suite runs after every suite of a smaller order
+    default: bool  # run when the user names no suites
+    description: str
+
+
+SUITES: Registry[Suite] = Registry("suite")
+
+
+def register_suite(name: str, *, order: int, default: bool = True, description: str = "") -> Callable[[SuiteFn], SuiteFn]:
+    """Decorator: register ``run`` as suite ``name`` at position ``order``; returns ``run`` unchanged."""
+
+    def add(run: SuiteFn) -> SuiteFn:
+        SUITES.register(name)(Suite(name, run, order, default, description))
+        return run
+
+    return add
+
+
+def running_order(suites: list[Suite]) -> list[Suite]:
+    return sorted(suites, key=lambda s: (s.order, s.name))

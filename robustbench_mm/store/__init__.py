@@ -1,0 +1,1 @@
+"""The run directory and everything that reads or writes it."""

@@ -1,0 +1,142 @@
+"""Evaluations accumulate: a run evaluated again keeps what it had and gains what is new.
+
+The new rows replace the rows of the same (suite, test, severity, metric); every other row stays,
+and so do the per-example results and reliability bins the new evaluation did not recompute.
+Numbers that summarise other rows are recomputed from the merged per-example results, so they
+always cover everything measured: the worst case over attacks (an evaluation that adds
+``--attacks autoattack`` to an earlier default one reports the worst over both).
+
+Merging is refused when the two evaluations looked at different test examples, and an
+evaluation of another model (the run was retrained) is dropped rather than merged. Each
+publication records, in ``evaluation.toml``, the test examples, the model file and the settings
+of every evaluation merged in, so ``mmbench run`` can tell an evaluation that is already done.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from robustbench_mm import __version__
+from robustbench_mm.core.errors import UserError
+from robustbench_mm.core.results import COLUMNS, Evaluation, row
+from robustbench_mm.data.threat import ThreatModel
+from robustbench_mm.settings import EvalConfig, to_table, to_toml
+from robustbench_mm.store import evalstore
+
+KEYS = ["suite", "test", "severity", "metric"]
+LOCATION_ONLY = ("data_root", "download")  # where the data is, not what is measured
+
+
+def settings_id(config: EvalConfig) -> str:
+    """A digest of the settings that determine an evaluation's numbers."""
+    table = {k: v for k, v in to_table(config).items() if k not in LOCATION_ONLY}
+    return hashlib.sha256((__version__ + "\n" + to_toml(table)).encode()).hexdigest()[:16]
+
+
+def _digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _subset_id(indices: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(indices, dtype=np.int64).tobytes()).hexdigest()[:16]
+
+
+def already_done(stored: evalstore.StoredEvaluation | None, run: Any, config: EvalConfig):
+    """The stored evaluation when it already holds ``config``'s results for the run's current model."""
+    if stored is None or not stored.record:
+        return None
+    record = stored.record
+    if record.get("model", {}).get("sha256") != _digest(run.file("model.pt")):
+        return None
+    if settings_id(config) not in record.get("history", {}).get("settings", []):
+        return None
+    return Evaluation(stored.metrics, stored.per_example, stored.reliability, tables=stored.tables,
+                      total=int(record.get("subset", {}).get("total", 0)), threat=ThreatModel.from_table(record.get("threat")))
+
+
+def merge(stored: evalstore.StoredEvaluation | None, new):
+    """``new`` on top of ``stored`` (see the module docstring); ``new`` itself when nothing is stored."""
+    if stored is None or not _same_model(stored, new):
+        new.history = []
+        return new
+    _check_same_examples(stored, new)
+    keys = set(map(tuple, new.metrics[KEYS].astype({"severity": float}).itertuples(index=False, name=None)))
+    old_rows = stored.metrics[[tuple(r) not in keys for r in stored.metrics[KEYS].astype({"severity": float})
+                               .itertuples(index=False, name=None)]]
+    per_example = {**stored.per_example, **new.per_example}
+    metrics = pd.concat([old_rows, new.metrics], ignore_index=True)[COLUMNS]
+    metrics, per_example = _worst_cases(metrics, per_example)
+    reliability = new.reliability if new.reliability is not None else stored.reliability
+    tables = {**stored.tables, **new.tables}
+    stored_seconds = (stored.record or {}).get("seconds")
+    seconds = {**(stored_seconds if isinstance(stored_seconds, dict) else {}), **new.suite_seconds}
+    merged = dataclasses.replace(new, metrics=metrics, per_example=per_example, reliability=reliability, tables=tables,
+                                 suite_seconds=seconds)
+    merged.history = list(stored.record.get("history", {}).get("settings", []))
+    return merged
+
+
+def _same_model(stored: evalstore.StoredEvaluation, new) -> bool:
+    identity = stored.metrics[["run", "method", "seed"]].drop_duplicates()
+    wanted = new.metrics[["run", "method", "seed"]].drop_duplicates()
+    return len(identity) == 1 and identity.astype(str).values.tolist() == wanted.astype(str).values.tolist()
+
+
+def _check_same_examples(stored: evalstore.StoredEvaluation, new) -> None:
+    subset = stored.record.get("subset", {})
+    if not subset or new.indices is None:
+        return
+    if subset.get("indices") != _subset_id(new.indices) or int(subset.get("total", -1)) != new.total:
+        raise UserError(f"this run was evaluated on other test examples ({subset.get('n')} of {subset.get('total')}); "
+                        f"this evaluation uses {len(new.indices)} of {new.total}: give the same --n-test, or "
+                        "pass --fresh to start over")
+
+
+def _worst_cases(metrics: pd.DataFrame, per_example: dict) -> tuple[pd.DataFrame, dict]:
+    """Recompute the worst case over every attack of each norm from the per-example results."""
+    from robustbench_mm.attacks import ATTACKS
+    from robustbench_mm.attacks.adversarial import worst_case
+
+    identity = metrics.iloc[0][["run", "dataset", "arch", "method", "seed"]].to_dict()
+    clean = per_example.get(("clean", "clean", 0.0))
+    rows = []
+    for test, norm in (("worst-case", "linf"), ("worst-case-l2", "l2")):
+        runs = {(t, sev): ok for (suite, t, sev), ok in per_example.items()
+                if suite == "adversarial" and t in ATTACKS and ATTACKS.get(t).norm == norm}
+        if not runs:
+            continue
+        for (suite, t, sev) in [k for k in per_example if k[0] == "adversarial" and k[1] == test]:
+            del per_example[(suite, t, sev)]
+        for eps, alive in worst_case(runs, clean).items():
+            per_example[("adversarial", test, eps)] = alive
+            rows.append({**identity, **row("adversarial", test, eps, "accuracy", float(alive.mean()), len(alive))})
+    kept = metrics[~((metrics["suite"] == "adversarial") & metrics["test"].isin(["worst-case", "worst-case-l2"]))]
+    return pd.concat([kept, pd.DataFrame(rows, columns=COLUMNS)], ignore_index=True)[COLUMNS] if rows else metrics, \
+        per_example
+
+
+def publish(run: Any, evaluation, config: EvalConfig) -> None:
+    """Write the (merged) evaluation into the run as its new generation."""
+    history = [*evaluation.history, settings_id(config)]
+    indices = evaluation.indices if evaluation.indices is not None else np.arange(int(evaluation.metrics["n"].max()))
+    record = {
+        "subset": {"n": int(len(indices)), "total": int(evaluation.total or len(indices)), "indices": _subset_id(indices)},
+        "model": {"sha256": _digest(run.file("model.pt"))},
+        "history": {"settings": list(dict.fromkeys(history)), "version": __version__},
+        "settings": {k: v for k, v in to_table(config).items() if k not in LOCATION_ONLY},
+        "seconds": dict(evaluation.suite_seconds),  # wall time per suite: what a CPU-cost estimate reads
+    }
+    if evaluation.threat is not None:
+        record["threat"] = dataclasses.asdict(evaluation.threat)
+    evalstore.write(run.path, evaluation.metrics, evaluation.per_example, evaluation.reliability, record,
+                    evaluation.tables)

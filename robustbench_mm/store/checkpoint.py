@@ -1,0 +1,363 @@
+"""model.pt and checkpoint.pt: what they hold, and checking every field before anything uses it.
+
+model.pt is a state dict plus the metadata needed to rebuild and validate the model;
+checkpoint.pt is what training writes after each epoch to resume from. Both are read with
+``torch.load(weights_only=True)`` (no code runs), but their *contents* are still untrusted: a
+hand-edited or crafted file can hold text where a number belongs, a negative epoch, or a
+structure whose mere ``repr`` never ends. So each field is checked for type and range first
+(:mod:`untrusted`), and messages show values only through :func:`untrusted.clip`.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from robustbench_mm import __version__
+from robustbench_mm.core.errors import UserError
+from robustbench_mm.core.untrusted import (
+    Checker,
+    Invalid,
+    clip,
+    clip_path,
+    integer,
+    listof,
+    number,
+    optional,
+    plain,
+    text,
+)
+from robustbench_mm.models import ARCHS, create_model
+from robustbench_mm.store.storage import atomic_torch_save, safe_torch_load
+
+FORMAT_NAME = "robustbench_mm.model"
+FORMAT_VERSION = 1
+MODEL_FORMAT = f"{FORMAT_NAME}/{FORMAT_VERSION}"
+
+SEED = integer(0, 2**32 - 1)  # numpy's and torch's seeds are 32-bit: larger ones wrap or fail
+MAX_CLASSES = 100_000
+
+# Every metadata field model.pt may hold, with its type and range. Paths and folder names
+# (dataset, classes) may hold any character the file system allows; names we chose may not.
+META_FIELDS: dict[str, Checker] = {
+    "arch": text(64),
+    "dataset": text(4200, printable=False),  # "imagefolder:" + a path (PATH_MAX 4096)
+    "classes": listof(text(255, printable=False), MAX_CLASSES, 1, "class names"),  # folder names: NAME_MAX 255
+    "in_channels": integer(1, 4),  # grey, grey+alpha, RGB, RGBA/CMYK
+    "image_size": integer(1, 4096),
+    "mean": listof(number(0, 1), 4, 1, "numbers"),  # of images in [0, 1]
+    "std": listof(number(0, 1, lo_open=True), 4, 1, "numbers"),
+    "method": text(64),
+    "seed": SEED,
+    "holdout_fraction": number(0, 0.5, hi_open=True),
+    "holdout_seed": SEED,
+    "epoch": integer(1, 10**7),
+    "alpha": optional(number(0, 1e6, lo_open=True)),
+    "mix_layers": optional(listof(integer(0, 64), 64, 1, "layer numbers")),
+    "method_options": optional(text(20_000, printable=False)),  # JSON of the method's own settings
+    "test_accuracy": number(0, 1),
+    "version": text(64),
+    "torch": text(64),
+}
+REQUIRED_META = ("arch", "dataset", "classes", "in_channels", "image_size", "mean", "std", "method", "seed")
+
+
+def cpu_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
+    """Contiguous CPU copies, so a channels_last CUDA model saves like a CPU one."""
+    return {k: v.detach().to("cpu").contiguous().clone() for k, v in model.state_dict().items()}
+
+
+def save_model(path: Path, model: nn.Module, meta: dict[str, Any]) -> None:
+    payload = {"format": MODEL_FORMAT, "version": __version__, "torch": torch.__version__.split("+")[0], **meta}
+    payload["state_dict"] = cpu_state_dict(model)
+    atomic_torch_save(payload, path)
+
+
+def _check_format(payload: Any, path: Path) -> None:
+    marker = payload.get("format") if isinstance(payload, dict) else None
+    if marker == MODEL_FORMAT:
+        return
+    found = re.fullmatch(re.escape(FORMAT_NAME) + r"/([0-9]{1,6})", marker) if isinstance(marker, str) else None
+    if found and int(found.group(1)) > FORMAT_VERSION:
+        writer = payload.get("version")
+        writer = f"robustbench_mm {writer}" if isinstance(writer, str) and writer.isprintable() and len(writer) <= 64 else "a newer robustbench_mm"
+        raise UserError(
+            f"{clip_path(path)} was written by {writer} (format {marker}); this robustbench_mm {__version__} "
+            f"reads {MODEL_FORMAT} only: upgrade robustbench_mm to use it"
+        )
+    raise UserError(f"{clip_path(path)} is not a robustbench_mm model file (no {MODEL_FORMAT!r} marker)")
+
+
+def validate_model_meta(payload: dict, path: Path) -> dict[str, Any]:
+    """The model.pt metadata, every field checked (type and range); unknown fields are dropped."""
+    missing = [key for key in (*REQUIRED_META, "state_dict") if key not in payload]
+    if missing:
+        raise UserError(f"{clip_path(path)} lacks metadata: {', '.join(missing)}")
+    meta = {}
+    for key, check in META_FIELDS.items():
+        if key in payload:
+            try:
+                meta[key] = check(payload[key])
+            except Invalid as exc:
+                raise UserError(f"{clip_path(path)}: bad metadata: {exc.describe(key)}") from None
+    for key in ("mean", "std"):
+        if len(meta[key]) != meta["in_channels"]:
+            raise UserError(f"{clip_path(path)}: bad metadata: {key} has {len(meta[key])} values for {meta['in_channels']} channel(s)")
+    return meta
+
+
+def _check_state_dict(state: Any, path: Path, field: str) -> dict[str, torch.Tensor]:
+    """A dict of named dense tensors, bounded in count (not checked against any model here)."""
+    if not isinstance(state, dict) or not 1 <= len(state) <= 100_000:
+        raise UserError(f"{clip_path(path)}: {field} must be a dict of named tensors, got {clip(state, 60)}")
+    name = text(1000, printable=False)
+    for key, value in state.items():
+        try:
+            name(key)
+        except Invalid:
+            raise UserError(f"{clip_path(path)}: {field} has a key that is not a tensor name: {clip(key, 60)}") from None
+        if not isinstance(value, torch.Tensor) or value.layout != torch.strided:
+            raise UserError(f"{clip_path(path)}: {field}[{clip(key, 60)}] must be a tensor, got {clip(value, 60)}")
+    return state
+
+
+def read_model_file(path: Path) -> dict[str, Any]:
+    """Load and validate a model.pt (safely) without building the model: the checked metadata
+    plus ``state_dict``."""
+    path = Path(path)
+    payload = safe_torch_load(path)
+    _check_format(payload, path)
+    meta = validate_model_meta(payload, path)
+    meta["format"] = MODEL_FORMAT
+    meta["state_dict"] = _check_state_dict(payload["state_dict"], path, "state_dict")
+    return meta
+
+
+def _names(values: list[str]) -> str:
+    return clip(list(values[:5]), 80) + ("…" if len(values) > 5 else "")
+
+
+def load_model(
+    path: Path,
+    device: torch.device | str = "cpu",
+    expect_arch: str | None = None,
+    expect_dataset: str | None = None,
+    expect_classes: list[str] | None = None,
+    expect_input: tuple[int, int] | None = None,
+) -> tuple[nn.Module, dict[str, Any]]:
+    """Rebuild the model from a model.pt, checking its metadata before touching weights.
+
+    ``expect_input`` is the data's (channels, image size)."""
+    path = Path(path)
+    payload = read_model_file(path)
+    where = clip_path(path)
+    if expect_arch is not None and payload["arch"] != expect_arch:
+        raise UserError(f"{where} holds a {payload['arch']} model, expected {plain(expect_arch)}")
+    if expect_dataset is not None and payload["dataset"] != expect_dataset:
+        raise UserError(f"{where} was trained on {clip_path(payload['dataset'], 80)}, expected {clip_path(expect_dataset, 80)}")
+    if expect_classes is not None and payload["classes"] != list(expect_classes):
+        raise UserError(
+            f"{where} was trained on {len(payload['classes'])} classes {_names(payload['classes'])}, "
+            f"the dataset has {len(expect_classes)} {_names(list(expect_classes))}"
+        )
+    if payload["arch"] not in ARCHS:
+        raise UserError(f"{where} holds an unknown architecture {payload['arch']!r}; valid: {', '.join(ARCHS.names())}")
+    shape = (payload["in_channels"], payload["image_size"])
+    if expect_input is not None and shape != tuple(expect_input):
+        raise UserError(f"{where} takes {shape[0]}-channel {shape[1]}x{shape[1]} images, the dataset has "
+                        f"{expect_input[0]}-channel {expect_input[1]}x{expect_input[1]} ones")
+    spec = dict(num_classes=len(payload["classes"]), in_channels=shape[0], image_size=shape[1],
+                mean=payload["mean"], std=payload["std"])
+    with torch.device("meta"):  # shapes only, no memory: a crafted image_size cannot make us allocate
+        blueprint = create_model(payload["arch"], **spec)
+    _check_fit(blueprint, payload["state_dict"], payload["arch"], where)
+    _check_normalization(payload["state_dict"], payload, where)
+    model = create_model(payload["arch"], **spec)
+    restore_state(model, payload["state_dict"], path, f"weights do not fit a {payload['arch']} model")
+    model.eval()
+    meta = {k: v for k, v in payload.items() if k != "state_dict"}
+    return model.to(device), meta
+
+
+def _check_fit(blueprint: nn.Module, state: dict[str, torch.Tensor], arch: str, where: str) -> None:
+    """Same names, shapes and dtypes as the architecture's own state dict, else one line."""
+    expected = blueprint.state_dict()
+    problem = None
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    if missing or unexpected:
+        problem = f"missing {clip(missing[:3], 60)}, unexpected {clip(unexpected[:3], 60)}"
+    else:
+        for key, tensor in expected.items():
+            got = state[key]
+            if got.shape != tensor.shape or got.dtype != tensor.dtype:
+                problem = (f"{clip(key, 60)}: {tuple(got.shape)[:8]} {got.dtype} in the file, "
+                           f"{tuple(tensor.shape)} {tensor.dtype} expected")
+                break
+    if problem:
+        raise UserError(f"{where}: weights do not fit a {arch} model ({problem})")
+
+
+def _check_normalization(state: dict[str, torch.Tensor], meta: dict[str, Any], where: str) -> None:
+    """The model normalizes with its mean/std buffers: they must be the metadata's (checked) values."""
+    for key in ("mean", "std"):
+        if key in state and not torch.allclose(state[key].double().flatten(), torch.tensor(meta[key], dtype=torch.float64), atol=1e-6):
+            raise UserError(f"{where}: the weights' {key} buffer differs from the metadata's {key} {clip(meta[key], 60)}")
+
+
+def restore_state(target: Any, state: Any, path: Path, what: str) -> None:
+    """``target.load_state_dict(state)`` (a module or an optimizer), any refusal as one line."""
+    try:
+        target.load_state_dict(state)
+    except (RuntimeError, TypeError, AttributeError, ValueError, KeyError, IndexError) as exc:
+        detail = " ".join(line.strip() for line in str(exc)[:2000].splitlines() if line.strip()) or type(exc).__name__
+        raise UserError(f"{clip_path(path)}: {what} ({plain(detail, 200)})") from None
+
+
+# ------------------------------------------------------------------------------ checkpoint.pt
+
+_JSON_LIMIT = 8 << 20  # characters; a 1,200-epoch log is ~0.1 MB
+_WORD = integer(0, 2**32 - 1)
+_NUMPY_STATE = listof(_WORD, 624, 624, "32-bit words")  # MT19937's key
+_PYTHON_STATE = listof(_WORD, 625, 625, "32-bit words")  # random.getstate()[1]: key + position
+
+
+def validate_checkpoint(payload: Any, path: Path, epochs: int, device: torch.device | str | None = None) -> dict:
+    """Check a checkpoint.pt (as train.py writes it) before resuming from it; returns it unchanged.
+
+    Keys: ``epoch`` (1..``epochs``), ``model`` (named tensors; whether they fit the model is
+    :func:`restore_state`'s check), ``optimizer``, ``rng`` (each RNG state is tried on a
+    throwaway generator: ``device`` is where the augmentation generator lives), ``log`` (JSON:
+    one flat dict per epoch done) and ``config`` (JSON object). One line naming the file and
+    the field otherwise.
+    """
+    where = clip_path(path)
+    if not isinstance(payload, dict):
+        raise UserError(f"{where} is not a training checkpoint (got {clip(payload, 40)})")
+    missing = [k for k in ("epoch", "model", "optimizer", "rng", "log", "config") if k not in payload]
+    if missing:
+        raise UserError(f"{where} is not a complete training checkpoint: no {', '.join(missing)}")
+    try:
+        epoch = integer(1, max(int(epochs), 1))(payload["epoch"])
+    except Invalid as exc:
+        raise UserError(f"{where}: {exc.describe('epoch')}; the run is configured for {epochs} epochs") from None
+    _check_state_dict(payload["model"], path, "model")
+    for field, check in (("optimizer", _check_optimizer), ("rng", lambda v: _check_rng(v, device)),
+                         ("log", lambda v: _check_log(v, epoch)), ("config", _check_config)):
+        try:
+            check(payload[field])
+        except Invalid as exc:
+            raise UserError(f"{where}: {exc.describe(field)}") from None
+    return payload
+
+
+def _json(value: Any, expected: str, where: str = "") -> Any:
+    if not isinstance(value, str) or len(value) > _JSON_LIMIT:
+        raise Invalid(f"{expected} as JSON text", value, where)
+    try:
+        return json.loads(value)
+    except (ValueError, RecursionError):  # RecursionError: "[[[[..." nested too deep to parse
+        raise Invalid(f"{expected} as JSON text", value, where) from None
+
+
+def _check_optimizer(state: Any) -> None:
+    expected = "an optimizer state (a dict with 'state' and 'param_groups')"
+    if not isinstance(state, dict) or not isinstance(state.get("state"), dict) or not isinstance(state.get("param_groups"), list):
+        raise Invalid(expected, state)
+    for index, group in enumerate(state["param_groups"]):
+        if not isinstance(group, dict) or not isinstance(group.get("params"), list):
+            raise Invalid("a dict with a 'params' list", group, f"['param_groups'][{index}]")
+
+
+def _check_log(value: Any, epoch: int) -> None:
+    rows = _json(value, "a list of one dict per epoch")
+    scalar = (int, float, str, bool, type(None))
+    if not isinstance(rows, list):
+        raise Invalid("a list of one dict per epoch", rows)
+    if len(rows) != epoch:
+        raise Invalid(f"one row per epoch done ({epoch})", rows, shown=f"{len(rows)} rows")
+    for index, row in enumerate(rows):
+        if not isinstance(row, dict) or not all(isinstance(v, scalar) for v in row.values()):
+            raise Invalid("a dict of numbers and texts", row, f"[{index}]")
+
+
+def _check_config(value: Any) -> None:
+    if not isinstance(_json(value, "a dict of settings"), dict):
+        raise Invalid("a dict of settings as JSON text", value)
+
+
+def _try(where: str, apply: Any, value: Any) -> None:
+    """Apply an RNG state to a throwaway generator: the library's own check of its format."""
+    try:
+        apply()
+    except (ValueError, TypeError, KeyError, IndexError, OverflowError, RuntimeError):
+        raise Invalid("a state its generator accepts", value, where) from None
+
+
+def _generator_state(value: Any, where: str, device: torch.device | str) -> None:
+    if not isinstance(value, torch.Tensor) or value.dtype != torch.uint8 or value.dim() != 1 or value.numel() > 1 << 16:
+        raise Invalid("a torch generator state (a 1-D uint8 tensor)", value, where)
+    device = torch.device(device)
+    if device.type != "cpu" and not (device.type == "cuda" and torch.cuda.is_available()):
+        return  # a device that is not here (or has no generator to try): the resume itself will say so
+    generator = torch.Generator(device=device)
+    _try(where, lambda: generator.set_state(value), value)
+
+
+def _check_rng(rng: Any, device: torch.device | str | None) -> None:
+    if not isinstance(rng, dict):
+        raise Invalid("a dict of RNG states", rng)
+    missing = [k for k in ("torch", "cuda", "data", "augment", "numpy_global", "python", "mix") if k not in rng]
+    if missing:
+        raise Invalid("a dict with every RNG state", rng, shown=f"no {', '.join(missing)}")
+    _generator_state(rng["torch"], "['torch']", "cpu")
+    _generator_state(rng["data"], "['data']", "cpu")
+    _generator_state(rng["augment"], "['augment']", device if device is not None else "cpu")
+    if not isinstance(rng["cuda"], list) or len(rng["cuda"]) > 1024:
+        raise Invalid("a list of CUDA generator states", rng["cuda"], "['cuda']")
+    for index, state in enumerate(rng["cuda"]):
+        _generator_state(state, f"['cuda'][{index}]", "cuda")  # tried only where CUDA is present
+    _check_numpy_state(_json(rng["numpy_global"], "numpy's global RNG state", "['numpy_global']"))
+    _check_python_state(_json(rng["python"], "Python's RNG state", "['python']"))
+    mix = _json(rng["mix"], "a numpy bit generator state", "['mix']")
+    if not isinstance(mix, dict):
+        raise Invalid("a numpy bit generator state", mix, "['mix']")
+    _try("['mix']", lambda: setattr(np.random.PCG64(), "state", mix), mix)
+    if "method" in rng:  # the method's device-side generator (PGD-AT's random start)
+        _generator_state(rng["method"], "['method']", device if device is not None else "cpu")
+
+
+def _check_numpy_state(state: Any) -> None:
+    """``["MT19937", {"__ndarray__": 624 words, "dtype": "uint32"}, pos, has_gauss, cached]``."""
+    where = "['numpy_global']"
+    if not isinstance(state, list) or len(state) != 5 or not isinstance(state[1], dict) or state[1].get("dtype") != "uint32":
+        raise Invalid("numpy's MT19937 state", state, where)
+    try:
+        key = _NUMPY_STATE(state[1].get("__ndarray__"))
+        pos, has_gauss = integer(0, 624)(state[2]), integer(0, 1)(state[3])
+        cached = number(-1e308, 1e308)(state[4])
+    except Invalid as exc:
+        raise Invalid(exc.expected, exc.got, where + exc.where, exc.shown) from None
+    legacy = (state[0], np.array(key, dtype=np.uint32), pos, has_gauss, cached)
+    _try(where, lambda: np.random.RandomState().set_state(legacy), state[0])
+
+
+def _check_python_state(state: Any) -> None:
+    """``[3, 625 words, gauss]`` (random.getstate() with tuples as lists)."""
+    where = "['python']"
+    if not isinstance(state, list) or len(state) != 3:
+        raise Invalid("Python's RNG state", state, where)
+    try:
+        version = integer(0, 16)(state[0])
+        words = _PYTHON_STATE(state[1])
+        gauss = optional(number(-1e308, 1e308))(state[2])
+    except Invalid as exc:
+        raise Invalid(exc.expected, exc.got, where + exc.where, exc.shown) from None
+    _try(where, lambda: random.Random().setstate((version, tuple(words), gauss)), state[1][-1])

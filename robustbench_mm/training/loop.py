@@ -1,0 +1,375 @@
+"""The training loop: one dataset + one method -> a run directory with a trained model.
+
+The data lives in tensors. When it fits, it is moved to the training device once (uint8 for
+8-bit datasets) and batches, crops and flips are made there: no DataLoader workers, no
+per-image Python. Otherwise it stays in pinned host memory and each batch is copied over
+asynchronously. Randomness comes from seeded sources whose states every checkpoint keeps
+(:mod:`.randomness`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import math
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from robustbench_mm.core import distributed
+from robustbench_mm.core.errors import UserError
+from robustbench_mm.core.inference import predict_logits, resolve_device, torch_threads
+from robustbench_mm.core.randomness import Randomness, seed_everything
+from robustbench_mm.data.datasets import DatasetSplits, apply_crop_flip, draw_crop_flip, load_dataset, to_float
+from robustbench_mm.evaluation.calibration import holdout_split
+from robustbench_mm.methods import Method, Step, create_method
+from robustbench_mm.models import create_model
+from robustbench_mm.settings import TrainConfig
+from robustbench_mm.store.checkpoint import restore_state, validate_checkpoint
+from robustbench_mm.store.rundir import RunDir
+from robustbench_mm.training import schedules
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    test_accuracy: float
+    epochs: int
+    seconds: float
+    state: str = "new"  # what the run directory held: new, resume, finished (reused) or replace
+
+
+def training_split(n: int, fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Indices (train, holdout) of the training split; the holdout calibrates temperature.
+
+    Fixed by the run's seed (see :func:`calibration.holdout_split`) and recorded in the run's
+    config.toml and model.pt, so evaluation finds exactly the examples training never saw.
+    """
+    if fraction == 0:
+        return torch.arange(n), torch.empty(0, dtype=torch.int64)
+    train_idx, holdout_idx = holdout_split(n, fraction, seed)
+    return torch.from_numpy(train_idx), torch.from_numpy(holdout_idx)
+
+
+# ------------------------------------------------------------------------------ the run
+
+
+@dataclass
+class Session:
+    """One training run in progress: settings, model, data on the device, randomness."""
+
+    cfg: TrainConfig
+    method: Method
+    run: RunDir
+    data: DatasetSplits
+    device: torch.device
+    dctx: distributed.Dist
+    model: torch.nn.Module  # what the steps call (DDP-wrapped under torchrun)
+    core: torch.nn.Module  # the plain module: saved, evaluated and resumed
+    optimizer: torch.optim.Optimizer
+    rand: Randomness
+    train_x: torch.Tensor
+    train_y: torch.Tensor
+    on_device: bool
+    amp: bool
+    channels_last: bool
+    say: Callable[[str], None]
+    progress: bool | str
+    log_rows: list[dict]
+    last_line: float = float("-inf")  # when the last epoch line was printed (lines mode)
+    start_epoch: int = 0
+
+
+def train(
+    cfg: TrainConfig,
+    *,
+    out_dir: str | Path = "runs",
+    force: bool = False,
+    progress: bool | str = True,
+    data: DatasetSplits | None = None,
+    log: Callable[[str], None] | None = None,
+    run_dir: str | Path | None = None,
+    sync_bn: bool = False,
+) -> TrainResult:
+    """Train one (dataset, arch, method, seed) into ``run_dir`` (default ``out_dir/<run name>``).
+
+    Make-like: a finished run of the same settings is reused as it is, an interrupted one is
+    resumed from its last checkpoint, a run of other settings is refused unless ``force``.
+    ``progress``: True or "bar" (a bar per epoch), "lines" (a line per epoch to ``log``), False or "off".
+    """
+    cfg.validate()
+    device = resolve_device(cfg.device)
+    dctx = distributed.setup(device)
+    device = distributed.rank_device(device, dctx)
+    say = log or (lambda message: print(message, file=sys.stderr))
+    if not dctx.main:
+        say, progress = (lambda message: None), False
+    try:
+        data = data if data is not None else load_dataset(cfg.dataset, cfg.data_root, cfg.download)
+        cfg, method = resolve_config(cfg, data)
+        run = RunDir(run_dir) if run_dir is not None else RunDir.of(out_dir, cfg)
+        run.training_state(cfg, force)  # refuse other settings before any folder is made
+        lock = run.locked("mmbench train") if dctx.main else contextlib.nullcontext()
+        with lock, torch_threads(cfg.cpu_threads if device.type == "cpu" else None):
+            state = run.training_state(cfg, force)  # again, now that no one else can change it
+            if state == "finished":
+                return _reused(run, say)
+            session = _start(cfg, method, data, device, dctx, run, state, sync_bn, say, progress)
+            started = time.perf_counter()
+            for epoch in range(session.start_epoch, session.cfg.epochs):
+                _train_epoch(session, epoch)
+            return dataclasses.replace(_finish(session, started), state=state)
+    finally:
+        distributed.teardown(dctx)
+
+
+def resolve_config(cfg: TrainConfig, data: DatasetSplits) -> tuple[TrainConfig, Method]:
+    """The config with every default filled in (the method's settings included), and its method."""
+    cfg = cfg.resolved(data.default_arch, data.profile)
+    method = create_method(cfg.method, cfg.method_options).resolved(data)
+    cfg.method_options = method.options()
+    return cfg, method
+
+
+def _reused(run: RunDir, say: Callable[[str], None]) -> TrainResult:
+    meta = run.load_model()[1]
+    say(f"{run} is up to date (the same settings, trained): reused")
+    return TrainResult(run_dir=run.path, test_accuracy=float(meta.get("test_accuracy", float("nan"))),
+                       epochs=int(meta.get("epoch", 0)), seconds=0.0, state="finished")
+
+
+def _start(cfg, method, data, device, dctx, run, state, sync_bn, say, progress) -> Session:
+    seed_everything(cfg.seed)
+    model = create_model(cfg.arch, data.num_classes, data.in_channels, data.image_size, data.mean, data.std)
+    method.check_model(model)
+    resume_state = _resume_state(run, cfg, device) if state == "resume" else None
+    if dctx.main and resume_state is None:
+        run.prepare(replace=state == "replace", say=say)
+    distributed.barrier(dctx)
+
+    train_idx, holdout_idx = training_split(len(data.train_y), cfg.holdout_fraction, cfg.seed)
+    amp = device.type == "cuda" if cfg.amp == "auto" else cfg.amp == "on"
+    model, channels_last = to_training_layout(model, device, amp)
+    model.to(device)
+    core = model
+    if dctx.active:
+        from torch.nn.parallel import DistributedDataParallel
+
+        if sync_bn:
+            model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+            core = model
+        model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    train_x, train_y, on_device = _place(data, train_idx, device)
+    say(f"data: {len(train_y)} training images {'resident on ' + str(device) if on_device else 'in pinned host memory, copied per batch'}")
+    session = Session(cfg=cfg, method=method, run=run, data=data, device=device, dctx=dctx, model=model, core=core,
+                      optimizer=make_optimizer(model.parameters(), cfg, device), rand=Randomness(cfg.seed, device),
+                      train_x=train_x, train_y=train_y, on_device=on_device, amp=amp, channels_last=channels_last,
+                      say=say, progress=progress, log_rows=[])
+    if cfg.compile:
+        session.model = torch.compile(model)
+    if resume_state is not None:
+        path = run.file("checkpoint.pt")
+        restore_state(core, resume_state["model"], path, f"the checkpoint's weights do not fit a {cfg.arch} model")
+        restore_state(session.optimizer, resume_state["optimizer"], path, "the checkpoint's optimizer state does not fit")
+        session.rand.restore(resume_state["rng"])
+        session.log_rows = json.loads(resume_state["log"])
+        session.start_epoch = int(resume_state["epoch"])
+        say(f"resuming {run} after epoch {session.start_epoch}")
+    if dctx.main:
+        run.write_config(cfg, {"train_images": len(train_idx), "holdout_images": len(holdout_idx),
+                               "holdout_seed": cfg.seed, "processes": dctx.world})
+    return session
+
+
+def _resume_state(run: RunDir, cfg: TrainConfig, device: torch.device) -> dict:
+    """The checkpoint to continue from, checked field by field before any of it is used."""
+    path = run.file("checkpoint.pt")
+    return validate_checkpoint(run.read_checkpoint(), path, cfg.epochs, device=device)
+
+
+def _place(data: DatasetSplits, train_idx: torch.Tensor, device: torch.device):
+    """The training images on the device when they fit (pinned host memory otherwise)."""
+    on_device = _fits_on_device(data, device)
+    train_x, train_y = data.train_x[train_idx], data.train_y[train_idx]
+    if on_device:
+        train_x, train_y = train_x.to(device), train_y.to(device)
+    elif device.type == "cuda":
+        train_x, train_y = train_x.pin_memory(), train_y.pin_memory()
+    return train_x, train_y, on_device
+
+
+def _fits_on_device(data: DatasetSplits, device: torch.device) -> bool:
+    if device.type != "cuda":
+        return True
+    free, _ = torch.cuda.mem_get_info(device)
+    needed = data.train_x.numel() * data.train_x.element_size() + data.test_x.numel() * data.test_x.element_size()
+    return needed < 0.25 * free
+
+
+def _set_lr(s: Session, step: int, steps_per_epoch: int) -> float:
+    """Set the lr of optimizer step ``step``: per step, so a schedule means the same at 1 epoch as at 1,000."""
+    cfg = s.cfg
+    lr = cfg.lr * schedules.lr_factor(cfg.schedule, step, cfg.epochs * steps_per_epoch, steps_per_epoch, cfg.milestones)
+    for group in s.optimizer.param_groups:
+        group["lr"] = lr
+    return lr
+
+
+def _train_epoch(s: Session, epoch: int) -> None:
+    cfg, device = s.cfg, s.device
+    epoch_start = time.perf_counter()
+    s.model.train()
+    n = len(s.train_y)
+    batch_size = min(cfg.batch_size, n)
+    steps = n // batch_size
+    first_lr = _set_lr(s, epoch * steps, steps)
+    # Under torchrun each rank trains on its slice of every global batch (same order on all ranks).
+    per_rank = distributed.local_batch(batch_size, s.dctx)
+    mine = slice(s.dctx.rank * per_rank, (s.dctx.rank + 1) * per_rank)
+    order = torch.randperm(n, generator=s.rand.data)
+    if s.on_device:
+        order = order.to(device)  # one copy per epoch, not one per step
+    total_loss = torch.zeros((), device=device)
+    total_correct = torch.zeros((), device=device, dtype=torch.long)
+    seen = 0
+    step_rand = Step(rng=s.rand.mix, generator=s.rand.method, loss_kind=cfg.mix_loss, lam_as_tensor=cfg.compile)
+    bar = _progress(steps, f"epoch {epoch + 1}/{cfg.epochs}", s.progress)
+    for step in range(steps):
+        if step:
+            _set_lr(s, epoch * steps + step, steps)
+        x, y = _batch(s, order[step * batch_size : (step + 1) * batch_size][mine], batch_size, mine)
+        loss, logits = train_step(s.model, s.method, s.optimizer, x, y, step_rand, s.amp)
+        total_loss += loss.detach() * len(y)
+        total_correct += (logits.detach().argmax(1) == y).sum()
+        seen += len(y)
+        if bar is not None:
+            bar.update(1)
+            if step % 50 == 0 or step == steps - 1:  # .item() waits for the GPU: rarely
+                bar.set_postfix(loss=f"{total_loss.item() / seen:.4f}", acc=f"{total_correct.item() / seen:.3f}")
+    if bar is not None:
+        bar.close()
+    totals = distributed.all_reduce_sum(torch.stack([total_loss.float(), total_correct.float()]), s.dctx)
+    seen *= s.dctx.world
+    train_loss = totals[0].item() / seen
+    if not math.isfinite(train_loss):
+        raise UserError(f"training diverged at epoch {epoch + 1} (loss {train_loss}); lower --lr")
+    s.log_rows.append({"epoch": epoch + 1, "loss": round(train_loss, 6),
+                       "train_accuracy": round(totals[1].long().item() / seen, 6), "lr": first_lr,
+                       "seconds": round(time.perf_counter() - epoch_start, 3)})
+    if s.progress == "lines":
+        _epoch_line(s, epoch)
+    if s.dctx.main:
+        _save_checkpoint(s, epoch)
+
+
+LINE_EVERY_S = 10.0  # a log gets an epoch line at most this often (and always the last epoch's)
+
+
+def _epoch_line(s: Session, epoch: int) -> None:
+    """A log file or CI: a line per finished epoch instead of a bar, thinned out when epochs are short."""
+    now = time.perf_counter()
+    if epoch + 1 < s.cfg.epochs and now - s.last_line < LINE_EVERY_S:
+        return
+    s.last_line = now
+    row = s.log_rows[-1]
+    s.say(f"epoch {epoch + 1}/{s.cfg.epochs}: loss {row['loss']:.4f}, train accuracy {row['train_accuracy'] * 100:.1f}%, "
+          f"{row['seconds']:.0f} s")
+
+
+def _batch(s: Session, idx: torch.Tensor, batch_size: int, mine: slice) -> tuple[torch.Tensor, torch.Tensor]:
+    """One training batch on the device: float in [0, 1], augmented, in the model's layout."""
+    x = to_float(s.train_x[idx].to(s.device, non_blocking=True))
+    y = s.train_y[idx].to(s.device, non_blocking=True)
+    data = s.data
+    if data.crop_padding or data.flip:
+        # Drawn for the whole global batch, so every rank's generator stays in step.
+        offsets, flips = draw_crop_flip(batch_size, data.crop_padding, data.flip, s.rand.augment)
+        x = apply_crop_flip(x, data.crop_padding, offsets[:, mine], flips[mine])
+    if s.channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    return x, y
+
+
+def _save_checkpoint(s: Session, epoch: int) -> None:
+    s.run.write_checkpoint({
+        "epoch": epoch + 1,
+        "model": {k: v.detach().clone() for k, v in s.core.state_dict().items()},
+        "optimizer": s.optimizer.state_dict(),
+        "rng": s.rand.state(),
+        "log": json.dumps(s.log_rows),
+        "config": json.dumps(asdict(s.cfg)),
+    })
+    # The log follows the checkpoint, so it never claims an epoch a resume would redo.
+    s.run.write_train_log(s.log_rows)
+
+
+def _finish(s: Session, started: float) -> TrainResult:
+    cfg, data = s.cfg, s.data
+    test_accuracy = _test_accuracy(s.core, data, s.dctx)
+    result = TrainResult(run_dir=s.run.path, test_accuracy=test_accuracy, epochs=cfg.epochs,
+                         seconds=time.perf_counter() - started)
+    if not s.dctx.main:
+        return result
+    options = cfg.method_options
+    s.run.save_model(s.core, {
+        "arch": cfg.arch, "dataset": cfg.dataset, "classes": list(data.classes), "in_channels": data.in_channels,
+        "image_size": data.image_size, "mean": list(data.mean), "std": list(data.std), "method": cfg.method,
+        "alpha": options.get("alpha"), "mix_layers": options.get("mix_layers"), "method_options": json.dumps(options),
+        "seed": cfg.seed, "epoch": cfg.epochs, "holdout_fraction": cfg.holdout_fraction, "holdout_seed": cfg.seed,
+        "test_accuracy": round(test_accuracy, 6),
+    })
+    s.run.drop_replaced()  # the new run is complete: the one it replaces can go
+    return result
+
+
+def to_training_layout(model: torch.nn.Module, device: torch.device, amp: bool) -> tuple[torch.nn.Module, bool]:
+    """channels_last for convolutional models on the CPU and under CUDA autocast.
+
+    On the CPU, oneDNN's pooling is many times faster in channels_last on small maps, and
+    without a fixed layout an input-mixed batch (NCHW) and a plain one can take different
+    kernels. On CUDA, bf16 tensor-core convolutions want channels_last. Weights are saved
+    contiguous, so the layout never reaches model.pt.
+    """
+    convolutional = any(p.dim() == 4 for p in model.parameters())
+    if convolutional and (device.type == "cpu" or amp):
+        return model.to(memory_format=torch.channels_last), True
+    return model, False
+
+
+def make_optimizer(params, cfg: TrainConfig, device: torch.device) -> torch.optim.Optimizer:
+    """SGD with Nesterov momentum (the official code); the fused kernel on CUDA."""
+    return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
+                           weight_decay=cfg.weight_decay, fused=device.type == "cuda" or None)
+
+
+def train_step(model, method: Method, optimizer, x, y, step: Step, amp: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimizer step (bf16 autocast when ``amp``); returns (loss, logits), unsynchronized."""
+    with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=amp):
+        loss, logits = method.loss(model, x, y, step)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return loss, logits
+
+
+def _test_accuracy(model: torch.nn.Module, data: DatasetSplits, dctx: distributed.Dist) -> float:
+    """Test accuracy; under torchrun each rank scores a shard and the counts are summed."""
+    shard = slice(dctx.rank, None, dctx.world)
+    logits = predict_logits(model, data.test_x[shard], batch_size=1000, to_float=to_float)
+    correct = (logits.argmax(1) == data.test_y[shard]).sum().double()
+    device = next(model.parameters()).device
+    total = distributed.all_reduce_sum(correct.to(device), dctx)
+    return float(total.item() / len(data.test_y))
+
+
+def _progress(total: int, description: str, mode: bool | str):
+    if mode not in (True, "bar"):
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=description, leave=False, file=sys.stderr, dynamic_ncols=True)
