@@ -208,8 +208,9 @@ def call_helper(python: str, helper: Path, args: dict, workdir: Path) -> dict:
     return json.loads(result.read_text())
 
 
-def ours(images_u8: np.ndarray, names: list[str], n_batch: int, n_stats: int, severity: int,
-         repeats: int, seed: int) -> tuple[dict, dict]:
+def ours(
+    images_u8: np.ndarray, names: list[str], n_batch: int, n_stats: int, severity: int, repeats: int, seed: int
+) -> tuple[dict, dict]:
     torch.set_num_threads(1)
     x_all = torch.from_numpy(images_u8).permute(0, 3, 1, 2).float().div(255).contiguous()
     x = x_all[:n_batch]
@@ -263,13 +264,26 @@ def main() -> None:
         helper.write_text(HELPER)
         img_path = work / "clean.npy"
         n_img = max(a.n_batch, a.n_loop, a.n_stats)
-        src = call_helper(a.ref_python, helper, {"mode": "images", "n": n_img, "seed": a.seed,
-                                                 "out": str(img_path)}, work)["source"]
+        src = call_helper(
+            a.ref_python, helper, {"mode": "images", "n": n_img, "seed": a.seed, "out": str(img_path)}, work
+        )["source"]
         images = np.load(img_path)
-        ref = call_helper(a.ref_python, helper, {
-            "mode": "run", "images": str(img_path), "names": names, "severity": a.severity,
-            "n_loop": a.n_loop, "n_stats": a.n_stats, "repeats": a.repeats, "seed": a.seed,
-            "cifar_ref": a.cifar_ref}, work)
+        ref = call_helper(
+            a.ref_python,
+            helper,
+            {
+                "mode": "run",
+                "images": str(img_path),
+                "names": names,
+                "severity": a.severity,
+                "n_loop": a.n_loop,
+                "n_stats": a.n_stats,
+                "repeats": a.repeats,
+                "seed": a.seed,
+                "cifar_ref": a.cifar_ref,
+            },
+            work,
+        )
     load["after references"] = os.getloadavg()
     our_speed, our_stats = ours(images, names, a.n_batch, a.n_stats, a.severity, a.repeats, a.seed)
     load["end"] = os.getloadavg()
@@ -277,8 +291,10 @@ def main() -> None:
 
     # ---- (a) speed ----
     print(f"\nClean images: {src}; {n_img} generated.")
-    print(f"\n## Speed: severity {a.severity}, {a.n_batch} images 3x32x32, 1 thread "
-          f"(reference: {a.n_loop} images/corruption, extrapolated; best of {a.repeats})\n")
+    print(
+        f"\n## Speed: severity {a.severity}, {a.n_batch} images 3x32x32, 1 thread "
+        f"(reference: {a.n_loop} images/corruption, extrapolated; best of {a.repeats})\n"
+    )
     head = "| corruption | ours batched (s) | " + " | ".join(f"{r} loop (s) | ratio" for r in refs) + " |"
     print(head)
     print("|" + "---|" * (2 + 2 * len(refs)))
@@ -297,14 +313,19 @@ def main() -> None:
     print("| **total (19)** | " + " | ".join(cells) + " |")
     for r in refs:
         ratio = totals[r] / our_total
-        print(f"\nTotal: ours {our_total:.2f} s vs {r} per-image loop {totals[r]:.1f} s -> {ratio:.1f}x "
-              f"({'meets' if ratio >= 50 else 'BELOW'} the 50x target)")
+        print(
+            f"\nTotal: ours {our_total:.2f} s vs {r} per-image loop {totals[r]:.1f} s -> {ratio:.1f}x "
+            f"({'meets' if ratio >= 50 else 'BELOW'} the 50x target)"
+        )
 
     # ---- (b) statistics ----
     print(f"\n## Mean |corrupted - clean| in uint8 levels, {a.n_stats} images, severities 1..5\n")
     order = ["ours"] + ([r for r in ("make_cifar_c",) if r in refs]) + [r for r in refs if r != "make_cifar_c"]
-    print("cells: " + " / ".join(order) + ("; '!' = ours and make_cifar_c differ by more than 25% and 1 level"
-                                           if "make_cifar_c" in refs else ""))
+    print(
+        "cells: "
+        + " / ".join(order)
+        + ("; '!' = ours and make_cifar_c differ by more than 25% and 1 level" if "make_cifar_c" in refs else "")
+    )
     print("\n| corruption | " + " | ".join(f"s{s}" for s in range(1, 6)) + " |")
     print("|---|" + "---|" * 5)
     all_stats = {"ours": our_stats, **ref["stats"]}
@@ -321,15 +342,28 @@ def main() -> None:
         print(f"| {name} | " + " | ".join(cells) + " |")
 
     print(f"\nReference environment: {json.dumps(ref['versions'])}")
-    print(f"Ours: torch {torch.__version__}, numpy {np.__version__}, python {sys.version.split()[0]}, "
-          f"{torch.get_num_threads()} torch thread(s), {os.cpu_count()} CPUs")
+    print(
+        f"Ours: torch {torch.__version__}, numpy {np.__version__}, python {sys.version.split()[0]}, "
+        f"{torch.get_num_threads()} torch thread(s), {os.cpu_count()} CPUs"
+    )
     print(f"Wall time: {time.perf_counter() - started:.0f} s")
     print("Load average (1/5/15 min): " + "; ".join(f"{k} {v[0]:.2f} {v[1]:.2f} {v[2]:.2f}" for k, v in load.items()))
     if a.json:
-        Path(a.json).write_text(json.dumps({
-            "images": src, "args": vars(a), "versions_ref": ref["versions"], "torch": torch.__version__,
-            "speed_ours_s": our_speed, "speed_ref_s_per_image": ref["speed"],
-            "stats": all_stats, "load_average": load}, indent=1))
+        Path(a.json).write_text(
+            json.dumps(
+                {
+                    "images": src,
+                    "args": vars(a),
+                    "versions_ref": ref["versions"],
+                    "torch": torch.__version__,
+                    "speed_ours_s": our_speed,
+                    "speed_ref_s_per_image": ref["speed"],
+                    "stats": all_stats,
+                    "load_average": load,
+                },
+                indent=1,
+            )
+        )
 
 
 if __name__ == "__main__":

@@ -83,6 +83,7 @@ def test_batched_suite_vs_per_image_loop(benchmark, device: str, _threads: int) 
     loop: dict[str, float] = {}
     g = torch.Generator(device).manual_seed(0)
     for name in names:
+
         def one_by_one() -> None:
             for i in range(N_LOOP):
                 corrupt(x[i : i + 1], name, SEVERITY, g)
@@ -96,12 +97,19 @@ def test_batched_suite_vs_per_image_loop(benchmark, device: str, _threads: int) 
     for name in names:
         print(f"{name:18s} {batched[name]:10.2f} {loop[name]:17.2f} {loop[name] / batched[name]:7.1f}")
     print(f"{'TOTAL':18s} {total_b:10.2f} {total_l:17.2f} {ratio:7.1f}")
-    benchmark.extra_info.update({
-        "device": device, "threads": _threads, "images": N_BATCH, "loop_images_measured": N_LOOP,
-        "batched_s": round(total_b, 3), "loop_s_extrapolated": round(total_l, 3), "speedup": round(ratio, 2),
-        "batched_s_by_corruption": {k: round(v, 4) for k, v in batched.items()},
-        "loop_s_by_corruption": {k: round(v, 4) for k, v in loop.items()},
-    })
+    benchmark.extra_info.update(
+        {
+            "device": device,
+            "threads": _threads,
+            "images": N_BATCH,
+            "loop_images_measured": N_LOOP,
+            "batched_s": round(total_b, 3),
+            "loop_s_extrapolated": round(total_l, 3),
+            "speedup": round(ratio, 2),
+            "batched_s_by_corruption": {k: round(v, 4) for k, v in batched.items()},
+            "loop_s_by_corruption": {k: round(v, 4) for k, v in loop.items()},
+        }
+    )
 
 
 @pytest.mark.parametrize("device", DEVICES)

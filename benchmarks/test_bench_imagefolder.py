@@ -62,14 +62,23 @@ def cifar_sized_folder(tmp_path_factory) -> Path:
 
 
 def _measure(folder: Path, cache: bool, env: dict) -> dict:
-    result = subprocess.run([sys.executable, "-c", _MEASURE, str(folder), "1" if cache else "0"], env=env,
-                            capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", _MEASURE, str(folder), "1" if cache else "0"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 def test_cached_second_load_of_60000_images(benchmark, cifar_sized_folder, tmp_path):
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "XDG_CACHE_HOME": str(tmp_path / "cache"),
-           "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "XDG_CACHE_HOME": str(tmp_path / "cache"),
+        "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
+    }
     decoded = _measure(cifar_sized_folder, cache=False, env=env)  # the reference: decode everything
     first = _measure(cifar_sized_folder, cache=True, env=env)  # decodes and writes the cache
     second = benchmark.pedantic(lambda: _measure(cifar_sized_folder, cache=True, env=env), rounds=3, iterations=1)

@@ -47,8 +47,16 @@ def test_lens_suites_against_one_clean_pass(benchmark):
     model = create_model("cnn", data.num_classes, data.in_channels, data.image_size, data.mean, data.std).eval()
     x, y = to_float(data.test_x), data.test_y
     logits = predict_logits(model, x)
-    ctx = SuiteContext(model=model, x=x, y=y, num_classes=data.num_classes, dataset="digits", config=EvalConfig(),
-                       device=torch.device("cpu"), clean_logits=logits)
+    ctx = SuiteContext(
+        model=model,
+        x=x,
+        y=y,
+        num_classes=data.num_classes,
+        dataset="digits",
+        config=EvalConfig(),
+        device=torch.device("cpu"),
+        clean_logits=logits,
+    )
 
     def measure() -> dict[str, float]:
         clean = _best(lambda: predict_logits(model, x))

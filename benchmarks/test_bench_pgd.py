@@ -76,8 +76,18 @@ class _RecordingPGD(torchattacks.PGD):
 
 
 def ours(model, x, y, random_start: bool) -> torch.Tensor:
-    return run_attack("pgd-linf", model, x, y, EPS, num_classes=10, steps=STEPS, step_size=ALPHA,
-                      random_start=random_start, generator=torch.Generator().manual_seed(SEED))
+    return run_attack(
+        "pgd-linf",
+        model,
+        x,
+        y,
+        EPS,
+        num_classes=10,
+        steps=STEPS,
+        step_size=ALPHA,
+        random_start=random_start,
+        generator=torch.Generator().manual_seed(SEED),
+    )
 
 
 def theirs(model, x, y, random_start: bool, record=None) -> torch.Tensor:

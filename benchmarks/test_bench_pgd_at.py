@@ -10,7 +10,7 @@ from robustbench_mm.data.datasets import load_dataset, to_float
 from robustbench_mm.methods import Step, create_method
 from robustbench_mm.models import create_model
 from robustbench_mm.settings import TrainConfig
-from robustbench_mm.training.loop import make_optimizer, to_training_layout, train_step
+from robustbench_mm.training.step import make_optimizer, to_training_layout, train_step
 
 ROUNDS = 5
 
@@ -26,7 +26,9 @@ def _epoch(method_name: str, data):
 
     def epoch():
         for start in range(0, len(y_all) - 63, 64):
-            train_step(model, method, optimizer, x_all[start:start + 64], y_all[start:start + 64], randomness, amp=False)
+            train_step(
+                model, method, optimizer, x_all[start : start + 64], y_all[start : start + 64], randomness, amp=False
+            )
 
     return epoch
 

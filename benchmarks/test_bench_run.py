@@ -49,8 +49,17 @@ def test_default_run_time_and_peak_memory(benchmark, tmp_path):
     peak = {"mb": 0.0}
 
     def run():
-        command = [sys.executable, "-m", "robustbench_mm", "run", "--out", str(tmp_path / "report"),
-                   "--runs-dir", str(tmp_path / "runs"), "--force"]
+        command = [
+            sys.executable,
+            "-m",
+            "robustbench_mm",
+            "run",
+            "--out",
+            str(tmp_path / "report"),
+            "--runs-dir",
+            str(tmp_path / "runs"),
+            "--force",
+        ]
         started = time.perf_counter()
         process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         done = threading.Event()

@@ -15,7 +15,7 @@ from robustbench_mm.data.datasets import load_dataset
 from robustbench_mm.methods import Step, create_method
 from robustbench_mm.models import create_model
 from robustbench_mm.settings import TrainConfig
-from robustbench_mm.training.loop import make_optimizer, to_training_layout, train_step
+from robustbench_mm.training.step import make_optimizer, to_training_layout, train_step
 
 
 def _stepper(method_name: str, x, y):

@@ -33,8 +33,9 @@ def register_net(text: str) -> str:
     stem, scale = int(opts.get("stem", 32)), float(opts.get("scale", 0.125))
     name = "x-" + text.replace(",", "_").replace("=", "").replace(".", "p")
     if name not in ARCHS:
-        ARCHS.register(name)(lambda spec: fast_net(spec, stem=stem, widths=widths, double=double, residual=residual,
-                                                                head_scale=scale))
+        ARCHS.register(name)(
+            lambda spec: fast_net(spec, stem=stem, widths=widths, double=double, residual=residual, head_scale=scale)
+        )
     return name
 
 
@@ -53,7 +54,9 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--crop", type=int, default=None)
     p.add_argument("--flip", type=int, default=None)
-    p.add_argument("--train-limit", type=int, default=None, help="use the first N training images (after a seeded shuffle)")
+    p.add_argument(
+        "--train-limit", type=int, default=None, help="use the first N training images (after a seeded shuffle)"
+    )
     p.add_argument("--log", default="notes/experiments.jsonl")
     p.add_argument("--tag", default="")
     args = p.parse_args()
@@ -67,22 +70,47 @@ def main() -> None:
         keep = torch.randperm(len(data.train_y), generator=torch.Generator().manual_seed(123))[: args.train_limit]
         data = dataclasses.replace(data, train_x=data.train_x[keep], train_y=data.train_y[keep])
     arch = register_net(args.net) if args.net else args.arch
-    cfg = TrainConfig(dataset=args.dataset, data_root=args.data_root, arch=arch, method=args.method, epochs=args.epochs,
-                      batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay, schedule=args.schedule,
-                      seed=args.seed)
+    cfg = TrainConfig(
+        dataset=args.dataset,
+        data_root=args.data_root,
+        arch=arch,
+        method=args.method,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        weight_decay=args.weight_decay,
+        schedule=args.schedule,
+        seed=args.seed,
+    )
     wall, cpu = time.perf_counter(), time.process_time()
-    result = train(cfg, out_dir=tempfile.mkdtemp(prefix="recipe-"), force=True, progress=False, data=data,
-                   log=lambda s: None)
+    result = train(
+        cfg, out_dir=tempfile.mkdtemp(prefix="recipe-"), force=True, progress=False, data=data, log=lambda s: None
+    )
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     import pandas as pd
 
     log = pd.read_csv(result.run_dir / "train_log.csv")
-    record = {"tag": args.tag, "dataset": args.dataset, "arch": args.net or arch, "method": args.method, "epochs": args.epochs,
-              "batch_size": args.batch_size, "lr": args.lr, "weight_decay": args.weight_decay, "schedule": args.schedule,
-              "seed": args.seed, "crop": data.crop_padding, "flip": data.flip, "train_images": int(log.shape[0] and len(data.train_y)),
-              "test_accuracy": round(result.test_accuracy, 4), "cpu_s": round(cpu, 1), "wall_s": round(wall, 1),
-              "train_loss": log["loss"].round(4).tolist(), "train_acc": log["train_accuracy"].round(4).tolist(),
-              "run_dir": str(result.run_dir)}
+    record = {
+        "tag": args.tag,
+        "dataset": args.dataset,
+        "arch": args.net or arch,
+        "method": args.method,
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "lr": args.lr,
+        "weight_decay": args.weight_decay,
+        "schedule": args.schedule,
+        "seed": args.seed,
+        "crop": data.crop_padding,
+        "flip": data.flip,
+        "train_images": int(log.shape[0] and len(data.train_y)),
+        "test_accuracy": round(result.test_accuracy, 4),
+        "cpu_s": round(cpu, 1),
+        "wall_s": round(wall, 1),
+        "train_loss": log["loss"].round(4).tolist(),
+        "train_acc": log["train_accuracy"].round(4).tolist(),
+        "run_dir": str(result.run_dir),
+    }
     with open(args.log, "a") as f:
         f.write(json.dumps(record) + "\n")
     print(json.dumps({k: v for k, v in record.items() if k not in ("train_loss",)}))

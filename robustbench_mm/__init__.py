@@ -10,8 +10,13 @@ __version__ = "0.1.0"
 
 # name -> module: the public API, imported on first use (`import robustbench_mm` stays cheap for the CLI)
 _API = {
-    "evaluate": "evaluation.runner", "evaluate_run": "evaluation.runner", "load_dataset": "data.datasets",
-    "train": "training.loop", "TrainConfig": "settings", "EvalConfig": "settings", "RunPlan": "settings",
+    "evaluate": "evaluation.runner",
+    "evaluate_run": "evaluation.runner",
+    "load_dataset": "data.datasets",
+    "train": "training.loop",
+    "TrainConfig": "settings",
+    "EvalConfig": "settings",
+    "RunPlan": "settings",
     "run_benchmark": "app.pipeline",
 }
 __all__ = ["__version__", *_API]

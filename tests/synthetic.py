@@ -52,5 +52,3 @@ def synthetic_tables() -> tuple[pd.DataFrame, pd.DataFrame]:
             frames.append(frame(_run_rows(method, seed, rng), identity))
             bins.append(calibration.reliability_bins(*_logits(method, seed)).assign(**identity))
     return pd.concat(frames, ignore_index=True), pd.concat(bins, ignore_index=True)
-
-

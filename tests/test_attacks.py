@@ -18,8 +18,6 @@ METHODS = ("erm", "mixup", "manifold-mixup")
 ZOO = ("apgd-ce", "apgd-dlr", "fab", "square", "cw-l2", "deepfool", "autoattack")
 
 
-
-
 @pytest.fixture(scope="module")
 def data(digits):
     return digits.test_x, digits.test_y
@@ -212,10 +210,20 @@ def test_attack_details_and_logits(trained_models, data, clean):
 @pytest.mark.parametrize(
     "name, eps, kwargs, message",
     [
-        ("pgd", 0.1, {}, "unknown attack 'pgd'; valid: apgd-ce, apgd-dlr, autoattack, cw-l2, deepfool, fab, fgsm, pgd-l2, pgd-linf, square"),
+        (
+            "pgd",
+            0.1,
+            {},
+            "unknown attack 'pgd'; valid: apgd-ce, apgd-dlr, autoattack, cw-l2, deepfool, fab, fgsm, pgd-l2, pgd-linf, square",
+        ),
         ("pgd-linf", -0.1, {}, "ε must be >= 0"),
         ("pgd-linf", float("nan"), {}, "ε must be >= 0"),
-        ("pgd-linf", 2.0, {}, "ε=2.0 is larger than the [0,1] pixel range: an L2 radius given to the L∞ attack pgd-linf? use --eps-l2"),
+        (
+            "pgd-linf",
+            2.0,
+            {},
+            "ε=2.0 is larger than the [0,1] pixel range: an L2 radius given to the L∞ attack pgd-linf? use --eps-l2",
+        ),
         ("apgd-dlr", 0.1, {"num_classes": 3}, "apgd-dlr needs at least 4 classes"),
         ("autoattack", 0.1, {"num_classes": 3}, "autoattack needs at least 4 classes"),
         ("pgd-linf", 0.1, {"steps": 0}, "steps must be > 0"),
@@ -283,14 +291,19 @@ def test_pool_before_relu_is_exact():
         torch.nn.Sequential(torch.nn.Conv2d(1, 8, 3, padding=1), torch.nn.Identity(), torch.nn.ReLU()),
         torch.nn.MaxPool2d(2),
         torch.nn.Sequential(torch.nn.Conv2d(8, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2, padding=1)),
-        torch.nn.Flatten(), torch.nn.Linear(8 * 3 * 3, 10),
+        torch.nn.Flatten(),
+        torch.nn.Linear(8 * 3 * 3, 10),
     ).eval()
     with torch.no_grad():
         model[0][0].bias.fill_(-0.5)  # many all-negative windows
     swapped = copy.deepcopy(model)
     _pool_before_relu(swapped)
     assert [type(m).__name__ for m in swapped.modules() if type(m) in (torch.nn.ReLU, torch.nn.MaxPool2d)] == [
-        "MaxPool2d", "ReLU", "MaxPool2d", "ReLU"]
+        "MaxPool2d",
+        "ReLU",
+        "MaxPool2d",
+        "ReLU",
+    ]
     x, y = torch.rand(64, 1, 8, 8), torch.randint(0, 10, (64,))
     (logits_a, grad_a), (logits_b, grad_b) = _input_grad(model, x, y), _input_grad(swapped, x, y)
     assert torch.equal(logits_a, logits_b)

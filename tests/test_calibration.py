@@ -65,7 +65,9 @@ def test_classwise_ece_known_value_and_torchmetrics() -> None:
     # On random data: mean of per-class binary ECEs from torchmetrics.
     logits, labels = _random_case(7, c=5)
     probs = logits.softmax(dim=1)
-    ref = np.mean([float(binary_calibration_error(probs[:, c].contiguous(), (labels == c).long(), n_bins=15)) for c in range(5)])
+    ref = np.mean(
+        [float(binary_calibration_error(probs[:, c].contiguous(), (labels == c).long(), n_bins=15)) for c in range(5)]
+    )
     assert cal.classwise_ece(logits, labels) == pytest.approx(ref, abs=1e-6)
 
 
@@ -125,7 +127,9 @@ def test_reliability_bins_counts_and_shape() -> None:
     # Count-weighted |acc - conf| over the bins equals ECE when no confidence is exactly 1.0.
     logits, labels = _random_case(4, n=1000)
     b = cal.reliability_bins(logits, labels).dropna()
-    assert (b["count"] * (b["accuracy"] - b["confidence"]).abs()).sum() / 1000 == pytest.approx(cal.ece(logits, labels), abs=1e-6)
+    assert (b["count"] * (b["accuracy"] - b["confidence"]).abs()).sum() / 1000 == pytest.approx(
+        cal.ece(logits, labels), abs=1e-6
+    )
 
 
 def test_calibration_rows_schema() -> None:

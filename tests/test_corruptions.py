@@ -19,8 +19,16 @@ from robustbench_mm.corruptions import (
 )
 
 NAMES = corruption_names()
-DETERMINISTIC = {"brightness", "contrast", "saturate", "pixelate", "jpeg_compression",
-                 "defocus_blur", "gaussian_blur", "zoom_blur"}
+DETERMINISTIC = {
+    "brightness",
+    "contrast",
+    "saturate",
+    "pixelate",
+    "jpeg_compression",
+    "defocus_blur",
+    "gaussian_blur",
+    "zoom_blur",
+}
 BLURS = ["gaussian_blur", "defocus_blur", "zoom_blur", "motion_blur", "glass_blur"]
 
 
@@ -193,8 +201,9 @@ def test_frost_texture_brightness_is_calibrated_to_the_reference_photos() -> Non
     assert grey.shape == (64, 1, 8, 8) and 0.5 < float(grey.mean()) < 0.8
 
 
-@pytest.mark.parametrize("shape", [(6, 1, 32, 32), (3, 1, 8, 8), (4, 1, 40, 62), (4, 1, 7, 1), (2, 1, 1, 1),
-                                   (3, 1, 70, 20), (2, 1, 16, 70)])
+@pytest.mark.parametrize(
+    "shape", [(6, 1, 32, 32), (3, 1, 8, 8), (4, 1, 40, 62), (4, 1, 7, 1), (2, 1, 1, 1), (3, 1, 70, 20), (2, 1, 16, 70)]
+)
 def test_spatter_distance_on_bit_masks_equals_the_max_pool_version(shape: tuple) -> None:
     from robustbench_mm.corruptions.weather import (
         _distance_to_edges,
@@ -280,10 +289,13 @@ def test_brightness_contrast_saturate_directions() -> None:
     assert torch.equal(corrupt(g, "saturate", 5, _gen()), g)  # grey has no saturation
 
 
-@pytest.mark.parametrize("name,channel,table", [
-    ("brightness", 2, [(1, 0.05), (1, 0.1), (1, 0.15), (1, 0.2), (1, 0.3)]),
-    ("saturate", 1, [(0.3, 0), (0.1, 0), (1.5, 0), (2, 0.1), (2.5, 0.2)]),
-])
+@pytest.mark.parametrize(
+    "name,channel,table",
+    [
+        ("brightness", 2, [(1, 0.05), (1, 0.1), (1, 0.15), (1, 0.2), (1, 0.3)]),
+        ("saturate", 1, [(0.3, 0), (0.1, 0), (1.5, 0), (2, 0.1), (2.5, 0.2)]),
+    ],
+)
 def test_hsv_corruptions_match_an_hsv_round_trip(name: str, channel: int, table: list) -> None:
     from matplotlib.colors import hsv_to_rgb, rgb_to_hsv  # same conventions as skimage
 
@@ -361,6 +373,7 @@ def test_unknown_name_and_bad_images_are_user_errors() -> None:
 
 
 # ---- CIFAR-C loader -------------------------------------------------------------------
+
 
 def _write_cifar_c(root: Path, per: int = 4, h: int = 5, w: int = 6) -> Path:
     folder = root / "CIFAR-10-C"

@@ -61,7 +61,9 @@ def test_prob_zero_is_erm():
     torch.manual_seed(0)
     model = create_model("cnn", 10, 1, 8).eval()
     x, y = torch.rand(8, 1, 8, 8), torch.randint(0, 10, (8,))
-    loss, _ = create_method("cutmix", {"prob": 0.0}).loss(model, x, y, Step(np.random.default_rng(0), torch.Generator()))
+    loss, _ = create_method("cutmix", {"prob": 0.0}).loss(
+        model, x, y, Step(np.random.default_rng(0), torch.Generator())
+    )
     assert torch.equal(loss, F.nll_loss(F.log_softmax(model(x), 1), y))
 
 
@@ -69,6 +71,7 @@ def test_trains_on_digits(tmp_path, digits):
     from robustbench_mm.settings import TrainConfig
     from robustbench_mm.training.loop import train
 
-    result = train(TrainConfig(method="cutmix", epochs=3), out_dir=str(tmp_path), progress=False, data=digits,
-                   log=lambda s: None)
+    result = train(
+        TrainConfig(method="cutmix", epochs=3), out_dir=str(tmp_path), progress=False, data=digits, log=lambda s: None
+    )
     assert result.test_accuracy > 0.8

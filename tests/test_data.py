@@ -166,8 +166,23 @@ def test_an_image_folder_run_evaluates_from_any_directory(tmp_path, monkeypatch)
 
     monkeypatch.chdir(tmp_path)
     _image_folder(tmp_path / "pets")
-    assert main(["train", "--dataset", "imagefolder:pets", "--epochs", "1", "--batch-size", "2", "--quiet",
-                 "--out-dir", "runs"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--dataset",
+                "imagefolder:pets",
+                "--epochs",
+                "1",
+                "--batch-size",
+                "2",
+                "--quiet",
+                "--out-dir",
+                "runs",
+            ]
+        )
+        == 0
+    )
     (run,) = (tmp_path / "runs").iterdir()
     assert f"imagefolder:{tmp_path / 'pets'}" in (run / "config.toml").read_text()
     elsewhere = tmp_path / "elsewhere"

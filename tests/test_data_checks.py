@@ -54,8 +54,15 @@ def test_100_images_and_60_labels_are_refused_naming_both_files(tmp_path):
     assert str(raw / "train-images-idx3-ubyte") in message and str(raw / "train-labels-idx1-ubyte") in message
 
 
-@pytest.mark.parametrize("file,keep", [("train-images-idx3-ubyte", 16 + 50 * 784), ("t10k-images-idx3-ubyte", 16 + 5),
-                                       ("train-labels-idx1-ubyte", 8 + 30), ("t10k-labels-idx1-ubyte", 8)])
+@pytest.mark.parametrize(
+    "file,keep",
+    [
+        ("train-images-idx3-ubyte", 16 + 50 * 784),
+        ("t10k-images-idx3-ubyte", 16 + 5),
+        ("train-labels-idx1-ubyte", 8 + 30),
+        ("t10k-labels-idx1-ubyte", 8),
+    ],
+)
 def test_a_file_cut_short_is_named_as_truncated(tmp_path, file, keep):
     raw = _mnist(tmp_path)
     _cut(raw / file, keep)
@@ -103,7 +110,10 @@ def test_same_seed_same_subset_and_subsets_nest():
     a, b = stratified_subset(labels, 300, seed=1), stratified_subset(labels, 300, seed=1)
     assert torch.equal(a, b)
     assert not torch.equal(a, stratified_subset(labels, 300, seed=2))
-    small, large = set(stratified_subset(labels, 150, seed=1).tolist()), set(stratified_subset(labels, 450, seed=1).tolist())
+    small, large = (
+        set(stratified_subset(labels, 150, seed=1).tolist()),
+        set(stratified_subset(labels, 450, seed=1).tolist()),
+    )
     assert small <= set(a.tolist()) <= large
 
 

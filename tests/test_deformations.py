@@ -114,8 +114,14 @@ def test_zooms_ignore_the_seed() -> None:
 
 def test_paper_grids() -> None:
     assert deformation_grid("paper") == [
-        ("rotate", 20), ("rotate", 40), ("shear", 28.6), ("shear", 57.3),
-        ("zoom-in", 60), ("zoom-in", 80), ("zoom-out", 120), ("zoom-out", 140),
+        ("rotate", 20),
+        ("rotate", 40),
+        ("shear", 28.6),
+        ("shear", 57.3),
+        ("zoom-in", 60),
+        ("zoom-in", 80),
+        ("zoom-out", 120),
+        ("zoom-out", 140),
     ]
     full = deformation_grid("paper-full")
     assert len(full) == 16 and set(deformation_grid("paper")) <= set(full)

@@ -21,11 +21,17 @@ from robustbench_mm.settings import EvalConfig
 METHODS = ("erm", "mixup", "manifold-mixup")
 
 
-
-
 def _context(model, x, y, config=None, num_classes=10):
-    return SuiteContext(model=model, x=x, y=y, num_classes=num_classes, dataset="digits", config=config or EvalConfig(),
-                        device=torch.device("cpu"), clean_logits=predict_logits(model, x))
+    return SuiteContext(
+        model=model,
+        x=x,
+        y=y,
+        num_classes=num_classes,
+        dataset="digits",
+        config=config or EvalConfig(),
+        device=torch.device("cpu"),
+        clean_logits=predict_logits(model, x),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +77,7 @@ def test_rows_follow_the_schema(outputs):
         assert set(diag_rows["test"]) == set(diag.CHECKS)
         assert set(diag_rows["metric"]) == {"flag", "value"}
         assert diag_rows[diag_rows["metric"] == "flag"]["value"].isin([0.0, 1.0]).all()
-        (key, logits), = out.logits.items()  # the weakest PGD-L∞ attack, for calibration under attack
+        ((key, logits),) = out.logits.items()  # the weakest PGD-L∞ attack, for calibration under attack
         assert key == ("adversarial", "pgd-linf", min(DIGITS.linf)) and logits.shape == (n, 10)
         assert np.array_equal((logits.argmax(1) == ctx.y).numpy() & ctx.clean_correct, out.per_example[key])
 
@@ -79,8 +85,10 @@ def test_rows_follow_the_schema(outputs):
 def test_worst_case_never_rises_and_never_beats_an_attack(outputs):
     for method, (ctx, out) in outputs.items():
         acc = {(r["test"], r["severity"]): r["value"] for r in out.rows if r["suite"] == "adversarial"}
-        for worst, grid, norm_tests in (("worst-case", DIGITS.linf, {"fgsm", "pgd-linf", "square"}),
-                                        ("worst-case-l2", DIGITS.l2, {"pgd-l2"})):
+        for worst, grid, norm_tests in (
+            ("worst-case", DIGITS.linf, {"fgsm", "pgd-linf", "square"}),
+            ("worst-case-l2", DIGITS.l2, {"pgd-l2"}),
+        ):
             curve = [acc[(worst, e)] for e in grid]
             assert all(b <= a for a, b in zip(curve, curve[1:])), (method, worst, curve)
             for (test, eps), value in acc.items():
@@ -101,7 +109,9 @@ def test_grids_come_from_the_datasets_threat_model():
     assert GREY28.headline == 0.3 and GREY28.show(0.3) == "0.3"
     assert eps_grids(DIGITS, EvalConfig()) == (list(DIGITS.linf), list(DIGITS.l2))
     assert eps_grids(DIGITS, EvalConfig(eps=[0.3, 0.1], eps_l2=[2.0])) == ([0.1, 0.3], [2.0])
-    assert threat_for_shape(1, 28) is GREY28 and threat_for_shape(3, 32) is COLOUR32 and threat_for_shape(1, 8) is DIGITS
+    assert (
+        threat_for_shape(1, 28) is GREY28 and threat_for_shape(3, 32) is COLOUR32 and threat_for_shape(1, 8) is DIGITS
+    )
 
 
 def test_radii_as_metrics_csv_stores_them_still_name_the_headline():
@@ -249,8 +259,14 @@ def test_fgsm_overshooting_at_a_large_radius_is_not_called_masking():
     monotone. The monotonicity check judges the multi-step attacks only, and still fires on them."""
     from robustbench_mm.attacks.adversarial import monotonicity_curves
 
-    acc = {("fgsm", 0.1): 0.368, ("fgsm", 0.2): 0.082, ("fgsm", 0.3): 0.088,
-           ("pgd-linf", 0.1): 0.029, ("pgd-linf", 0.2): 0.0, ("pgd-linf", 0.3): 0.0}
+    acc = {
+        ("fgsm", 0.1): 0.368,
+        ("fgsm", 0.2): 0.082,
+        ("fgsm", 0.3): 0.088,
+        ("pgd-linf", 0.1): 0.029,
+        ("pgd-linf", 0.2): 0.0,
+        ("pgd-linf", 0.3): 0.0,
+    }
     curves = monotonicity_curves(acc)
     assert curves == {"pgd-linf": [0.029, 0.0, 0.0]}
     assert not diag.flagged(diag.non_monotone_eps(curves, 1000))["non-monotone-eps"]

@@ -52,8 +52,18 @@ def _images(per_class: int = 30) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def _unbounded(model: nn.Module, x: torch.Tensor, y: torch.Tensor, **options):
-    return attack("pgd-linf", model, x, y, diag.UNBOUNDED_EPS, num_classes=4, steps=20,
-                  generator=torch.Generator().manual_seed(0), keep_logits=True, **options)
+    return attack(
+        "pgd-linf",
+        model,
+        x,
+        y,
+        diag.UNBOUNDED_EPS,
+        num_classes=4,
+        steps=20,
+        generator=torch.Generator().manual_seed(0),
+        keep_logits=True,
+        **options,
+    )
 
 
 def test_a_universal_image_optimum_is_not_flagged() -> None:
@@ -67,8 +77,16 @@ def test_a_universal_image_optimum_is_not_flagged() -> None:
     fooled_into = Counter(res.logits.argmax(1)[~res.correct].tolist())
     assert fooled_into.most_common(1)[0][0] == UNIVERSAL and 2 * fooled_into[UNIVERSAL] >= sum(fooled_into.values())
     # the whole suite: the follow-up moves the survivors, the check stays quiet
-    ctx = SuiteContext(model=model, x=x, y=y, num_classes=4, dataset="digits", config=EvalConfig(),
-                       device=torch.device("cpu"), clean_logits=predict_logits(model, x))
+    ctx = SuiteContext(
+        model=model,
+        x=x,
+        y=y,
+        num_classes=4,
+        dataset="digits",
+        config=EvalConfig(),
+        device=torch.device("cpu"),
+        clean_logits=predict_logits(model, x),
+    )
     out = SUITES.get("adversarial").run(ctx)
     rows = {r["metric"]: r["value"] for r in out.rows if r["test"] == "unbounded-not-zero"}
     assert rows == {"flag": 0.0, "value": 0.0}
@@ -83,9 +101,22 @@ def test_targeted_pgd_goes_to_the_ranked_target() -> None:
     # rank 2 is class 1 or 2: every image gets there
     res = _unbounded(model, x[zeros], y[zeros], target_rank=2)
     assert not bool(res.correct.any())
-    job = BatchJob(model=model, x=x[zeros], y=y[zeros], eps=1.0, grad_model=model, clean_ok=torch.ones(int(zeros.sum()), dtype=torch.bool),
-                   num_classes=4, steps=1, restarts=1, step_size=None, random_start=False, generator=torch.Generator(),
-                   only_correct=True, autocast=torch.no_grad)
+    job = BatchJob(
+        model=model,
+        x=x[zeros],
+        y=y[zeros],
+        eps=1.0,
+        grad_model=model,
+        clean_ok=torch.ones(int(zeros.sum()), dtype=torch.bool),
+        num_classes=4,
+        steps=1,
+        restarts=1,
+        step_size=None,
+        random_start=False,
+        generator=torch.Generator(),
+        only_correct=True,
+        autocast=torch.no_grad,
+    )
     targets = ranked_targets(job, 2)
     assert bool((ranked_targets(job, 1) == DECOY).all())
     assert bool((res.logits.argmax(1) == targets).all())

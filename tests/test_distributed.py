@@ -19,10 +19,23 @@ ARGS = ["--arch", "mlp", "--method", "erm", "--epochs", "2", "--batch-size", "64
 
 
 def test_two_gloo_processes_match_one_process_with_the_same_global_batch(tmp_path, digits):
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-               "-m", "robustbench_mm", "train", *ARGS, "--out-dir", str(tmp_path / "ddp")]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=300,
-                          env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "robustbench_mm",
+        "train",
+        *ARGS,
+        "--out-dir",
+        str(tmp_path / "ddp"),
+    ]
+    done = subprocess.run(
+        command, capture_output=True, text=True, timeout=300, env={**__import__("os").environ, "OMP_NUM_THREADS": "1"}
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     ddp_run = tmp_path / "ddp" / "digits-mlp-erm-s0"
     assert (ddp_run / "model.pt").exists()
@@ -30,8 +43,13 @@ def test_two_gloo_processes_match_one_process_with_the_same_global_batch(tmp_pat
     assert sorted(p.name for p in (tmp_path / "ddp").iterdir()) == ["digits-mlp-erm-s0"]
     assert "processes = 2" in (ddp_run / "config.toml").read_text()
 
-    single = train(TrainConfig(arch="mlp", method="erm", epochs=2, batch_size=64, device="cpu"), out_dir=str(tmp_path / "one"),
-                   progress=False, data=digits, log=lambda s: None)
+    single = train(
+        TrainConfig(arch="mlp", method="erm", epochs=2, batch_size=64, device="cpu"),
+        out_dir=str(tmp_path / "one"),
+        progress=False,
+        data=digits,
+        log=lambda s: None,
+    )
     a = torch.load(ddp_run / "model.pt", weights_only=True)
     b = torch.load(single.run_dir / "model.pt", weights_only=True)
     for key, value in b["state_dict"].items():
@@ -52,10 +70,27 @@ def test_two_gloo_processes_evaluate_exactly_like_one(tmp_path, trained_runs, di
     settings = dict(suites=["clean", "adversarial"], batch_size=100, device="cpu")
     evaluate_run(single, config=EvalConfig(**settings), data=digits)
 
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-               "-m", "robustbench_mm", "evaluate", str(sharded), "--suites", "clean,adversarial",
-               "--eval-batch-size", "100", "--device", "cpu"]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "robustbench_mm",
+        "evaluate",
+        str(sharded),
+        "--suites",
+        "clean,adversarial",
+        "--eval-batch-size",
+        "100",
+        "--device",
+        "cpu",
+    ]
+    done = subprocess.run(
+        command, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"}
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.count("wrote ") == 1 and "2 processes" in done.stdout  # rank 0 reports, once
 
@@ -69,8 +104,24 @@ def test_two_gloo_processes_evaluate_exactly_like_one(tmp_path, trained_runs, di
 
 
 def test_bad_input_under_torchrun_is_said_once(tmp_path, trained_runs):
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-               "-m", "robustbench_mm", "evaluate", str(trained_runs["erm"]), "--suites", "clean", "--eps", ","]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "robustbench_mm",
+        "evaluate",
+        str(trained_runs["erm"]),
+        "--suites",
+        "clean",
+        "--eps",
+        ",",
+    ]
+    done = subprocess.run(
+        command, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"}
+    )
     assert done.returncode != 0
     assert done.stderr.count("mmbench: error: --eps is empty") == 1, done.stderr[-2000:]

@@ -120,7 +120,10 @@ def test_presets_are_listed_and_flags_override_them(capsys):
     assert all("--attacks fgsm,pgd-linf,square --eps 0.01,0.03" in l for l in lines)  # the preset's evaluation
     assert not any("--alpha" in l for l in lines)  # the preset's α are the methods' own defaults
     assert all("--mix-loss bce" in l for l in lines)  # the official code's loss, for every method
-    assert main(["run", "--plan", "--preset", "table7-cifar10-fgsm", "--epochs", "5", "--seeds", "0", "--mix-loss", "ce"]) == 0
+    assert (
+        main(["run", "--plan", "--preset", "table7-cifar10-fgsm", "--epochs", "5", "--seeds", "0", "--mix-loss", "ce"])
+        == 0
+    )
     assert "--mix-loss" not in capsys.readouterr().out  # a flag overrides the preset (ce is the default)
 
 
@@ -131,10 +134,31 @@ def test_a_plan_line_runs_in_sh_with_spaces_in_the_path(tmp_path, capsys):
     import sys
 
     runs = tmp_path / "my runs"
-    assert main(["run", "--plan", "--methods", "erm", "--seeds", "0", "--epochs", "1", "--suites", "clean",
-                 "--runs-dir", str(runs)]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "--plan",
+                "--methods",
+                "erm",
+                "--seeds",
+                "0",
+                "--epochs",
+                "1",
+                "--suites",
+                "clean",
+                "--runs-dir",
+                str(runs),
+            ]
+        )
+        == 0
+    )
     (line,) = capsys.readouterr().out.strip().splitlines()
-    env = {**os.environ, "PATH": f"{os.path.dirname(sys.executable)}{os.pathsep}{os.environ['PATH']}", "OMP_NUM_THREADS": "1"}
+    env = {
+        **os.environ,
+        "PATH": f"{os.path.dirname(sys.executable)}{os.pathsep}{os.environ['PATH']}",
+        "OMP_NUM_THREADS": "1",
+    }
     done = subprocess.run(["sh", "-c", line], capture_output=True, text=True, timeout=300, env=env)
     assert done.returncode == 0, done.stderr[-1000:]
     assert (runs / "digits-cnn-erm-s0" / "eval" / "metrics.csv").exists()

@@ -22,7 +22,11 @@ from robustbench_mm.store import storage
 from robustbench_mm.store.storage import atomic_write_bytes, atomic_write_text, remove_stale_temps, run_lock
 
 ROOT = Path(__file__).resolve().parents[1]
-ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]), "OMP_NUM_THREADS": "1"}
+ENV = {
+    **os.environ,
+    "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+    "OMP_NUM_THREADS": "1",
+}
 DEADLINE = 60.0  # seconds: a hang guard, not a speed requirement
 
 
@@ -36,8 +40,9 @@ def _poll(condition, deadline: float = DEADLINE) -> bool:
 
 
 def _python(code: str, *args: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-c", code, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env=ENV)
+    return subprocess.Popen(
+        [sys.executable, "-c", code, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV
+    )
 
 
 def _stop(process: subprocess.Popen) -> None:
@@ -57,8 +62,16 @@ def _fail_with(code: int):
     return fail
 
 
-@pytest.mark.parametrize("where, code", [("fsync", errno.ENOSPC), ("fsync", errno.EDQUOT), ("replace", errno.EROFS),
-                                         ("replace", errno.EACCES), ("chmod", errno.EPERM)])
+@pytest.mark.parametrize(
+    "where, code",
+    [
+        ("fsync", errno.ENOSPC),
+        ("fsync", errno.EDQUOT),
+        ("replace", errno.EROFS),
+        ("replace", errno.EACCES),
+        ("chmod", errno.EPERM),
+    ],
+)
 def test_a_failed_write_names_the_target_and_keeps_the_old_file(tmp_path, monkeypatch, where, code):
     target = tmp_path / "metrics.csv"
     target.write_text("old\n")
@@ -121,8 +134,15 @@ def test_an_interrupted_write_still_raises_itself(tmp_path):
 
 def test_remove_stale_temps_removes_ours_only(tmp_path):
     ours = [".checkpoint.pt.ab_d1234.tmp", ".metrics.csv.zz9x0yq_.tmp", ".train_log.csv.00000000.tmp"]
-    others = [".checkpoint.pt.abc.tmp", "checkpoint.pt.abcd1234.tmp", ".checkpoint.pt.abcd1234.tmp.keep",
-              ".notes.txt.abcd1234.tmp", ".checkpoint.pt.ABCD1234.tmp", "checkpoint.pt", ".lock"]
+    others = [
+        ".checkpoint.pt.abc.tmp",
+        "checkpoint.pt.abcd1234.tmp",
+        ".checkpoint.pt.abcd1234.tmp.keep",
+        ".notes.txt.abcd1234.tmp",
+        ".checkpoint.pt.ABCD1234.tmp",
+        "checkpoint.pt",
+        ".lock",
+    ]
     for name in ours + others:
         (tmp_path / name).write_text(name)
     (tmp_path / ".model.pt.abcd1234.tmp").mkdir()  # a directory of our pattern: not ours
@@ -147,7 +167,9 @@ def test_a_killed_write_leaves_a_temp_file_that_is_cleaned_up(tmp_path):
         "from robustbench_mm.store.storage import atomic_write\n"
         "def write(handle):\n"
         "    handle.write(b'half'); handle.flush(); print('writing', flush=True); time.sleep(600)\n"
-        "atomic_write(sys.argv[1], write)\n", str(target))
+        "atomic_write(sys.argv[1], write)\n",
+        str(target),
+    )
     try:
         assert writer.stdout.readline().strip() == "writing", writer.stderr.read()
         writer.send_signal(signal.SIGKILL)
@@ -187,10 +209,14 @@ def test_a_second_process_is_refused_naming_the_holder(tmp_path):
     holder = _python(HOLDER, str(run))
     try:
         assert holder.stdout.readline().strip() == "locked", holder.stderr.read()
-        contender = subprocess.run([sys.executable, "-c", CONTENDER, str(run)], capture_output=True, text=True,
-                                   env=ENV, timeout=DEADLINE)
+        contender = subprocess.run(
+            [sys.executable, "-c", CONTENDER, str(run)], capture_output=True, text=True, env=ENV, timeout=DEADLINE
+        )
         assert contender.returncode == 2, contender.stderr
-        assert contender.stdout == f"{run} is in use by process {holder.pid} (mmbench train); wait for it to finish or stop it\n"
+        assert (
+            contender.stdout
+            == f"{run} is in use by process {holder.pid} (mmbench train); wait for it to finish or stop it\n"
+        )
         with pytest.raises(UserError, match=f"in use by process {holder.pid} "):
             with run_lock(run):
                 pass
@@ -209,15 +235,17 @@ def test_run_lock_is_reentrant_and_released_on_errors(tmp_path):
         with run_lock(tmp_path, "inner") as lock:  # the same process may lock again
             assert lock.read_text().splitlines() == [str(os.getpid()), "outer"]
         assert lock.exists()
-        probe = subprocess.run([sys.executable, "-c", CONTENDER, str(tmp_path)], capture_output=True, text=True,
-                               env=ENV, timeout=DEADLINE)
+        probe = subprocess.run(
+            [sys.executable, "-c", CONTENDER, str(tmp_path)], capture_output=True, text=True, env=ENV, timeout=DEADLINE
+        )
         assert probe.returncode == 2 and f"process {os.getpid()} (outer)" in probe.stdout
     assert not lock.exists()
     with pytest.raises(ValueError):
         with run_lock(tmp_path):
             raise ValueError("boom")
-    probe = subprocess.run([sys.executable, "-c", CONTENDER, str(tmp_path)], capture_output=True, text=True,
-                           env=ENV, timeout=DEADLINE)
+    probe = subprocess.run(
+        [sys.executable, "-c", CONTENDER, str(tmp_path)], capture_output=True, text=True, env=ENV, timeout=DEADLINE
+    )
     assert probe.returncode == 0 and probe.stdout == "acquired\n"
 
 
@@ -305,7 +333,9 @@ def test_a_worker_dies_with_its_killed_parent(mechanism):
 def test_a_worker_whose_parent_already_died_stops_at_once():
     """The parent died between the fork and die_with_parent: the expected parent PID no longer
     matches os.getppid(), so the worker kills itself instead of running on as an orphan."""
-    code = ("import os\nfrom robustbench_mm.core.procs import die_with_parent\n"
-            "die_with_parent(os.getppid() + 1)\nprint('still running')\n")
+    code = (
+        "import os\nfrom robustbench_mm.core.procs import die_with_parent\n"
+        "die_with_parent(os.getppid() + 1)\nprint('still running')\n"
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV, timeout=DEADLINE)
     assert proc.returncode == -signal.SIGKILL and proc.stdout == ""

@@ -32,8 +32,21 @@ def table(changes: dict | None = None, drop: tuple | None = None, add: tuple | N
         if key == drop:
             continue
         mean = (changes or {}).get(key, mean)
-        rows.append({"dataset": "digits", "arch": "cnn", "method": method, "suite": suite, "test": test, "severity": severity,
-                     "metric": metric, "mean": mean, "std": std, "seeds": 3, "n": 360})
+        rows.append(
+            {
+                "dataset": "digits",
+                "arch": "cnn",
+                "method": method,
+                "suite": suite,
+                "test": test,
+                "severity": severity,
+                "metric": metric,
+                "mean": mean,
+                "std": std,
+                "seeds": 3,
+                "n": 360,
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -42,7 +55,9 @@ def write(df: pd.DataFrame, path: Path) -> Path:
     return path
 
 
-def gate(tmp_path: Path, capsys, current: pd.DataFrame, *flags: str, baseline: pd.DataFrame | None = None) -> tuple[int, str]:
+def gate(
+    tmp_path: Path, capsys, current: pd.DataFrame, *flags: str, baseline: pd.DataFrame | None = None
+) -> tuple[int, str]:
     base = write(table() if baseline is None else baseline, tmp_path / "baseline.csv")
     cur = write(current, tmp_path / "current.csv")
     capsys.readouterr()
@@ -106,7 +121,9 @@ def test_missing_baseline_row_fails(tmp_path, capsys):
     rotate = ("mixup", "deformation", "rotate", 20.0, "accuracy")
     code, out = gate(tmp_path, capsys, table(drop=rotate), *ABSOLUTE)
     assert code == 1 and "1 missing" in out
-    assert markdown_rows(out) == [["missing", "mixup", "deformation", "rotate", "20", "accuracy", "0.8", "–", "–", "0.02"]]
+    assert markdown_rows(out) == [
+        ["missing", "mixup", "deformation", "rotate", "20", "accuracy", "0.8", "–", "–", "0.02"]
+    ]
 
 
 def test_new_rows_are_listed_but_pass(tmp_path, capsys):
@@ -169,8 +186,16 @@ def test_update_baseline_replaces_atomically_only_with_a_valid_current(tmp_path,
 
 # ------------------------------------------------------------------ end to end on real runs
 
-FAST_EVAL = ["--suite", "clean,adversarial,deformation,calibration", "--attacks", "fgsm,pgd-linf",
-             "--eps", "0.05,0.1", "--pgd-steps", "5"]
+FAST_EVAL = [
+    "--suite",
+    "clean,adversarial,deformation,calibration",
+    "--attacks",
+    "fgsm,pgd-linf",
+    "--eps",
+    "0.05,0.1",
+    "--pgd-steps",
+    "5",
+]
 
 
 def _pipeline(run_dirs: list[Path], out: Path) -> Path:
@@ -189,8 +214,24 @@ def e2e(tmp_path_factory, trained_runs):
             shutil.copytree(run, runs / run.name)
         if name == "degraded":  # same methods, 1 epoch at a tiny learning rate, --force over the copies
             for method in trained_runs:
-                assert main(["train", "--method", method, "--out-dir", str(runs), "--epochs", "1",
-                             "--lr", "0.001", "--force", "--quiet"]) == 0
+                assert (
+                    main(
+                        [
+                            "train",
+                            "--method",
+                            method,
+                            "--out-dir",
+                            str(runs),
+                            "--epochs",
+                            "1",
+                            "--lr",
+                            "0.001",
+                            "--force",
+                            "--quiet",
+                        ]
+                    )
+                    == 0
+                )
         reports[name] = _pipeline(sorted(runs.iterdir()), root / f"{name}-report")
     return reports
 

@@ -68,17 +68,27 @@ def test_budget_check_exit_status_follows_the_limit(capsys):
 
 
 def test_summary_table_reads_the_report_rows(tmp_path):
-    rows = [("erm", "clean", "clean", 0.0, 0.93, 0.01), ("erm", "adversarial", "fgsm", 2 / 255, 0.41, 0.02),
-            ("erm", "adversarial", "fgsm", 8 / 255, 0.12, 0.03), ("erm", "adversarial", "pgd-linf", 8 / 255, 0.0, 0.0),
-            ("erm", "adversarial", "fgsm", 4 / 255, 0.99, 0.0)]
-    table = pd.DataFrame([{"method": m, "suite": s, "test": t, "severity": e, "metric": "accuracy", "mean": v,
-                           "std": sd, "seeds": 2} for m, s, t, e, v, sd in rows])
+    rows = [
+        ("erm", "clean", "clean", 0.0, 0.93, 0.01),
+        ("erm", "adversarial", "fgsm", 2 / 255, 0.41, 0.02),
+        ("erm", "adversarial", "fgsm", 8 / 255, 0.12, 0.03),
+        ("erm", "adversarial", "pgd-linf", 8 / 255, 0.0, 0.0),
+        ("erm", "adversarial", "fgsm", 4 / 255, 0.99, 0.0),
+    ]
+    table = pd.DataFrame(
+        [
+            {"method": m, "suite": s, "test": t, "severity": e, "metric": "accuracy", "mean": v, "std": sd, "seeds": 2}
+            for m, s, t, e, v, sd in rows
+        ]
+    )
     table.to_csv(tmp_path / "report.csv", index=False, float_format="%.6g")  # as the report writes it
     pd.DataFrame([{"method": "erm", "eps": 0.03, "accuracy": a} for a in (0.2, 0.3)]).to_csv(tmp_path / "f.csv")
     lines = cifar10_summary.fgsm_table(tmp_path / "report.csv", tmp_path / "f.csv")
     cells = [c.strip() for c in lines[2].strip("|").split("|")]
     head = [c.strip() for c in lines[0].strip("|").split("|")]
     row = dict(zip(head, cells))
-    assert row["clean"] == "93.00 ± 1.00" and row["FGSM 2/255"] == "41.00 ± 2.00" and row["FGSM 8/255"] == "12.00 ± 3.00"
+    assert (
+        row["clean"] == "93.00 ± 1.00" and row["FGSM 2/255"] == "41.00 ± 2.00" and row["FGSM 8/255"] == "12.00 ± 3.00"
+    )
     assert row["FGSM 1/255"] == "–" and row["FGSM 0.03 (pixels; preset)"] == "25.00 ± 7.07"
     assert row["paper Table 7 (FGSM, 1,200 ep.)"] == "36.32" and row["PGD-10 8/255"] == "0.00 ± 0.00"

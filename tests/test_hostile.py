@@ -90,13 +90,26 @@ MODEL_CASES = [
     ("method-missing", {}, ("method",), ("lacks metadata: method",)),
     ("seed-missing", {}, ("seed",), ("lacks metadata: seed",)),
     ("state-dict-list", {"state_dict": [1, 2]}, (), ("state_dict must be a dict of named tensors",)),
-    ("state-dict-text-value", {"state_dict": {"head.weight": "zeros"}}, (), ("state_dict['head.weight'] must be a tensor",)),
+    (
+        "state-dict-text-value",
+        {"state_dict": {"head.weight": "zeros"}},
+        (),
+        ("state_dict['head.weight'] must be a tensor",),
+    ),
     ("state-dict-dtype", {}, (), ("weights do not fit a cnn model", "torch.float64")),
     ("std-buffer-zero", {}, (), ("the weights' std buffer differs from the metadata's std",)),
-    ("newer-format", {"format": "robustbench_mm.model/2", "version": "9.1.0"}, (),
-     ("written by robustbench_mm 9.1.0", "robustbench_mm.model/2", "upgrade")),
-    ("newer-format-bad-version", {"format": "robustbench_mm.model/3", "version": _nested(30)}, (),
-     ("written by a newer robustbench_mm", "robustbench_mm.model/3")),
+    (
+        "newer-format",
+        {"format": "robustbench_mm.model/2", "version": "9.1.0"},
+        (),
+        ("written by robustbench_mm 9.1.0", "robustbench_mm.model/2", "upgrade"),
+    ),
+    (
+        "newer-format-bad-version",
+        {"format": "robustbench_mm.model/3", "version": _nested(30)},
+        (),
+        ("written by a newer robustbench_mm", "robustbench_mm.model/3"),
+    ),
     ("older-format", {"format": "robustbench_mm.model/0"}, (), ("not a robustbench_mm model file",)),
     ("format-nested", {"format": _nested(60)}, (), ("not a robustbench_mm model file",)),
 ]
@@ -138,9 +151,14 @@ def test_nested_classes_are_refused_in_bounded_memory(ws):
     )
     if not Path("/proc/self/status").exists():
         pytest.skip("needs /proc")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]), "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([sys.executable, "-c", script, str(ws / R / "model.pt")], capture_output=True, text=True,
-                          env=env, timeout=300)
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+        "OMP_NUM_THREADS": "1",
+    }
+    proc = subprocess.run(
+        [sys.executable, "-c", script, str(ws / R / "model.pt")], capture_output=True, text=True, env=env, timeout=300
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "classes[0] must be a text" in proc.stdout and len(proc.stdout) < 400, proc.stdout
 
@@ -201,7 +219,11 @@ def _numpy_state(payload: dict, **changes) -> str:
 CHECKPOINT_CASES = [
     # (id, edit(payload) -> payload, phrases)
     ("not-a-dict", lambda p: [p], ("is not a training checkpoint",)),
-    ("no-model", lambda p: {k: v for k, v in p.items() if k != "model"}, ("not a complete training checkpoint: no model",)),
+    (
+        "no-model",
+        lambda p: {k: v for k, v in p.items() if k != "model"},
+        ("not a complete training checkpoint: no model",),
+    ),
     ("no-rng-no-log", lambda p: {k: v for k, v in p.items() if k not in ("rng", "log")}, ("no rng, log",)),
     ("epoch-text", lambda p: {**p, "epoch": "3"}, ("epoch must be an integer in [1,", "'3'")),
     ("epoch-negative", lambda p: {**p, "epoch": -2}, ("epoch must be an integer in [1,", "-2")),
@@ -211,29 +233,95 @@ CHECKPOINT_CASES = [
     ("model-list", lambda p: {**p, "model": [1]}, ("model must be a dict of named tensors",)),
     ("model-text-value", lambda p: {**p, "model": {"head.weight": "x"}}, ("model['head.weight'] must be a tensor",)),
     ("optimizer-text", lambda p: {**p, "optimizer": "sgd"}, ("optimizer must be an optimizer state",)),
-    ("optimizer-groups", lambda p: {**p, "optimizer": {"state": {}, "param_groups": [{"lr": 1}]}}, ("optimizer['param_groups'][0]",)),
+    (
+        "optimizer-groups",
+        lambda p: {**p, "optimizer": {"state": {}, "param_groups": [{"lr": 1}]}},
+        ("optimizer['param_groups'][0]",),
+    ),
     ("rng-not-dict", lambda p: {**p, "rng": 5}, ("rng must be a dict of RNG states",)),
-    ("rng-missing-mix", lambda p: {**p, "rng": {k: v for k, v in p["rng"].items() if k != "mix"}}, ("rng must be a dict with every RNG state", "no mix")),
+    (
+        "rng-missing-mix",
+        lambda p: {**p, "rng": {k: v for k, v in p["rng"].items() if k != "mix"}},
+        ("rng must be a dict with every RNG state", "no mix"),
+    ),
     ("rng-torch-float", lambda p: _rng(p, torch=torch.zeros(5056)), ("rng['torch'] must be a torch generator state",)),
-    ("rng-data-short", lambda p: _rng(p, data=torch.zeros(16, dtype=torch.uint8)), ("rng['data'] must be a state its generator accepts",)),
-    ("rng-augment-2d", lambda p: _rng(p, augment=torch.zeros(2, 5056, dtype=torch.uint8)), ("rng['augment'] must be a torch generator state",)),
-    ("rng-cuda-2d", lambda p: _rng(p, cuda=[torch.zeros(2, 2, dtype=torch.uint8)]), ("rng['cuda'][0] must be a torch generator state",)),
+    (
+        "rng-data-short",
+        lambda p: _rng(p, data=torch.zeros(16, dtype=torch.uint8)),
+        ("rng['data'] must be a state its generator accepts",),
+    ),
+    (
+        "rng-augment-2d",
+        lambda p: _rng(p, augment=torch.zeros(2, 5056, dtype=torch.uint8)),
+        ("rng['augment'] must be a torch generator state",),
+    ),
+    (
+        "rng-cuda-2d",
+        lambda p: _rng(p, cuda=[torch.zeros(2, 2, dtype=torch.uint8)]),
+        ("rng['cuda'][0] must be a torch generator state",),
+    ),
     ("rng-cuda-text", lambda p: _rng(p, cuda="none"), ("rng['cuda'] must be a list",)),
-    ("rng-numpy-not-json", lambda p: _rng(p, numpy_global="[1, 2"), ("rng['numpy_global'] must be numpy's global RNG state as JSON text",)),
-    ("rng-numpy-short-key", lambda p: _rng(p, numpy_global=json.dumps(["MT19937", {"__ndarray__": [1, 2], "dtype": "uint32"}, 0, 0, 0.0])),
-     ("rng['numpy_global'] must be a list of 624 to 624",)),
-    ("rng-numpy-name", lambda p: _rng(p, numpy_global=_numpy_state(p, s0="PCG64")), ("rng['numpy_global'] must be a state its generator accepts",)),
-    ("rng-numpy-pos", lambda p: _rng(p, numpy_global=_numpy_state(p, s2=10**6)), ("rng['numpy_global'] must be an integer in [0, 624]",)),
-    ("rng-python-wrong", lambda p: _rng(p, python=json.dumps([3, [0] * 10, None])), ("rng['python'] must be a list of 625 to 625",)),
-    ("rng-python-position", lambda p: _rng(p, python=json.dumps([3, [0] * 624 + [9999], None])),
-     ("rng['python'] must be a state its generator accepts",)),
-    ("rng-mix-other-generator", lambda p: _rng(p, mix=json.dumps({"bit_generator": "MT19937", "state": {}})), ("rng['mix'] must be a state its generator accepts",)),
-    ("rng-mix-deep", lambda p: _rng(p, mix="[" * 100_000 + "]" * 100_000), ("rng['mix'] must be a numpy bit generator state as JSON text",)),
-    ("log-not-json", lambda p: {**p, "log": "epoch 1: fine"}, ("log must be a list of one dict per epoch as JSON text",)),
+    (
+        "rng-numpy-not-json",
+        lambda p: _rng(p, numpy_global="[1, 2"),
+        ("rng['numpy_global'] must be numpy's global RNG state as JSON text",),
+    ),
+    (
+        "rng-numpy-short-key",
+        lambda p: _rng(p, numpy_global=json.dumps(["MT19937", {"__ndarray__": [1, 2], "dtype": "uint32"}, 0, 0, 0.0])),
+        ("rng['numpy_global'] must be a list of 624 to 624",),
+    ),
+    (
+        "rng-numpy-name",
+        lambda p: _rng(p, numpy_global=_numpy_state(p, s0="PCG64")),
+        ("rng['numpy_global'] must be a state its generator accepts",),
+    ),
+    (
+        "rng-numpy-pos",
+        lambda p: _rng(p, numpy_global=_numpy_state(p, s2=10**6)),
+        ("rng['numpy_global'] must be an integer in [0, 624]",),
+    ),
+    (
+        "rng-python-wrong",
+        lambda p: _rng(p, python=json.dumps([3, [0] * 10, None])),
+        ("rng['python'] must be a list of 625 to 625",),
+    ),
+    (
+        "rng-python-position",
+        lambda p: _rng(p, python=json.dumps([3, [0] * 624 + [9999], None])),
+        ("rng['python'] must be a state its generator accepts",),
+    ),
+    (
+        "rng-mix-other-generator",
+        lambda p: _rng(p, mix=json.dumps({"bit_generator": "MT19937", "state": {}})),
+        ("rng['mix'] must be a state its generator accepts",),
+    ),
+    (
+        "rng-mix-deep",
+        lambda p: _rng(p, mix="[" * 100_000 + "]" * 100_000),
+        ("rng['mix'] must be a numpy bit generator state as JSON text",),
+    ),
+    (
+        "log-not-json",
+        lambda p: {**p, "log": "epoch 1: fine"},
+        ("log must be a list of one dict per epoch as JSON text",),
+    ),
     ("log-dict", lambda p: {**p, "log": json.dumps({"epoch": 1})}, ("log must be a list of one dict per epoch",)),
-    ("log-ints", lambda p: {**p, "log": json.dumps(list(range(p["epoch"])))}, ("log[0] must be a dict of numbers and texts",)),
-    ("log-short", lambda p: {**p, "log": json.dumps(json.loads(p["log"])[:-1])}, ("log must be one row per epoch done",)),
-    ("log-nested-value", lambda p: {**p, "log": json.dumps([{"epoch": [1]}] * p["epoch"])}, ("log[0] must be a dict of numbers and texts",)),
+    (
+        "log-ints",
+        lambda p: {**p, "log": json.dumps(list(range(p["epoch"])))},
+        ("log[0] must be a dict of numbers and texts",),
+    ),
+    (
+        "log-short",
+        lambda p: {**p, "log": json.dumps(json.loads(p["log"])[:-1])},
+        ("log must be one row per epoch done",),
+    ),
+    (
+        "log-nested-value",
+        lambda p: {**p, "log": json.dumps([{"epoch": [1]}] * p["epoch"])},
+        ("log[0] must be a dict of numbers and texts",),
+    ),
     ("log-tensor", lambda p: {**p, "log": torch.zeros(3)}, ("log must be a list of one dict per epoch as JSON text",)),
     ("config-list", lambda p: {**p, "config": "[1]"}, ("config must be a dict of settings as JSON text",)),
 ]
@@ -262,7 +350,9 @@ def test_good_checkpoint_passes_and_fits_its_model(checkpoint, trained_runs):
         restore_state(model, {**payload["model"], "head.weight": torch.zeros(3, 3)}, Path("c.pt"), "weights do not fit")
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     with pytest.raises(UserError, match=r"^c.pt: optimizer state does not fit"):
-        restore_state(optimizer, {**payload["optimizer"], "param_groups": []}, Path("c.pt"), "optimizer state does not fit")
+        restore_state(
+            optimizer, {**payload["optimizer"], "param_groups": []}, Path("c.pt"), "optimizer state does not fit"
+        )
 
 
 # ------------------------------------------------------------------------------ report.md
@@ -303,17 +393,28 @@ def test_report_markdown_renders_without_html_from_the_data(hostile_report):
     assert "&lt;img src=x onerror=alert(1)&gt;" in html
 
 
-@pytest.mark.parametrize("raw, cell, expected", [
-    ("- **Data**: `digits` (test examples per run: 360)", False, "- **Data**: `digits` (test examples per run: 360)"),
-    ("**99.6 ± 0.4**", True, "**99.6 ± 0.4**"),
-    ("-0.3 [-0.9, +0.4]", True, "-0.3 [-0.9, +0.4]"),
-    ("a|b\nc", True, "a\\|b c"),
-    ("[click](javascript:alert(1))", False, "[click\\](javascript:alert(1))"),
-    ("\\<b> and \\`x`", False, "\\\\&lt;b&gt; and \\\\`x`"),  # a backslash is text, `x` a span
-    ("`a|b`", True, "`a\\|b`"),
-    ("``x`<y``", False, "`` x` ``&lt;``y``"),
-    ("one\n\n[x]: javascript:1", False, "one\n\n[x]: javascript:1"),  # md_text keeps lines; to_markdown drops blank ones
-])
+@pytest.mark.parametrize(
+    "raw, cell, expected",
+    [
+        (
+            "- **Data**: `digits` (test examples per run: 360)",
+            False,
+            "- **Data**: `digits` (test examples per run: 360)",
+        ),
+        ("**99.6 ± 0.4**", True, "**99.6 ± 0.4**"),
+        ("-0.3 [-0.9, +0.4]", True, "-0.3 [-0.9, +0.4]"),
+        ("a|b\nc", True, "a\\|b c"),
+        ("[click](javascript:alert(1))", False, "[click\\](javascript:alert(1))"),
+        ("\\<b> and \\`x`", False, "\\\\&lt;b&gt; and \\\\`x`"),  # a backslash is text, `x` a span
+        ("`a|b`", True, "`a\\|b`"),
+        ("``x`<y``", False, "`` x` ``&lt;``y``"),
+        (
+            "one\n\n[x]: javascript:1",
+            False,
+            "one\n\n[x]: javascript:1",
+        ),  # md_text keeps lines; to_markdown drops blank ones
+    ],
+)
 def test_md_text_escapes_what_is_not_ours(raw, cell, expected):
     from robustbench_mm.report.markup import md_text
 
@@ -355,8 +456,15 @@ def test_corruption_grid_gets_the_usual_mode_and_shows_each_name_once(tmp_path, 
     assert sorted(p.name for p in tmp_path.iterdir()) == ["once.png", "twice.png"]
 
 
-@pytest.mark.parametrize("names, phrase", [([], "--corruptions is empty"), (["fog", " "], "must not be blank"),
-                                           (["fog", ""], "must not be blank"), (["lava"], "unknown corruption 'lava'")])
+@pytest.mark.parametrize(
+    "names, phrase",
+    [
+        ([], "--corruptions is empty"),
+        (["fog", " "], "must not be blank"),
+        (["fog", ""], "must not be blank"),
+        (["lava"], "unknown corruption 'lava'"),
+    ],
+)
 def test_corruption_grid_names_are_checked_before_any_folder(tmp_path, names, phrase):
     from robustbench_mm.corruptions import corruption_grid_png, grid_names
 
@@ -369,6 +477,10 @@ def test_corruption_grid_names_are_checked_before_any_folder(tmp_path, names, ph
 
 def test_show_corruptions_with_no_names_leaves_no_folder(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    check_bad_input(tmp_path, capsys, ["show-corruptions", "--out", "pics", "--corruptions", ","],
-                    AnyOf("--corruptions is empty", "is empty"))
+    check_bad_input(
+        tmp_path,
+        capsys,
+        ["show-corruptions", "--out", "pics", "--corruptions", ","],
+        AnyOf("--corruptions is empty", "is empty"),
+    )
     assert not (tmp_path / "pics").exists()

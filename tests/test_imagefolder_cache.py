@@ -28,7 +28,9 @@ def _folder(root: Path, per_class: int = 3, mode: str = "RGB", ext: str = "png")
             for index in range(per_class):
                 shape = (6, 6) if mode == "L" else (6, 6, 3)
                 pixels = rng.integers(0, 256, shape, dtype=np.uint8)
-                Image.fromarray(pixels, mode).save(folder / f"{index}.{ext}", **({"quality": 95} if ext == "jpg" else {}))
+                Image.fromarray(pixels, mode).save(
+                    folder / f"{index}.{ext}", **({"quality": 95} if ext == "jpg" else {})
+                )
     return root
 
 

@@ -20,8 +20,15 @@ ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 
 def _start(argv: list[str], cwd: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "robustbench_mm", *argv], cwd=cwd, env=ENV, start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "robustbench_mm", *argv],
+        cwd=cwd,
+        env=ENV,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _session_alive(sid: int) -> list[int]:
@@ -68,27 +75,48 @@ def _check_readable(root: Path) -> None:
 
 
 def test_kill_loop_never_leaves_a_mix_a_loss_or_a_process(tmp_path):
-    reference = subprocess.run([sys.executable, "-m", "robustbench_mm", "run", *PLAN, "--out", "rep", "--runs-dir", "runs"],
-                               cwd=_mkdir(tmp_path / "ref"), env=ENV, capture_output=True,
-                               text=True, timeout=300)
+    reference = subprocess.run(
+        [sys.executable, "-m", "robustbench_mm", "run", *PLAN, "--out", "rep", "--runs-dir", "runs"],
+        cwd=_mkdir(tmp_path / "ref"),
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert reference.returncode == 0, reference.stderr[-2000:]
     work = _mkdir(tmp_path / "work")
     rng = random.Random(20261201)
     for attempt in range(4):  # the main job, killed at random moments, parent only or the whole group
-        _kill(_start(["run", *PLAN, "--out", "rep", "--runs-dir", "runs"], work), rng.uniform(1.0, 4.5), attempt % 2 == 1)
+        _kill(
+            _start(["run", *PLAN, "--out", "rep", "--runs-dir", "runs"], work), rng.uniform(1.0, 4.5), attempt % 2 == 1
+        )
         _check_readable(work)
-    done = subprocess.run([sys.executable, "-m", "robustbench_mm", "run", *PLAN, "--out", "rep", "--runs-dir", "runs"],
-                          cwd=work, env=ENV, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-m", "robustbench_mm", "run", *PLAN, "--out", "rep", "--runs-dir", "runs"],
+        cwd=work,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     runs = sorted(str(p) for p in (work / "runs").iterdir())
     for argv in (["evaluate", *runs, "--suite", "clean,calibration", "--fresh"], ["report", *runs, "--out", "rep"]):
         _kill(_start(argv, work), rng.uniform(0.5, 3.0), group=True)  # an evaluation or a report, killed
         _check_readable(work)
-    done = subprocess.run([sys.executable, "-m", "robustbench_mm", "run", *PLAN, "--out", "rep", "--runs-dir", "runs"],
-                          cwd=work, env=ENV, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-m", "robustbench_mm", "run", *PLAN, "--out", "rep", "--runs-dir", "runs"],
+        cwd=work,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     for name in ("digits-cnn-erm-s0", "digits-cnn-mixup-s0"):
-        assert (work / "runs" / name / "model.pt").read_bytes() == (tmp_path / "ref" / "runs" / name / "model.pt").read_bytes()
+        assert (work / "runs" / name / "model.pt").read_bytes() == (
+            tmp_path / "ref" / "runs" / name / "model.pt"
+        ).read_bytes()
     assert (work / "rep" / "report.csv").read_bytes() == (tmp_path / "ref" / "rep" / "report.csv").read_bytes()
     assert not list(work.rglob(".staging")) and not list(work.rglob("*.building"))
 

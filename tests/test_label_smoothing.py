@@ -36,6 +36,11 @@ def test_trains_on_digits(tmp_path, digits):
     from robustbench_mm.settings import TrainConfig
     from robustbench_mm.training.loop import train
 
-    result = train(TrainConfig(method="label-smoothing", epochs=3), out_dir=str(tmp_path), progress=False,
-                   data=digits, log=lambda s: None)
+    result = train(
+        TrainConfig(method="label-smoothing", epochs=3),
+        out_dir=str(tmp_path),
+        progress=False,
+        data=digits,
+        log=lambda s: None,
+    )
     assert result.test_accuracy > 0.9

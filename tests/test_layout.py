@@ -28,8 +28,12 @@ def _imports(name: str, tree: ast.Module, known: set[str]) -> set[str]:
     """Package modules ``name`` imports anywhere in its body (function-level imports included)."""
     package = name if name in known and any(k.startswith(name + ".") for k in known) else name.rsplit(".", 1)[0]
     found = set()
-    type_only = {id(n) for block in ast.walk(tree) if isinstance(block, ast.If) and "TYPE_CHECKING" in ast.unparse(block.test)
-                 for n in ast.walk(block)}
+    type_only = {
+        id(n)
+        for block in ast.walk(tree)
+        if isinstance(block, ast.If) and "TYPE_CHECKING" in ast.unparse(block.test)
+        for n in ast.walk(block)
+    }
     for node in ast.walk(tree):
         if id(node) in type_only:  # annotations only: never imported at run time
             continue
@@ -61,7 +65,7 @@ def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
         stack.append(node)
         for nxt in sorted(graph[node]):
             if state.get(nxt) == 1:
-                return stack[stack.index(nxt):] + [nxt]
+                return stack[stack.index(nxt) :] + [nxt]
             if nxt not in state and (found := visit(nxt)):
                 return found
         stack.pop()
@@ -85,11 +89,18 @@ def test_no_import_circle():
 
 
 def test_argparse_only_in_the_cli():
-    users = [name for name, tree in _modules().items()
-             if any(isinstance(n, (ast.Import, ast.ImportFrom)) and "argparse" in
-                    ([a.name for a in n.names] if isinstance(n, ast.Import) else [n.module or ""])
-                    for n in ast.walk(tree))]
-    assert users and all(name == "robustbench_mm.cli" or name.startswith("robustbench_mm.cli.") for name in users), users
+    users = [
+        name
+        for name, tree in _modules().items()
+        if any(
+            isinstance(n, (ast.Import, ast.ImportFrom))
+            and "argparse" in ([a.name for a in n.names] if isinstance(n, ast.Import) else [n.module or ""])
+            for n in ast.walk(tree)
+        )
+    ]
+    assert users and all(name == "robustbench_mm.cli" or name.startswith("robustbench_mm.cli.") for name in users), (
+        users
+    )
 
 
 def test_functions_and_modules_stay_small():

@@ -20,8 +20,14 @@ ENV_NO_THREAD_HINT = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREA
 
 
 def _mmbench(*argv: str, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "robustbench_mm", *argv], cwd=cwd, capture_output=True, text=True,
-                          timeout=600, env=env or {**os.environ, "OMP_NUM_THREADS": "1"})
+    return subprocess.run(
+        [sys.executable, "-m", "robustbench_mm", *argv],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env or {**os.environ, "OMP_NUM_THREADS": "1"},
+    )
 
 
 def test_the_same_run_command_twice_reuses_everything(tmp_path):
@@ -35,7 +41,9 @@ def test_the_same_run_command_twice_reuses_everything(tmp_path):
     assert second.returncode == 0, second.stderr[-2000:]
     assert "up to date, evaluation reused" in second.stderr
     assert (run / "model.pt").stat().st_mtime_ns == model  # not retrained
-    assert (run / "eval" / "metrics.csv").read_bytes() == metrics and (tmp_path / "rep" / "report.csv").read_bytes() == report
+    assert (run / "eval" / "metrics.csv").read_bytes() == metrics and (
+        tmp_path / "rep" / "report.csv"
+    ).read_bytes() == report
     changed = _mmbench(*argv[:-4], "--epochs", "3", "--out", "rep", "--runs-dir", "runs", cwd=tmp_path)
     assert changed.returncode == 2 and "holds a run with other settings (epochs)" in changed.stderr
 
@@ -45,15 +53,38 @@ def test_jobs_and_entry_point_do_not_change_a_single_bit(tmp_path):
     environment: the same model.pt bytes and the same report.csv bytes."""
     plan = ["--methods", "erm,manifold-mixup", "--seeds", "0", *FAST]
     for jobs in ("1", "2"):
-        done = _mmbench("run", *plan, "--jobs", jobs, "--out", f"rep{jobs}", "--runs-dir", f"runs{jobs}",
-                        cwd=tmp_path, env=ENV_NO_THREAD_HINT)
+        done = _mmbench(
+            "run",
+            *plan,
+            "--jobs",
+            jobs,
+            "--out",
+            f"rep{jobs}",
+            "--runs-dir",
+            f"runs{jobs}",
+            cwd=tmp_path,
+            env=ENV_NO_THREAD_HINT,
+        )
         assert done.returncode == 0, done.stderr[-2000:]
     for method in ("erm", "manifold-mixup"):
-        done = _mmbench("train", "--method", method, "--epochs", "2", "--out-dir", "runs3", "--quiet", cwd=tmp_path,
-                        env=ENV_NO_THREAD_HINT)
+        done = _mmbench(
+            "train",
+            "--method",
+            method,
+            "--epochs",
+            "2",
+            "--out-dir",
+            "runs3",
+            "--quiet",
+            cwd=tmp_path,
+            env=ENV_NO_THREAD_HINT,
+        )
         assert done.returncode == 0, done.stderr[-2000:]
     runs3 = sorted(str(p) for p in (tmp_path / "runs3").iterdir())
-    assert _mmbench("evaluate", *runs3, "--suite", "clean,calibration", cwd=tmp_path, env=ENV_NO_THREAD_HINT).returncode == 0
+    assert (
+        _mmbench("evaluate", *runs3, "--suite", "clean,calibration", cwd=tmp_path, env=ENV_NO_THREAD_HINT).returncode
+        == 0
+    )
     assert _mmbench("report", *runs3, "--out", "rep3", cwd=tmp_path, env=ENV_NO_THREAD_HINT).returncode == 0
     for name in ("digits-cnn-erm-s0", "digits-cnn-manifold-mixup-s0"):
         models = {(tmp_path / f"runs{k}" / name / "model.pt").read_bytes() for k in "123"}
@@ -67,10 +98,18 @@ def test_a_second_command_on_a_busy_run_is_refused(tmp_path, digits):
 
     run = tmp_path / "runs" / "digits-cnn-erm-s0"
     run.mkdir(parents=True)
-    holder = subprocess.Popen([sys.executable, "-c", (
-        "import sys, time; from robustbench_mm.store.storage import run_lock\n"
-        f"with run_lock({str(run)!r}, 'mmbench train'):\n    print('held', flush=True); time.sleep(60)")],
-        stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            (
+                "import sys, time; from robustbench_mm.store.storage import run_lock\n"
+                f"with run_lock({str(run)!r}, 'mmbench train'):\n    print('held', flush=True); time.sleep(60)"
+            ),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout.readline().strip() == "held"
         done = _mmbench("train", "--epochs", "1", "--out-dir", "runs", cwd=tmp_path)
@@ -110,8 +149,11 @@ def test_the_worst_case_covers_every_attack_evaluated_so_far(trained_runs, tmp_p
     assert main(["evaluate", str(run), *base, "--attacks", "apgd-dlr"]) == 0
     both = RunDir(run).evaluation()
     key = ("adversarial", "worst-case", 0.1)
-    worst, fgsm, apgd = both.per_example[key], both.per_example[("adversarial", "fgsm", 0.1)], \
-        both.per_example[("adversarial", "apgd-dlr", 0.1)]
+    worst, fgsm, apgd = (
+        both.per_example[key],
+        both.per_example[("adversarial", "fgsm", 0.1)],
+        both.per_example[("adversarial", "apgd-dlr", 0.1)],
+    )
     assert (worst == (fgsm & apgd)).all()  # recomputed over both evaluations' attacks
     assert worst.sum() < fgsm_only.per_example[key].sum()
     row = both.metrics.query("test == 'worst-case' and severity == 0.1")
@@ -139,15 +181,27 @@ def test_the_report_opens_with_a_verdict_per_method(trained_runs, tmp_path):
     for method in ("erm", "manifold-mixup"):
         runs.append(tmp_path / trained_runs[method].name)
         shutil.copytree(trained_runs[method], runs[-1])
-    args = ["--suite", "clean,adversarial,corruption,calibration", "--attacks", "pgd-linf", "--corruptions", "fog",
-            "--severities", "3"]
+    args = [
+        "--suite",
+        "clean,adversarial,corruption,calibration",
+        "--attacks",
+        "pgd-linf",
+        "--corruptions",
+        "fog",
+        "--severities",
+        "3",
+    ]
     assert main(["evaluate", *map(str, runs), *args]) == 0
     assert main(["report", *map(str, runs), "--out", str(tmp_path / "rep"), "--no-plots"]) == 0
     md = (tmp_path / "rep" / "report.md").read_text()
     verdict = md.split("## Setup")[0]
     assert "**Verdict**" in verdict and "**Manifold Mixup** vs ERM:" in verdict
-    for question in ("worst-case robust accuracy at ε = 0.1", "corruptions (mean accuracy)", "calibration (clean ECE)",
-                     "clean accuracy"):
+    for question in (
+        "worst-case robust accuracy at ε = 0.1",
+        "corruptions (mean accuracy)",
+        "calibration (clean ECE)",
+        "clean accuracy",
+    ):
         assert question in verdict
     table = pd.read_csv(tmp_path / "rep" / "report.csv")
     ece = table.query("method == 'manifold-mixup' and suite == 'calibration' and test == 'clean' and metric == 'ece'")
@@ -182,8 +236,26 @@ def test_a_finished_run_without_its_checkpoint_is_reused_or_refused(trained_runs
     model, config = (run / "model.pt").read_bytes(), (run / "config.toml").read_bytes()
     assert main(["train", "--epochs", "5", "--lr", "0.01", "--out-dir", str(run.parent)]) == 2
     assert "holds a run with other settings (epochs, lr)" in capsys.readouterr().err
-    assert main(["run", "--methods", "erm", "--seeds", "0", "--epochs", "7", "--lr", "0.02", "--runs-dir",
-                 str(run.parent), "--out", str(tmp_path / "rep")]) == 2
+    assert (
+        main(
+            [
+                "run",
+                "--methods",
+                "erm",
+                "--seeds",
+                "0",
+                "--epochs",
+                "7",
+                "--lr",
+                "0.02",
+                "--runs-dir",
+                str(run.parent),
+                "--out",
+                str(tmp_path / "rep"),
+            ]
+        )
+        == 2
+    )
     assert "holds a run with other settings" in capsys.readouterr().err
     assert main(["train", "--out-dir", str(run.parent), "--quiet"]) == 0
     out = capsys.readouterr()

@@ -11,7 +11,15 @@ from robustbench_mm.core.errors import UserError
 from robustbench_mm.methods import Step, create_method, hard_target_loss, mixed_loss
 from robustbench_mm.models import ARCHS, Mix, create_model
 
-SHAPES = {"cnn": (1, 8), "fast28": (1, 28), "fast32": (3, 32), "mlp": (1, 8), "preactresnet18": (3, 16), "preactresnet34": (3, 16), "wrn28_10": (3, 16)}
+SHAPES = {
+    "cnn": (1, 8),
+    "fast28": (1, 28),
+    "fast32": (3, 32),
+    "mlp": (1, 8),
+    "preactresnet18": (3, 16),
+    "preactresnet34": (3, 16),
+    "wrn28_10": (3, 16),
+}
 
 
 def test_registry_lists_all_architectures():
@@ -63,7 +71,9 @@ def test_mixed_loss_equals_soft_target_cross_entropy():
     assert torch.allclose(mixed_loss(logits, y, mix), expected, atol=1e-6)
     bce = mixed_loss(logits, y, mix, "bce")
     assert torch.allclose(bce, F.binary_cross_entropy(F.softmax(logits, 1), targets), atol=1e-6)
-    assert torch.allclose(hard_target_loss(logits, y, "bce"), F.binary_cross_entropy(F.softmax(logits, 1), F.one_hot(y, 5).float()))
+    assert torch.allclose(
+        hard_target_loss(logits, y, "bce"), F.binary_cross_entropy(F.softmax(logits, 1), F.one_hot(y, 5).float())
+    )
 
 
 def test_method_defaults_and_validation():

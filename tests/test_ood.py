@@ -52,7 +52,11 @@ def test_detection_metrics_match_sklearn(seed: int) -> None:
 
 
 def test_detection_metric_extremes() -> None:
-    assert detection_metrics(np.array([3.0, 2.0]), np.array([1.0, 0.0, -1.0])) == {"auroc": 1.0, "aupr": 1.0, "fpr95": 0.0}
+    assert detection_metrics(np.array([3.0, 2.0]), np.array([1.0, 0.0, -1.0])) == {
+        "auroc": 1.0,
+        "aupr": 1.0,
+        "fpr95": 0.0,
+    }
     worst = detection_metrics(np.array([0.0, 1.0]), np.array([2.0, 3.0]))
     assert (worst["auroc"], worst["fpr95"]) == (0.0, 1.0)
     with pytest.raises(UserError):
@@ -77,8 +81,16 @@ class Uniform(nn.Module):
 def context(model: nn.Module, x: torch.Tensor, y: torch.Tensor, **config) -> SuiteContext:
     with torch.no_grad():
         logits = model.eval()(x)
-    return SuiteContext(model=model, x=x, y=y, num_classes=10, dataset="digits", config=EvalConfig(**config),
-                        device=torch.device("cpu"), clean_logits=logits)
+    return SuiteContext(
+        model=model,
+        x=x,
+        y=y,
+        num_classes=10,
+        dataset="digits",
+        config=EvalConfig(**config),
+        device=torch.device("cpu"),
+        clean_logits=logits,
+    )
 
 
 def test_uniform_model_gets_auroc_one_half(digits) -> None:
@@ -140,14 +152,21 @@ def test_dataset_outliers_resize_or_refuse(digits, tmp_path: Path) -> None:
 
 
 def test_unknown_set_is_one_line_before_any_work() -> None:
-    with pytest.raises(UserError, match=r"unknown outlier set 'nope'; valid: uniform, gaussian, pixel-shuffle, .*svhn.*imagefolder:<path>"):
+    with pytest.raises(
+        UserError,
+        match=r"unknown outlier set 'nope'; valid: uniform, gaussian, pixel-shuffle, .*svhn.*imagefolder:<path>",
+    ):
         check_sets(["uniform", "nope"])
     with pytest.raises(UserError) as info:
         check_sets(["x" * 5000])
     assert len(str(info.value)) < 400 and "\n" not in str(info.value)
     with pytest.raises(UserError):
         check_sets([])
-    assert check_sets(["svhn", "imagefolder:/somewhere", "uniform", "uniform"]) == ["svhn", "imagefolder:/somewhere", "uniform"]
+    assert check_sets(["svhn", "imagefolder:/somewhere", "uniform", "uniform"]) == [
+        "svhn",
+        "imagefolder:/somewhere",
+        "uniform",
+    ]
 
 
 def test_partners_are_of_another_class_and_seeded() -> None:

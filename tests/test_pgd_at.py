@@ -55,8 +55,9 @@ def test_pgd_training_is_more_robust_than_erm(tmp_path, digits):
 
     robust = {}
     for method in ("erm", "pgd-at"):
-        run = train(TrainConfig(method=method, epochs=5), out_dir=str(tmp_path), progress=False, data=digits,
-                    log=lambda s: None).run_dir
+        run = train(
+            TrainConfig(method=method, epochs=5), out_dir=str(tmp_path), progress=False, data=digits, log=lambda s: None
+        ).run_dir
         model = load_model(run / "model.pt")[0]
         correct = run_attack("pgd-linf", model, digits.test_x, digits.test_y, 0.1, num_classes=10)
         robust[method] = float(correct.float().mean())

@@ -104,8 +104,14 @@ def test_rendering_leaves_the_users_backend_alone(tmp_path: Path) -> None:
     root = Path(__file__).resolve().parents[1]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), str(root / "tests")]), "OMP_NUM_THREADS": "1"}
     env.pop("MPLBACKEND", None)
-    done = subprocess.run([sys.executable, "-c", _KEEP_BACKEND_SCRIPT, str(tmp_path)], env=env, cwd=root,
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-c", _KEEP_BACKEND_SCRIPT, str(tmp_path)],
+        env=env,
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip().splitlines()[-1] == "svg"
     pictures = [tmp_path / "plots.png", tmp_path / "grid.png", tmp_path / "report" / "reliability.png"]

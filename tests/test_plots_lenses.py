@@ -28,8 +28,17 @@ def spectra_table() -> pd.DataFrame:
             for layer in ("penultimate", "layer10", "layer2"):
                 values = DECAY[method] ** np.arange(30) * rng.uniform(0.9, 1.1, 30)
                 values[25:] = 0.0  # beyond the rank
-                parts.append(pd.DataFrame({"method": method, "seed": seed, "layer": layer,
-                                           "index": np.arange(1, 31), "value": values / values.sum()}))
+                parts.append(
+                    pd.DataFrame(
+                        {
+                            "method": method,
+                            "seed": seed,
+                            "layer": layer,
+                            "index": np.arange(1, 31),
+                            "value": values / values.sum(),
+                        }
+                    )
+                )
     return pd.concat(parts, ignore_index=True)
 
 
@@ -38,11 +47,24 @@ def results_table() -> pd.DataFrame:
     frames = []
     for k, method in enumerate(METHODS):
         for seed in (0, 1):
-            rows = [row("ood", "interpolation", lam, "confidence", 1 - (0.1 + 0.1 * k) * (1 - abs(2 * lam - 1)) + rng.normal(0, 0.01), 360)
-                    for lam in LAMBDAS]
-            rows += [row("ood", s, 0, "auroc-msp", 0.6 + 0.1 * k + rng.normal(0, 0.02), 360) for s in ("uniform", "gaussian")]
+            rows = [
+                row(
+                    "ood",
+                    "interpolation",
+                    lam,
+                    "confidence",
+                    1 - (0.1 + 0.1 * k) * (1 - abs(2 * lam - 1)) + rng.normal(0, 0.01),
+                    360,
+                )
+                for lam in LAMBDAS
+            ]
+            rows += [
+                row("ood", s, 0, "auroc-msp", 0.6 + 0.1 * k + rng.normal(0, 0.02), 360) for s in ("uniform", "gaussian")
+            ]
             rows.append(row("clean", "clean", 0, "accuracy", 0.97, 360))
-            frames.append(frame(rows, dict(run=f"{method}-s{seed}", dataset="digits", arch="cnn", method=method, seed=seed)))
+            frames.append(
+                frame(rows, dict(run=f"{method}-s{seed}", dataset="digits", arch="cnn", method=method, seed=seed))
+            )
     return pd.concat(frames, ignore_index=True)
 
 
@@ -80,8 +102,11 @@ def test_auroc_figure_bars() -> None:
     table = results_table()
     ax = plots.auroc_figure(table).axes[0]
     heights = [patch.get_height() for patch in ax.patches]
-    want = [100 * table[(table["method"] == m) & (table["test"] == s) & (table["metric"] == "auroc-msp")]["value"].mean()
-            for m in METHODS for s in ("uniform", "gaussian")]
+    want = [
+        100 * table[(table["method"] == m) & (table["test"] == s) & (table["metric"] == "auroc-msp")]["value"].mean()
+        for m in METHODS
+        for s in ("uniform", "gaussian")
+    ]
     np.testing.assert_allclose(heights, want)
     assert [t.get_text() for t in ax.get_xticklabels()] == ["uniform", "gaussian"]
 

@@ -24,8 +24,18 @@ def _bins(method: str) -> pd.DataFrame:
     acc[UNDER], conf[UNDER] = 0.98, 0.72
     acc[OVER], conf[OVER] = 0.40, 0.95
     acc[CORNER], conf[CORNER] = 0.97, 0.15  # a full-height bar in the upper left corner
-    return pd.DataFrame({"method": method, "seed": 0, "bin": np.arange(10), "lower": lower, "upper": lower + 0.1,
-                         "count": 100, "accuracy": acc, "confidence": conf})
+    return pd.DataFrame(
+        {
+            "method": method,
+            "seed": 0,
+            "bin": np.arange(10),
+            "lower": lower,
+            "upper": lower + 0.1,
+            "count": 100,
+            "accuracy": acc,
+            "confidence": conf,
+        }
+    )
 
 
 def _render(tmp_path: Path, method: str):
@@ -38,7 +48,7 @@ def _render(tmp_path: Path, method: str):
         """The pixels (a square of side 2·half+1) around data point (x, y)."""
         col, row = ax.transData.transform((x, y))
         row = pixels.shape[0] - row
-        return pixels[int(row) - half: int(row) + half + 1, int(col) - half: int(col) + half + 1].reshape(-1, 3)
+        return pixels[int(row) - half : int(row) + half + 1, int(col) - half : int(col) + half + 1].reshape(-1, 3)
 
     return at
 

@@ -12,7 +12,8 @@ from robustbench_mm.report import corruption_errors, paired_bootstrap
 def _summary(rows):
     df = pd.DataFrame(rows, columns=["method", "suite", "test", "severity", "metric", "mean"])
     return df.assign(dataset="digits", arch="cnn", std=0.0, seeds=3, n=100)[
-        ["dataset", "arch", "method", "suite", "test", "severity", "metric", "mean", "std", "seeds", "n"]]
+        ["dataset", "arch", "method", "suite", "test", "severity", "metric", "mean", "std", "seeds", "n"]
+    ]
 
 
 def test_mce_and_relative_mce_against_erm():

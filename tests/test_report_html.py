@@ -37,7 +37,10 @@ def report_dir(tmp_path_factory) -> Path:
 
 def test_markdown_reads_top_down_with_relative_figure_links(report_dir):
     md = (report_dir / "report.md").read_text()
-    order = [md.index(h) for h in ("## Setup", "## Headline", "## Figures", "## Gradient-masking diagnostics", "## Detailed results")]
+    order = [
+        md.index(h)
+        for h in ("## Setup", "## Headline", "## Figures", "## Gradient-masking diagnostics", "## Detailed results")
+    ]
     assert order == sorted(order)
     for name in ("reliability.png", "accuracy_vs_eps.png", "deformation.png", "corruption.png", "summary.png"):
         assert f"]({name})" in md and (report_dir / name).exists()
@@ -46,17 +49,29 @@ def test_markdown_reads_top_down_with_relative_figure_links(report_dir):
 def test_html_is_self_contained(report_dir):
     html = (report_dir / "report.html").read_text()
     assert html.count("data:image/png;base64,") == 5
-    assert "src=\"http" not in html and "href=" not in html  # nothing to fetch
+    assert 'src="http' not in html and "href=" not in html  # nothing to fetch
     assert "<h2>Headline</h2>" in html and "<table>" in html and "<ul>" in html
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed")
 def test_headless_chromium_renders_the_table_and_figures(report_dir, tmp_path):
     shot = tmp_path / "report.png"
-    command = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-               "--disable-background-networking", "--disable-component-update", "--disable-sync", "--hide-scrollbars",
-               f"--user-data-dir={tempfile.mkdtemp()}", "--window-size=1200,2600", f"--screenshot={shot}",
-               (report_dir / "report.html").as_uri()]
+    command = [
+        CHROMIUM,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--hide-scrollbars",
+        f"--user-data-dir={tempfile.mkdtemp()}",
+        "--window-size=1200,2600",
+        f"--screenshot={shot}",
+        (report_dir / "report.html").as_uri(),
+    ]
     subprocess.run(command, capture_output=True, timeout=120)
     assert shot.exists() and shot.stat().st_size > 50_000
     image = mpimg.imread(shot)[..., :3]

@@ -118,14 +118,24 @@ def _context(model: nn.Module, data, **config) -> SuiteContext:
     x, y = data.test_x, data.test_y
     with torch.no_grad():
         logits = model(x)
-    return SuiteContext(model=model, x=x, y=y, num_classes=10, dataset="digits", config=EvalConfig(**config),
-                        device=torch.device("cpu"), clean_logits=logits)
+    return SuiteContext(
+        model=model,
+        x=x,
+        y=y,
+        num_classes=10,
+        dataset="digits",
+        config=EvalConfig(**config),
+        device=torch.device("cpu"),
+        clean_logits=logits,
+    )
 
 
 def test_suite_rows_and_spectra(digits, trained_models) -> None:
     out = representation_suite(_context(trained_models["erm"], digits))
     assert {(r["suite"], r["severity"]) for r in out.rows} == {("representation", 0.0)}
-    assert {(r["test"], r["metric"]) for r in out.rows} == {(l, m) for l in ["layer0", "layer1", "layer2", "penultimate"] for m in METRICS}
+    assert {(r["test"], r["metric"]) for r in out.rows} == {
+        (l, m) for l in ["layer0", "layer1", "layer2", "penultimate"] for m in METRICS
+    }
     assert {r["n"] for r in out.rows} == {len(digits.test_y)}
     for r in out.rows:
         if r["metric"] == "top-sv-share":

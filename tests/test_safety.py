@@ -30,8 +30,6 @@ from robustbench_mm.store.storage import atomic_write_text, safe_torch_load
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 
-
-
 # ------------------------------------------------------------------ (a) pickles that run code
 
 
@@ -90,8 +88,14 @@ def test_code_running_checkpoint_is_refused_by_the_cli(run_copy, trained_runs, t
     marker = tmp_path / "MARKER"
     _craft("system", marker, run_copy / "model.pt", trained_runs["erm"] / "model.pt")
     before = {p: p.read_bytes() for p in run_copy.iterdir()}
-    proc = subprocess.run([sys.executable, "-m", "robustbench_mm", "evaluate", str(run_copy), "--suite", "clean"],
-                          cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=180)
+    proc = subprocess.run(
+        [sys.executable, "-m", "robustbench_mm", "evaluate", str(run_copy), "--suite", "clean"],
+        cwd=tmp_path,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("mmbench: error:"), proc.stderr
     assert "not a safe checkpoint" in proc.stderr and "Traceback" not in proc.stderr
@@ -151,18 +155,20 @@ def _assert_complete(path: Path, previous: str) -> str:
 
 def _writer_script() -> str:
     """The writer loop for a fresh interpreter, sharing _version_text's source."""
-    return "\n".join([
-        "import sys",
-        "from robustbench_mm.core.results import COLUMNS",
-        "from robustbench_mm.store.storage import atomic_write_text",
-        f"ROWS = {ROWS}",
-        inspect.getsource(_version_text),
-        'print("ready", flush=True)',
-        "k = 10**6",
-        "while True:",
-        "    atomic_write_text(sys.argv[1], _version_text(k))",
-        "    k += 1",
-    ])
+    return "\n".join(
+        [
+            "import sys",
+            "from robustbench_mm.core.results import COLUMNS",
+            "from robustbench_mm.store.storage import atomic_write_text",
+            f"ROWS = {ROWS}",
+            inspect.getsource(_version_text),
+            'print("ready", flush=True)',
+            "k = 10**6",
+            "while True:",
+            "    atomic_write_text(sys.argv[1], _version_text(k))",
+            "    k += 1",
+        ]
+    )
 
 
 def test_sigkill_during_metrics_write_leaves_old_or_new_file(run_copy, digits):
@@ -179,8 +185,9 @@ def test_sigkill_during_metrics_write_leaves_old_or_new_file(run_copy, digits):
     rng = random.Random(1234)
 
     # One writer in a fresh interpreter (end to end), then several forked ones (cheap to start).
-    proc = subprocess.Popen([sys.executable, "-c", _writer_script(), str(path)],
-                            env=ENV, stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _writer_script(), str(path)], env=ENV, stdout=subprocess.PIPE, text=True
+    )
     assert proc.stdout.readline().strip() == "ready"
     time.sleep(rng.uniform(0.2, 0.6))
     proc.send_signal(signal.SIGKILL)
@@ -224,7 +231,9 @@ def test_metadata_mismatches_are_named(trained_runs):
         load_model(path, expect_classes=["cat", "dog"])
     with pytest.raises(UserError, match="10 classes"):
         load_model(path, expect_classes=[str(c) for c in range(9, -1, -1)])  # same names, other order
-    model, meta = load_model(path, expect_arch="cnn", expect_dataset="digits", expect_classes=[str(c) for c in range(10)])
+    model, meta = load_model(
+        path, expect_arch="cnn", expect_dataset="digits", expect_classes=[str(c) for c in range(10)]
+    )
     assert meta["arch"] == "cnn" and not model.training
 
 
@@ -251,11 +260,30 @@ def test_model_file_markers_and_metadata_are_required(trained_runs, tmp_path):
 def test_ctrl_c_stops_a_parallel_run_without_starting_queued_runs(tmp_path):
     """Ctrl-C (SIGINT to the process group) during `mmbench run --jobs 2`: the workers stop with
     the parent, no queued run starts, exit status 130; the same command then finishes the job."""
-    command = [sys.executable, "-m", "robustbench_mm", "run", "--jobs", "2", "--suites", "clean",
-               "--out", str(tmp_path / "rep"), "--runs-dir", str(tmp_path / "runs")]
+    command = [
+        sys.executable,
+        "-m",
+        "robustbench_mm",
+        "run",
+        "--jobs",
+        "2",
+        "--suites",
+        "clean",
+        "--out",
+        str(tmp_path / "rep"),
+        "--runs-dir",
+        str(tmp_path / "runs"),
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env,
-                               start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    process = subprocess.Popen(
+        command,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        start_new_session=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     deadline = time.monotonic() + 120
     while not list((tmp_path / "runs").glob("*/train_log.csv")):  # an epoch of a run is done
         assert process.poll() is None and time.monotonic() < deadline
@@ -264,7 +292,23 @@ def test_ctrl_c_stops_a_parallel_run_without_starting_queued_runs(tmp_path):
     _, err = process.communicate(timeout=120)
     assert process.returncode == 130, err
     assert err.strip().splitlines()[-1] == "mmbench: interrupted"
-    assert len(list((tmp_path / "runs").iterdir())) <= 3  # 9 planned; only the started ones (and at most one more) exist
-    assert main(["run", "--jobs", "2", "--suites", "clean", "--out", str(tmp_path / "rep"),
-                 "--runs-dir", str(tmp_path / "runs")]) == 0
+    assert (
+        len(list((tmp_path / "runs").iterdir())) <= 3
+    )  # 9 planned; only the started ones (and at most one more) exist
+    assert (
+        main(
+            [
+                "run",
+                "--jobs",
+                "2",
+                "--suites",
+                "clean",
+                "--out",
+                str(tmp_path / "rep"),
+                "--runs-dir",
+                str(tmp_path / "runs"),
+            ]
+        )
+        == 0
+    )
     assert len(list((tmp_path / "runs").glob("*/eval/metrics.csv"))) == 9

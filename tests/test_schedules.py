@@ -64,7 +64,9 @@ def test_cosine_has_a_warmup_then_follows_torch_cosine_annealing():
         expected.append(optimizer.param_groups[0]["lr"])
     ours = [lr_factor("cosine", s, total, 10) for s in range(warm, total)]
     assert ours == pytest.approx(expected, abs=1e-9)
-    assert [lr_factor("cosine", s, total, 10) for s in range(warm)] == pytest.approx([(s + 1) / warm for s in range(warm)])
+    assert [lr_factor("cosine", s, total, 10) for s in range(warm)] == pytest.approx(
+        [(s + 1) / warm for s in range(warm)]
+    )
 
 
 def test_unknown_schedule_is_refused():

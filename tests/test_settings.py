@@ -19,17 +19,49 @@ from robustbench_mm.store.rundir import RunDir
 # A value other than the default for every setting a plan line must carry. A setting added
 # without a value here fails test_every_setting_has_a_test_value: the plan test covers it then.
 TRAIN_VALUES = dict(
-    data_root="/tmp/nowhere", download=True, arch="mlp", mix_loss="bce", epochs=3, batch_size=16, lr=0.02,
-    weight_decay=0.001, momentum=0.8, nesterov=False, schedule="cosine", milestones=[1, 2], holdout_fraction=0.2,
-    device="cpu", cpu_threads=2, amp="off", compile=True,
+    data_root="/tmp/nowhere",
+    download=True,
+    arch="mlp",
+    mix_loss="bce",
+    epochs=3,
+    batch_size=16,
+    lr=0.02,
+    weight_decay=0.001,
+    momentum=0.8,
+    nesterov=False,
+    schedule="cosine",
+    milestones=[1, 2],
+    holdout_fraction=0.2,
+    device="cpu",
+    cpu_threads=2,
+    amp="off",
+    compile=True,
 )
 PLANNED = ("dataset", "method", "seed")  # the dataset is a fixture folder; method and seed come from the plan
 METHOD_VALUES = dict(alpha=0.7, pairing="permute", mix_layers=[0, 1])
 EVAL_VALUES = dict(
-    suites=["clean", "calibration"], attacks=["fgsm"], eps=[0.05], eps_l2=[0.5], pgd_steps=3, pgd_restarts=2,
-    pgd_step_size=0.01, attack_precision="fp32", deformations="paper-full", corruptions=["fog"], severities=[2],
-    cifar_c_root="/tmp/cifar-c", batch_size=7, seed=5, device="cpu", cpu_threads=2, data_root="/tmp/nowhere",
-    download=True, n_test=9, n_bins=5, ood=["uniform"], ood_data_root="/tmp/outliers",
+    suites=["clean", "calibration"],
+    attacks=["fgsm"],
+    eps=[0.05],
+    eps_l2=[0.5],
+    pgd_steps=3,
+    pgd_restarts=2,
+    pgd_step_size=0.01,
+    attack_precision="fp32",
+    deformations="paper-full",
+    corruptions=["fog"],
+    severities=[2],
+    cifar_c_root="/tmp/cifar-c",
+    batch_size=7,
+    seed=5,
+    device="cpu",
+    cpu_threads=2,
+    data_root="/tmp/nowhere",
+    download=True,
+    n_test=9,
+    n_bins=5,
+    ood=["uniform"],
+    ood_data_root="/tmp/outliers",
 )
 
 
@@ -84,24 +116,28 @@ def test_config_toml_round_trip(tmp_path):
 def test_old_config_layout_is_read(tmp_path):
     """config.toml of the first releases kept alpha/mix_layers/pairing and out_dir in [train]."""
     run = RunDir(tmp_path)
-    run.file("config.toml").write_text('[train]\ndataset = "digits"\nmethod = "mixup"\nalpha = 1.0\npairing = "flip"\n'
-                                       'out_dir = "runs"\nepochs = 3\n')
+    run.file("config.toml").write_text(
+        '[train]\ndataset = "digits"\nmethod = "mixup"\nalpha = 1.0\npairing = "flip"\nout_dir = "runs"\nepochs = 3\n'
+    )
     cfg = run.read_config()
     assert cfg.method == "mixup" and cfg.epochs == 3 and cfg.method_options == {"alpha": 1.0, "pairing": "flip"}
 
 
-@pytest.mark.parametrize("argv, phrase", [
-    (["--seed", "4294967296"], "--seed must be <= 4294967295"),
-    (["--seed", str(2**64)], "--seed must be <= 4294967295"),
-    (["--seed", "1e23"], "--seed must be an integer, got '1e23'"),
-    (["--epochs", "0"], "--epochs must be >= 1"),
-    (["--lr", "nan"], "--lr must be a finite number"),
-    (["--holdout-fraction", "0.5"], "--holdout-fraction must be < 0.5"),
-    (["--milestones", "5,2"], "--milestones must be increasing"),
-    (["--mix-loss", "mse"], "unknown --mix-loss 'mse'; valid: ce, bce"),
-    (["--alpha", "1"], "--alpha does not apply to method erm"),
-    (["--method", "mixup", "--mix-layers", "1"], "--mix-layers does not apply to method mixup"),
-])
+@pytest.mark.parametrize(
+    "argv, phrase",
+    [
+        (["--seed", "4294967296"], "--seed must be <= 4294967295"),
+        (["--seed", str(2**64)], "--seed must be <= 4294967295"),
+        (["--seed", "1e23"], "--seed must be an integer, got '1e23'"),
+        (["--epochs", "0"], "--epochs must be >= 1"),
+        (["--lr", "nan"], "--lr must be a finite number"),
+        (["--holdout-fraction", "0.5"], "--holdout-fraction must be < 0.5"),
+        (["--milestones", "5,2"], "--milestones must be increasing"),
+        (["--mix-loss", "mse"], "unknown --mix-loss 'mse'; valid: ce, bce"),
+        (["--alpha", "1"], "--alpha does not apply to method erm"),
+        (["--method", "mixup", "--mix-layers", "1"], "--mix-layers does not apply to method mixup"),
+    ],
+)
 def test_train_flags_are_validated_in_one_line(argv, phrase):
     with pytest.raises(UserError, match=phrase.replace("(", r"\(").replace(")", r"\)")):
         args = cli.build_parser().parse_args(["train", *argv])
@@ -111,21 +147,36 @@ def test_train_flags_are_validated_in_one_line(argv, phrase):
         create_method(train.method, train.method_options, cli=True)
 
 
-@pytest.mark.parametrize("argv, phrase", [
-    (["--bins", "1000000000"], "--bins must be <= 1000"),
-    (["--eval-batch-size", "-1"], "--eval-batch-size must be >= 0"),
-    (["--eps", "2"], "--eps must be <= 1"),
-    (["--severities", "6"], "--severities must be <= 5"),
-    (["--suite", ","], "--suite is empty"),
-])
+@pytest.mark.parametrize(
+    "argv, phrase",
+    [
+        (["--bins", "1000000000"], "--bins must be <= 1000"),
+        (["--eval-batch-size", "-1"], "--eval-batch-size must be >= 0"),
+        (["--eps", "2"], "--eps must be <= 1"),
+        (["--severities", "6"], "--severities must be <= 5"),
+        (["--suite", ","], "--suite is empty"),
+    ],
+)
 def test_eval_flags_are_validated_in_one_line(argv, phrase):
     with pytest.raises(UserError, match=phrase):
         cli.eval_config(cli.build_parser().parse_args(["evaluate", "runs/x", *argv]))
 
 
 def test_repeated_values_are_dropped():
-    args = cli.build_parser().parse_args(["evaluate", "r", "--severities", "3,3", "--corruptions", "fog,fog",
-                                          "--corruptions", "fog", "--eps", "0.1,0.05,0.1"])
+    args = cli.build_parser().parse_args(
+        [
+            "evaluate",
+            "r",
+            "--severities",
+            "3,3",
+            "--corruptions",
+            "fog,fog",
+            "--corruptions",
+            "fog",
+            "--eps",
+            "0.1,0.05,0.1",
+        ]
+    )
     cfg = cli.eval_config(args)
     assert cfg.severities == [3] and cfg.corruptions == ["fog"] and cfg.eps == [0.05, 0.1]
 
@@ -138,8 +189,9 @@ def test_python_callers_get_python_names():
 
 
 def test_presets_layer_under_flags():
-    args = cli.build_parser().parse_args(["run", "--preset", "table1-cifar10-preactresnet18", "--epochs", "30",
-                                          "--alpha", "0.5", "--suite", "clean"])
+    args = cli.build_parser().parse_args(
+        ["run", "--preset", "table1-cifar10-preactresnet18", "--epochs", "30", "--alpha", "0.5", "--suite", "clean"]
+    )
     plan, train, evaluate = cli._settings(args)
     assert train.epochs == 30 and train.milestones == [10, 20] and train.mix_loss == "bce"
     assert plan.seeds == [0, 1, 2, 3, 4] and plan.per_method["manifold-mixup"] == {"alpha": 2.0}

@@ -30,7 +30,11 @@ class TinyModel(nn.Module):
 
 def test_suites_are_ordered_by_their_registered_position():
     assert check_suites(["calibration", "corruption", "clean", "adversarial", "clean"]) == [
-        "clean", "adversarial", "corruption", "calibration"]
+        "clean",
+        "adversarial",
+        "corruption",
+        "calibration",
+    ]
     orders = {s.name: s.order for s in all_suites()}
     assert orders["calibration"] == max(orders.values())  # it measures what the others leave behind
     with pytest.raises(UserError, match="unknown suite 'robustnes'; valid: adversarial, calibration"):
@@ -41,7 +45,13 @@ def test_suites_are_ordered_by_their_registered_position():
 
 def test_the_default_suites_are_the_registrys_and_the_configs():
     assert default_suites() == [
-        "clean", "adversarial", "deformation", "corruption", "representation", "ood", "calibration"
+        "clean",
+        "adversarial",
+        "deformation",
+        "corruption",
+        "representation",
+        "ood",
+        "calibration",
     ]
     assert EvalConfig().suites is None  # None: the registry's defaults, resolved when an evaluation starts
     assert evaluation._settings(None, None, {}).suites == default_suites()

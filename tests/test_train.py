@@ -43,9 +43,18 @@ def test_same_seed_gives_bit_identical_model_file(tmp_path, digits):
     files = []
     for name in ("a", "b"):
         cfg = TrainConfig(method="manifold-mixup", epochs=2)
-        files.append(train(cfg, out_dir=str(tmp_path / name), progress=False, data=digits, log=lambda s: None).run_dir / "model.pt")
+        files.append(
+            train(cfg, out_dir=str(tmp_path / name), progress=False, data=digits, log=lambda s: None).run_dir
+            / "model.pt"
+        )
     assert files[0].read_bytes() == files[1].read_bytes()
-    other = train(TrainConfig(method="manifold-mixup", epochs=2, seed=1), out_dir=str(tmp_path / "c"), progress=False, data=digits, log=lambda s: None)
+    other = train(
+        TrainConfig(method="manifold-mixup", epochs=2, seed=1),
+        out_dir=str(tmp_path / "c"),
+        progress=False,
+        data=digits,
+        log=lambda s: None,
+    )
     assert (other.run_dir / "model.pt").read_bytes() != files[0].read_bytes()
 
 
@@ -58,7 +67,14 @@ def test_existing_run_is_reused_or_refused_but_never_overwritten_without_force(t
     with pytest.raises(UserError, match=r"holds a run with other settings \(lr\); pass --force"):
         train(TrainConfig(epochs=1, lr=0.01), out_dir=str(tmp_path), progress=False, data=digits, log=lambda s: None)
     assert (run / "model.pt").read_bytes() == before
-    train(TrainConfig(epochs=1, lr=0.01), out_dir=str(tmp_path), force=True, progress=False, data=digits, log=lambda s: None)
+    train(
+        TrainConfig(epochs=1, lr=0.01),
+        out_dir=str(tmp_path),
+        force=True,
+        progress=False,
+        data=digits,
+        log=lambda s: None,
+    )
     assert (run / "model.pt").read_bytes() != before
 
 
@@ -76,8 +92,21 @@ ENV = {**os.environ, "OMP_NUM_THREADS": "1"}  # small models: one thread is fast
 
 
 def _train_cmd(out: Path) -> list[str]:
-    return [sys.executable, "-m", "robustbench_mm", "train", "--method", "manifold-mixup", "--epochs", "8",
-            "--batch-size", "16", "--out-dir", str(out), "--quiet"]
+    return [
+        sys.executable,
+        "-m",
+        "robustbench_mm",
+        "train",
+        "--method",
+        "manifold-mixup",
+        "--epochs",
+        "8",
+        "--batch-size",
+        "16",
+        "--out-dir",
+        str(out),
+        "--quiet",
+    ]
 
 
 def test_resume_after_sigkill_is_bit_identical(tmp_path):
@@ -100,7 +129,9 @@ def test_resume_after_sigkill_is_bit_identical(tmp_path):
     epochs_done = torch.load(run_dir / "checkpoint.pt", weights_only=True)["epoch"]
     assert 2 <= epochs_done < 8
 
-    resumed = subprocess.run(_train_cmd(killed_out), capture_output=True, text=True, env=ENV)  # the same command continues
+    resumed = subprocess.run(
+        _train_cmd(killed_out), capture_output=True, text=True, env=ENV
+    )  # the same command continues
     assert resumed.returncode == 0, resumed.stderr
     assert f"resuming {run_dir} after epoch {epochs_done}" in resumed.stderr
     assert (run_dir / "model.pt").read_bytes() == (ref_dir / "model.pt").read_bytes()
@@ -137,7 +168,9 @@ def test_force_keeps_the_old_run_until_the_new_one_is_complete(tmp_path, digits,
     assert not (first.run_dir / "model.pt").exists()
 
     monkeypatch.setattr(train_module, "train_step", real_step)
-    train(cfg, out_dir=str(tmp_path), force=True, progress=False, data=digits, log=lambda s: None)  # a second --force keeps the backup...
+    train(
+        cfg, out_dir=str(tmp_path), force=True, progress=False, data=digits, log=lambda s: None
+    )  # a second --force keeps the backup...
     assert (first.run_dir / "model.pt").exists() and not backup.exists()  # ...until the new run is complete
 
 

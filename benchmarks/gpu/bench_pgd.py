@@ -52,8 +52,9 @@ def _seconds(fn: Callable[[], object], device: torch.device) -> tuple[float, obj
     return time.perf_counter() - t0, out
 
 
-def measure_pgd(device: str = "cuda", batch: int = 1024, eps: float = 8 / 255, steps: int = 10,
-                repeats: int = 3, seed: int = 0) -> dict:
+def measure_pgd(
+    device: str = "cuda", batch: int = 1024, eps: float = 8 / 255, steps: int = 10, repeats: int = 3, seed: int = 0
+) -> dict:
     """Time PGD-``steps`` robust-accuracy evaluation of ``batch`` images; return figures as a dict."""
     import torchattacks
 
@@ -68,9 +69,21 @@ def measure_pgd(device: str = "cuda", batch: int = 1024, eps: float = 8 / 255, s
     alpha = 2.5 * eps / steps
 
     def ours(precision: str, only_correct: bool = True, net: torch.nn.Module = model) -> Callable[[], torch.Tensor]:
-        return lambda: run_attack("pgd-linf", net, x, y, eps, num_classes=10, steps=steps, step_size=alpha,
-                                  random_start=True, generator=torch.Generator().manual_seed(seed),
-                                  batch_size=batch, precision=precision, only_correct=only_correct)
+        return lambda: run_attack(
+            "pgd-linf",
+            net,
+            x,
+            y,
+            eps,
+            num_classes=10,
+            steps=steps,
+            step_size=alpha,
+            random_start=True,
+            generator=torch.Generator().manual_seed(seed),
+            batch_size=batch,
+            precision=precision,
+            only_correct=only_correct,
+        )
 
     def theirs() -> torch.Tensor:
         torch.manual_seed(seed)  # the same random start as ours
@@ -80,8 +93,11 @@ def measure_pgd(device: str = "cuda", batch: int = 1024, eps: float = 8 / 255, s
 
     # ours_fp32_all_rows keeps attacking fooled examples: our per-step speed alone, without the
     # savings of dropping them (which grow as robust accuracy falls)
-    sides = {"ours_fp32": ours("fp32"), "ours_fp32_all_rows": ours("fp32", only_correct=False),
-             "torchattacks_fp32": theirs}
+    sides = {
+        "ours_fp32": ours("fp32"),
+        "ours_fp32_all_rows": ours("fp32", only_correct=False),
+        "torchattacks_fp32": theirs,
+    }
     if dev.type == "cuda":
         sides["ours_bf16"] = ours("bf16")
         # the same fp32 attack on a channels_last model: do cuDNN's TF32 NHWC convolutions beat

@@ -54,8 +54,9 @@ class Estimate:
         return "\n".join(self.lines)
 
 
-def estimate(methods: list[str], seeds: list[int], epochs: int, batch: int, n_train: int, n_test: int,
-             holdout: float = 0.1) -> Estimate:
+def estimate(
+    methods: list[str], seeds: list[int], epochs: int, batch: int, n_train: int, n_test: int, holdout: float = 0.1
+) -> Estimate:
     """The expected wall time of the whole script on an H200, phase by phase, with the sums shown."""
     est = Estimate()
     say = est.lines.append
@@ -67,28 +68,40 @@ def estimate(methods: list[str], seeds: list[int], epochs: int, batch: int, n_tr
         rate = TRAIN_IMAGES_PER_S.get(method, min(TRAIN_IMAGES_PER_S.values()))
         steps = epochs * per_epoch / rate
         est.train_s[method] = steps + epochs * CHECKPOINT_S + RUN_FIXED_S
-        say(f"    {method}: {epochs} x {per_epoch:,} / {rate:,} img/s = {steps:.1f} s + {epochs} x "
-            f"{CHECKPOINT_S} s checkpoints + {RUN_FIXED_S:.0f} s = {est.train_s[method]:.1f} s")
+        say(
+            f"    {method}: {epochs} x {per_epoch:,} / {rate:,} img/s = {steps:.1f} s + {epochs} x "
+            f"{CHECKPOINT_S} s checkpoints + {RUN_FIXED_S:.0f} s = {est.train_s[method]:.1f} s"
+        )
     train_total = len(seeds) * sum(est.train_s.values())
-    say(f"    all {len(methods) * len(seeds)} trainings: {len(seeds)} x {sum(est.train_s.values()):.1f} = "
-        f"{train_total:.0f} s")
+    say(
+        f"    all {len(methods) * len(seeds)} trainings: {len(seeds)} x {sum(est.train_s.values()):.1f} = "
+        f"{train_total:.0f} s"
+    )
     attack = ATTACK_PASSES * n_test / ATTACK_IMAGE_STEPS_PER_S + ATTACK_LAUNCH_FLOOR_S
     corruption = CORRUPTION_SETS * (n_test / INFER_IMAGES_PER_S + CORRUPTION_OVERHEAD_S)
     est.eval_s = attack + corruption + OTHER_SUITES_S
-    say(f"  evaluation per run ({n_test:,} test images): attacks {ATTACK_PASSES:.0f} passes x {n_test:,} / "
+    say(
+        f"  evaluation per run ({n_test:,} test images): attacks {ATTACK_PASSES:.0f} passes x {n_test:,} / "
         f"{ATTACK_IMAGE_STEPS_PER_S:,} steps/s + {ATTACK_LAUNCH_FLOOR_S:.0f} s = {attack:.1f} s; corruptions "
         f"{CORRUPTION_SETS} x ({n_test:,} / {INFER_IMAGES_PER_S:,} + {CORRUPTION_OVERHEAD_S}) = {corruption:.1f} s; "
-        f"other suites {OTHER_SUITES_S:.0f} s -> {est.eval_s:.1f} s")
+        f"other suites {OTHER_SUITES_S:.0f} s -> {est.eval_s:.1f} s"
+    )
     runs = len(methods) * len(seeds)
     fixed = STARTUP_S + UNPACK_S + DECODE_S + REPORT_S
-    say(f"  fixed: start {STARTUP_S:.0f} + unpack {UNPACK_S:.0f} + decode {DECODE_S:.0f} + report "
-        f"{REPORT_S:.0f} = {fixed:.0f} s")
+    say(
+        f"  fixed: start {STARTUP_S:.0f} + unpack {UNPACK_S:.0f} + decode {DECODE_S:.0f} + report "
+        f"{REPORT_S:.0f} = {fixed:.0f} s"
+    )
     contention = (runs - 1) * EVAL_GPU_SHARE * est.eval_s
     est.overlapped_s = fixed + train_total + contention + est.eval_s
     est.sequential_s = fixed + train_total + runs * est.eval_s
-    say(f"  overlapped (default; evaluation in a second process): {fixed:.0f} + {train_total:.0f} + "
+    say(
+        f"  overlapped (default; evaluation in a second process): {fixed:.0f} + {train_total:.0f} + "
         f"{runs - 1} x {EVAL_GPU_SHARE} x {est.eval_s:.1f} (GPU shared) + {est.eval_s:.1f} (last) = "
-        f"{est.overlapped_s:.0f} s = {est.overlapped_s / 60:.1f} min")
-    say(f"  sequential (--sequential, run_benchmark): {fixed:.0f} + {train_total:.0f} + {runs} x "
-        f"{est.eval_s:.1f} = {est.sequential_s:.0f} s = {est.sequential_s / 60:.1f} min")
+        f"{est.overlapped_s:.0f} s = {est.overlapped_s / 60:.1f} min"
+    )
+    say(
+        f"  sequential (--sequential, run_benchmark): {fixed:.0f} + {train_total:.0f} + {runs} x "
+        f"{est.eval_s:.1f} = {est.sequential_s:.0f} s = {est.sequential_s / 60:.1f} min"
+    )
     return est

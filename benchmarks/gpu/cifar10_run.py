@@ -64,12 +64,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--data", help="the CIFAR-10 tarball (.tar/.tar.gz/.tgz) or image folder (train/, test/)")
     p.add_argument("--out", help="report folder (default results/cifar10-preactresnet18; --tiny: <work-dir>/out)")
     p.add_argument("--work-dir", help="unpacked data and run directories (default: on /dev/shm when it has room)")
-    p.add_argument("--max-minutes", type=float, default=None, help="hard limit for the whole script (default 7.5; "
-                   "--tiny 10): work that would end later is skipped, work in flight at the limit is stopped")
+    p.add_argument(
+        "--max-minutes",
+        type=float,
+        default=None,
+        help="hard limit for the whole script (default 7.5; "
+        "--tiny 10): work that would end later is skipped, work in flight at the limit is stopped",
+    )
     p.add_argument("--budget-check", action="store_true", help="print the time estimate and exit (1 if over)")
     p.add_argument("--sequential", action="store_true", help="one run_benchmark call, no overlap of evaluation")
-    p.add_argument("--tiny", action="store_true", help="CPU smoke test: 20/10 images per class, 1 epoch, cnn, seed 0, "
-                   "corruption level 3 only")
+    p.add_argument(
+        "--tiny",
+        action="store_true",
+        help="CPU smoke test: 20/10 images per class, 1 epoch, cnn, seed 0, corruption level 3 only",
+    )
     p.add_argument("--device", help="cuda (default), cpu (--tiny default) or cuda:N")
     p.add_argument("--arch", help="architecture (only with --tiny; default preactresnet18, --tiny cnn)")
     p.add_argument("--methods", default=",".join(METHODS))
@@ -131,16 +139,32 @@ def prepare_data(args: argparse.Namespace, work: Path, log) -> Path:
 
 def settings(args: argparse.Namespace, folder: Path, work: Path, out: Path) -> tuple[RunPlan, TrainConfig, EvalConfig]:
     """The settings objects run_benchmark takes; every default suite, every test image."""
-    train = TrainConfig(dataset=f"imagefolder:{folder}", arch=args.arch, epochs=args.epochs, batch_size=args.batch_size,
-                        lr=args.lr, weight_decay=args.weight_decay, device=args.device, amp="auto")
+    train = TrainConfig(
+        dataset=f"imagefolder:{folder}",
+        arch=args.arch,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        weight_decay=args.weight_decay,
+        device=args.device,
+        amp="auto",
+    )
     if args.schedule:
         train.schedule = args.schedule
     # n_test=0: the whole test set (a 32x32 colour folder's default is a 1,000-image subset, for CPUs)
     evaluate = EvalConfig(device=args.device, batch_size=args.eval_batch_size, n_test=0)
     if args.tiny:  # every suite still runs; one corruption level keeps the CPU smoke test short
         evaluate.severities = [3]
-    plan = RunPlan(methods=args.methods, seeds=args.seeds, out=str(out), runs_dir=str(work / "runs"),
-                   formats=["md", "html"], accuracy_floor=CIFAR10_FLOOR, quiet=True, jobs=1)
+    plan = RunPlan(
+        methods=args.methods,
+        seeds=args.seeds,
+        out=str(out),
+        runs_dir=str(work / "runs"),
+        formats=["md", "html"],
+        accuracy_floor=CIFAR10_FLOOR,
+        quiet=True,
+        jobs=1,
+    )
     for obj in (plan, train, evaluate):
         obj.validate()
     return plan, train, evaluate
@@ -151,8 +175,13 @@ def device_facts(device: str) -> dict:
 
     import torch
 
-    facts = {"torch": torch.__version__, "cuda": torch.version.cuda, "date": time.strftime("%Y-%m-%d %H:%M:%S"),
-             "host": platform.node(), "cpus": os.cpu_count()}
+    facts = {
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "host": platform.node(),
+        "cpus": os.cpu_count(),
+    }
     if device.startswith("cuda") and torch.cuda.is_available():
         facts["gpu"] = torch.cuda.get_device_name(torch.device(device))
     else:

@@ -93,8 +93,11 @@ class Job:
             self.runs.setdefault(name, {}).update({"eval_state": kind, **info})
             if kind == "skipped":
                 self.skipped.append(f"{name} (evaluation)")
-            what = f"in {info['eval_s']:.1f} s + paper FGSM {info['fgsm_s']:.1f} s" if kind == "evaluated" else \
-                str(info.get("reason") or info.get("error"))
+            what = (
+                f"in {info['eval_s']:.1f} s + paper FGSM {info['fgsm_s']:.1f} s"
+                if kind == "evaluated"
+                else str(info.get("reason") or info.get("error"))
+            )
             self.log(f"{kind} {name}: {what}")
         elif kind == "failed":
             self.log(f"evaluation worker failed: {info.get('error')}")
@@ -152,8 +155,10 @@ def load_data(job: Job):
 def run(job: Job) -> int:
     """Everything after the settings: the runs, the report, timing.json, summary.md."""
     mode = "sequential" if job.args.sequential else "overlapped"
-    job.log(f"{mode}: {len(job.plan.methods)} methods x {len(job.plan.seeds)} seeds, {job.train.epochs} epochs, "
-            f"limit {job.limit_s / 60:.1f} min; {job.facts.get('gpu')}, torch {job.facts.get('torch')}")
+    job.log(
+        f"{mode}: {len(job.plan.methods)} methods x {len(job.plan.seeds)} seeds, {job.train.epochs} epochs, "
+        f"limit {job.limit_s / 60:.1f} min; {job.facts.get('gpu')}, torch {job.facts.get('torch')}"
+    )
     arm(job.left())
     try:
         _sequential(job) if job.args.sequential else _overlapped(job)
@@ -198,10 +203,17 @@ def _overlapped(job: Job) -> None:
         t0 = time.perf_counter()
         result = train(cfg, out_dir=job.plan.runs_dir, progress=False, data=data, log=lambda s: None)
         seconds = time.perf_counter() - t0
-        job.runs[name] = {"method": cfg.method, "seed": cfg.seed, "train_s": round(seconds, 2),
-                          "train_state": result.state, "test_accuracy": round(result.test_accuracy, 4)}
-        job.log(f"trained {name} ({result.state}) in {seconds:.1f} s, test accuracy {100 * result.test_accuracy:.2f}%"
-                f"; evaluations queued: {worker.backlog() + 1}")
+        job.runs[name] = {
+            "method": cfg.method,
+            "seed": cfg.seed,
+            "train_s": round(seconds, 2),
+            "train_state": result.state,
+            "test_accuracy": round(result.test_accuracy, 4),
+        }
+        job.log(
+            f"trained {name} ({result.state}) in {seconds:.1f} s, test accuracy {100 * result.test_accuracy:.2f}%"
+            f"; evaluations queued: {worker.backlog() + 1}"
+        )
         worker.submit(name, str(run_dir), job.est_eval())
     worker.close()
     worker.wait()
@@ -217,7 +229,11 @@ def _sequential(job: Job) -> None:
     job.phase("run_benchmark", lambda: pipeline.run_benchmark(plan, job.train, job.evaluate))
     job.reported = True
     for cfg, run_dir in zip(configs, runs):
-        job.runs[run_dir.name] = {"method": cfg.method, "seed": cfg.seed, "train_epochs_s": _train_seconds(run_dir.path)}
+        job.runs[run_dir.name] = {
+            "method": cfg.method,
+            "seed": cfg.seed,
+            "train_epochs_s": _train_seconds(run_dir.path),
+        }
 
 
 def _train_seconds(path: Path) -> float | None:
@@ -228,8 +244,13 @@ def _train_seconds(path: Path) -> float | None:
 
 
 def _data_facts(data) -> dict:
-    return {"train_images": len(data.train_y), "test_images": len(data.test_y), "image_size": data.image_size,
-            "crop_padding": data.crop_padding, "flip": data.flip}
+    return {
+        "train_images": len(data.train_y),
+        "test_images": len(data.test_y),
+        "image_size": data.image_size,
+        "crop_padding": data.crop_padding,
+        "flip": data.flip,
+    }
 
 
 def finish(job: Job, mode: str) -> int:
@@ -243,16 +264,19 @@ def finish(job: Job, mode: str) -> int:
     if job.fgsm_rows:
         import pandas as pd
 
-        pd.DataFrame(job.fgsm_rows).sort_values(["method", "seed", "eps"]).to_csv(job.out / "fgsm_paper_radii.csv",
-                                                                                 index=False)
+        pd.DataFrame(job.fgsm_rows).sort_values(["method", "seed", "eps"]).to_csv(
+            job.out / "fgsm_paper_radii.csv", index=False
+        )
     _copy_run_files(job.run_dirs, job.out / "runs")
     settings = _run_settings(finished or job.run_dirs, job)
     timing = _timing(job, mode, settings, finished)
     (job.out / "timing.json").write_text(json.dumps(timing, indent=2) + "\n")
     write_summary(job.out, timing, settings)
     complete = len(finished) == len(job.run_dirs) and len(job.run_dirs) > 0
-    job.log(f"{len(finished)} of {len(job.run_dirs)} runs reported in {job.out}; total {job.elapsed():.1f} s"
-            f" of {job.limit_s:.0f} s{'' if complete else ' (INCOMPLETE)'}")
+    job.log(
+        f"{len(finished)} of {len(job.run_dirs)} runs reported in {job.out}; total {job.elapsed():.1f} s"
+        f" of {job.limit_s:.0f} s{'' if complete else ' (INCOMPLETE)'}"
+    )
     return 0 if complete else 1
 
 
@@ -263,8 +287,13 @@ def _report(job: Job, finished: list[RunDir]) -> None:
     from robustbench_mm.report import write_report
 
     seconds = job.phases.get("runs_s", job.elapsed())
-    write_report([d.path for d in finished], job.plan.out, formats=job.plan.formats, seconds=seconds,
-                 floor=job.plan.accuracy_floor)
+    write_report(
+        [d.path for d in finished],
+        job.plan.out,
+        formats=job.plan.formats,
+        seconds=seconds,
+        floor=job.plan.accuracy_floor,
+    )
 
 
 def reusable(job: Job, finished: list[RunDir]) -> bool:
@@ -325,14 +354,29 @@ def _timing(job: Job, mode: str, settings: dict, finished: list[RunDir]) -> dict
     import torch
 
     job.phases["total_s"] = round(job.elapsed(), 2)
-    return {**job.facts, "mode": mode, "tiny": job.args.tiny, "limit_s": job.limit_s,
-            "cudnn_benchmark_training": mode == "overlapped" and job.on_cuda(),
-            "command": " ".join(sys.argv), "total_s": job.phases["total_s"], "phases": job.phases,
-            "runs": job.runs, "finished": [d.name for d in finished], "skipped": job.skipped, "stopped": job.stopped,
-            "not_finished": [d.name for d in job.run_dirs if d.name not in {f.name for f in finished}],
-            "run_benchmark_would_reuse_all": reusable(job, finished),
-            "estimate": {"overlapped_s": round(job.budget.overlapped_s, 1),
-                         "sequential_s": round(job.budget.sequential_s, 1),
-                         "train_s": {k: round(v, 1) for k, v in job.budget.train_s.items()},
-                         "eval_s": round(job.budget.eval_s, 1), "arithmetic": job.budget.lines},
-            "settings": settings, "evaluation": to_table(job.evaluate), "torch_threads": torch.get_num_threads()}
+    return {
+        **job.facts,
+        "mode": mode,
+        "tiny": job.args.tiny,
+        "limit_s": job.limit_s,
+        "cudnn_benchmark_training": mode == "overlapped" and job.on_cuda(),
+        "command": " ".join(sys.argv),
+        "total_s": job.phases["total_s"],
+        "phases": job.phases,
+        "runs": job.runs,
+        "finished": [d.name for d in finished],
+        "skipped": job.skipped,
+        "stopped": job.stopped,
+        "not_finished": [d.name for d in job.run_dirs if d.name not in {f.name for f in finished}],
+        "run_benchmark_would_reuse_all": reusable(job, finished),
+        "estimate": {
+            "overlapped_s": round(job.budget.overlapped_s, 1),
+            "sequential_s": round(job.budget.sequential_s, 1),
+            "train_s": {k: round(v, 1) for k, v in job.budget.train_s.items()},
+            "eval_s": round(job.budget.eval_s, 1),
+            "arithmetic": job.budget.lines,
+        },
+        "settings": settings,
+        "evaluation": to_table(job.evaluate),
+        "torch_threads": torch.get_num_threads(),
+    }

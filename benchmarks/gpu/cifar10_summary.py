@@ -38,8 +38,13 @@ def _cell(rows: pd.DataFrame) -> str:
 
 
 def _pick(table: pd.DataFrame, method: str, suite: str, test: str, severity: float) -> pd.DataFrame:
-    return table[(table["method"] == method) & (table["suite"] == suite) & (table["test"] == test)
-                 & ((table["severity"] - severity).abs() < 1e-6) & (table["metric"] == "accuracy")]
+    return table[
+        (table["method"] == method)
+        & (table["suite"] == suite)
+        & (table["test"] == test)
+        & ((table["severity"] - severity).abs() < 1e-6)
+        & (table["metric"] == "accuracy")
+    ]
 
 
 def _paper_cell(fgsm: pd.DataFrame, method: str, eps: float) -> str:
@@ -52,10 +57,17 @@ def _paper_cell(fgsm: pd.DataFrame, method: str, eps: float) -> str:
 def fgsm_table(report_csv: Path, fgsm_csv: Path | None) -> list[str]:
     """The Markdown table: clean, FGSM at every radius, the paper's number, PGD and worst case."""
     table = pd.read_csv(report_csv)
-    fgsm = pd.read_csv(fgsm_csv) if fgsm_csv is not None and fgsm_csv.exists() else pd.DataFrame(
-        columns=["method", "eps", "accuracy"])
-    head = (["method", "seeds", "clean"] + [f"FGSM {k}/255" for k in GRID] + [f"FGSM {label}" for label, _ in PAPER_RADII]
-            + ["paper Table 7 (FGSM, 1,200 ep.)", "PGD-10 8/255", "worst case 8/255"])
+    fgsm = (
+        pd.read_csv(fgsm_csv)
+        if fgsm_csv is not None and fgsm_csv.exists()
+        else pd.DataFrame(columns=["method", "eps", "accuracy"])
+    )
+    head = (
+        ["method", "seeds", "clean"]
+        + [f"FGSM {k}/255" for k in GRID]
+        + [f"FGSM {label}" for label, _ in PAPER_RADII]
+        + ["paper Table 7 (FGSM, 1,200 ep.)", "PGD-10 8/255", "worst case 8/255"]
+    )
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for method in [m for m in PAPER_TABLE7 if m in set(table["method"])]:
         clean = _pick(table, method, "clean", "clean", 0.0)
@@ -63,8 +75,11 @@ def fgsm_table(report_csv: Path, fgsm_csv: Path | None) -> list[str]:
         cells = [method, str(seeds), _cell(clean)]
         cells += [_cell(_pick(table, method, "adversarial", "fgsm", k / 255)) for k in GRID]
         cells += [_paper_cell(fgsm, method, eps) for _, eps in PAPER_RADII]
-        cells += [f"{PAPER_TABLE7[method]:.2f}", _cell(_pick(table, method, "adversarial", "pgd-linf", 8 / 255)),
-                  _cell(_pick(table, method, "adversarial", "worst-case", 8 / 255))]
+        cells += [
+            f"{PAPER_TABLE7[method]:.2f}",
+            _cell(_pick(table, method, "adversarial", "pgd-linf", 8 / 255)),
+            _cell(_pick(table, method, "adversarial", "worst-case", 8 / 255)),
+        ]
         lines.append("| " + " | ".join(cells) + " |")
     return lines
 
@@ -100,19 +115,25 @@ def differences(s: dict) -> list[str]:
 def write_summary(out: Path, timing: dict, settings: dict) -> Path:
     report_csv = out / "report.csv"
     lines = [f"# CIFAR-10, PreActResNet18, {settings.get('epochs')} epochs: FGSM beside the paper's Table 7", ""]
-    lines.append(f"{timing.get('gpu', 'unknown device')}, torch {timing.get('torch')}, {timing.get('date')}; "
-                 f"wall time {timing.get('total_s', 0):.0f} s ({timing.get('mode')}); full phase times in "
-                 "`timing.json`, every metric in `report.md` / `report.csv`.")
+    lines.append(
+        f"{timing.get('gpu', 'unknown device')}, torch {timing.get('torch')}, {timing.get('date')}; "
+        f"wall time {timing.get('total_s', 0):.0f} s ({timing.get('mode')}); full phase times in "
+        "`timing.json`, every metric in `report.md` / `report.csv`."
+    )
     lines.append("")
     if report_csv.exists():
-        lines += [f"Test accuracy in % (mean ± std over seeds; {settings.get('test_images', 10_000):,} test "
-                  "images):", ""]
+        lines += [
+            f"Test accuracy in % (mean ± std over seeds; {settings.get('test_images', 10_000):,} test images):",
+            "",
+        ]
         lines += fgsm_table(report_csv, out / "fgsm_paper_radii.csv")
     else:
         lines.append("No report was written (no run finished); see timing.json.")
     missing = timing.get("not_finished") or []
     if missing:
-        why = f"stopped at the time limit ({timing['stopped']})" if timing.get("stopped") else "skipped at the time limit"
+        why = (
+            f"stopped at the time limit ({timing['stopped']})" if timing.get("stopped") else "skipped at the time limit"
+        )
         lines += ["", f"**Incomplete**: {why}; not reported: {', '.join(missing)}."]
     lines += ["", "## What differs from the paper, and why", ""] + differences(settings)
     path = out / "summary.md"

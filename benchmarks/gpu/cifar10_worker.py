@@ -30,9 +30,12 @@ class EvalWorker:
     def __init__(self, dataset: str, evaluate: Any, deadline: float, on_message: Message) -> None:
         context = mp.get_context("spawn")  # CUDA cannot be used in a forked child
         self.jobs, self.messages = context.Queue(), context.Queue()
-        self.process = context.Process(target=worker_main, name="cifar10-eval",
-                                       args=(self.jobs, self.messages, dataset, evaluate, deadline, os.getpid()),
-                                       daemon=True)
+        self.process = context.Process(
+            target=worker_main,
+            name="cifar10-eval",
+            args=(self.jobs, self.messages, dataset, evaluate, deadline, os.getpid()),
+            daemon=True,
+        )
         self.process.start()  # from the main thread: see robustbench_mm.core.procs.die_with_parent
         self.on_message = on_message
         self.submitted = self.answered = 0
@@ -120,8 +123,12 @@ def evaluate_one(run_dir: str, data: Any, evaluate: Any) -> dict:
     eval_s = time.perf_counter() - t0
     t1 = time.perf_counter()
     rows = paper_fgsm(run_dir, data, evaluate)
-    return {"eval_s": round(eval_s, 2), "fgsm_s": round(time.perf_counter() - t1, 2), "fgsm": rows,
-            "eval_reused": getattr(evaluation, "seconds", None) == 0}
+    return {
+        "eval_s": round(eval_s, 2),
+        "fgsm_s": round(time.perf_counter() - t1, 2),
+        "fgsm": rows,
+        "eval_reused": getattr(evaluation, "seconds", None) == 0,
+    }
 
 
 def paper_fgsm(run_dir: str, data: Any, evaluate: Any) -> list[dict]:
@@ -139,8 +146,25 @@ def paper_fgsm(run_dir: str, data: Any, evaluate: Any) -> list[dict]:
     x, y = to_float(data.test_x), data.test_y
     rows = []
     for label, eps in PAPER_RADII:
-        correct = run_attack("fgsm", model, x, y, eps, num_classes=data.num_classes,
-                             batch_size=evaluate.batch_size or 1000, generator=torch.Generator().manual_seed(0))
-        rows.append({"run": run.name, "method": meta["method"], "seed": meta["seed"], "radius": label, "eps": eps,
-                     "accuracy": round(float(correct.float().mean()), 6), "n": len(y)})
+        correct = run_attack(
+            "fgsm",
+            model,
+            x,
+            y,
+            eps,
+            num_classes=data.num_classes,
+            batch_size=evaluate.batch_size or 1000,
+            generator=torch.Generator().manual_seed(0),
+        )
+        rows.append(
+            {
+                "run": run.name,
+                "method": meta["method"],
+                "seed": meta["seed"],
+                "radius": label,
+                "eps": eps,
+                "accuracy": round(float(correct.float().mean()), 6),
+                "n": len(y),
+            }
+        )
     return rows

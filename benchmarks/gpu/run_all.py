@@ -5,7 +5,7 @@
 
 Measures, on CIFAR-shaped input (3x32x32) with PreActResNet18:
   1. training throughput of erm / mixup / manifold-mixup, fp32 and bf16 + channels_last,
-     through the real training step (``train.train_step``) with data resident on the device
+     through the real training step (``training.step.train_step``) with data resident on the device
      as uint8 and crop/flip done there; Manifold Mixup's overhead with flip pairing (ours)
      and with a random-permutation gather (the plain way); optionally torch.compile;
   2. PGD-10 robust-accuracy evaluation, ours vs torchattacks (``bench_pgd.measure_pgd``);
@@ -38,7 +38,7 @@ from robustbench_mm.data.datasets import CIFAR10_STATS, apply_crop_flip, draw_cr
 from robustbench_mm.methods import Step, create_method  # noqa: E402
 from robustbench_mm.models import create_model  # noqa: E402
 from robustbench_mm.settings import TrainConfig  # noqa: E402
-from robustbench_mm.training.loop import make_optimizer, train_step  # noqa: E402
+from robustbench_mm.training.step import make_optimizer, train_step  # noqa: E402
 
 
 class Timer:
@@ -83,12 +83,24 @@ def top_ops(one, device, steps: int = 5, rows: int = 12) -> list[dict]:
         return getattr(event, "self_device_time_total", getattr(event, "self_cuda_time_total", 0.0))
 
     top = sorted(events, key=self_us, reverse=True)[:rows]
-    return [{"op": e.key[:90], "ms_per_step": round(self_us(e) / 1000 / steps, 3), "calls_per_step": e.count / steps}
-            for e in top]
+    return [
+        {"op": e.key[:90], "ms_per_step": round(self_us(e) / 1000 / steps, 3), "calls_per_step": e.count / steps}
+        for e in top
+    ]
 
 
-def training_throughput(device, method_name, precision, batch, steps, warmup, pairing="flip", compile_model=False,
-                        n_images=50_000, profile=False):
+def training_throughput(
+    device,
+    method_name,
+    precision,
+    batch,
+    steps,
+    warmup,
+    pairing="flip",
+    compile_model=False,
+    n_images=50_000,
+    profile=False,
+):
     torch.manual_seed(0)
     model = create_model("preactresnet18", 10, 3, 32, *CIFAR10_STATS).to(device)
     amp = precision == "bf16"
@@ -124,9 +136,17 @@ def training_throughput(device, method_name, precision, batch, steps, warmup, pa
     with Timer(device) as timer:
         for step in range(steps):
             one(step)
-    row = {"method": method_name, "precision": precision, "pairing": pairing, "compiled": compile_model,
-           "batch": batch, "steps": steps, "seconds": timer.seconds, "images_per_s": steps * batch / timer.seconds,
-           "ms_per_step": 1000 * timer.seconds / steps}
+    row = {
+        "method": method_name,
+        "precision": precision,
+        "pairing": pairing,
+        "compiled": compile_model,
+        "batch": batch,
+        "steps": steps,
+        "seconds": timer.seconds,
+        "images_per_s": steps * batch / timer.seconds,
+        "ms_per_step": 1000 * timer.seconds / steps,
+    }
     if profile:  # where Manifold Mixup's extra time goes, for the next person with a GPU
         row["top_ops"] = top_ops(one, device)
     return row
@@ -147,14 +167,39 @@ def deformation_throughput(device, n):
 
 def end_to_end(out: Path, tiny: bool) -> dict:
     data = synthetic_imagefolder(out / "synthetic", 20 if tiny else 500, 10 if tiny else 100, suffix=".png")
-    command = [sys.executable, "-m", "robustbench_mm", "run", "--dataset", f"imagefolder:{data}", "--arch", "preactresnet18",
-               "--epochs", "1" if tiny else "10", "--seeds", "0", "--out", str(out / "e2e_report"), "--runs-dir", str(out / "e2e_runs"),
-               "--suite", "clean,adversarial,deformation,corruption,calibration", "--force", "--eps", "0.0039,0.0157,0.0314"]
+    command = [
+        sys.executable,
+        "-m",
+        "robustbench_mm",
+        "run",
+        "--dataset",
+        f"imagefolder:{data}",
+        "--arch",
+        "preactresnet18",
+        "--epochs",
+        "1" if tiny else "10",
+        "--seeds",
+        "0",
+        "--out",
+        str(out / "e2e_report"),
+        "--runs-dir",
+        str(out / "e2e_runs"),
+        "--suite",
+        "clean,adversarial,deformation,corruption,calibration",
+        "--force",
+        "--eps",
+        "0.0039,0.0157,0.0314",
+    ]
     started = time.perf_counter()
     path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
     done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": path})
-    return {"command": " ".join(command[1:]), "returncode": done.returncode, "seconds": time.perf_counter() - started,
-            "stdout_tail": done.stdout[-3000:], "stderr_tail": done.stderr[-1500:]}
+    return {
+        "command": " ".join(command[1:]),
+        "returncode": done.returncode,
+        "seconds": time.perf_counter() - started,
+        "stdout_tail": done.stdout[-3000:],
+        "stderr_tail": done.stderr[-1500:],
+    }
 
 
 def main() -> None:
@@ -172,21 +217,42 @@ def main() -> None:
     batch, steps, warmup, n_images = (16, 2, 1, 256) if args.tiny else (512, 40, 15, 50_000)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
-    results = {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
-               "torch": torch.__version__, "date": time.strftime("%Y-%m-%d"), "training": [], "notes": []}
+    results = {
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
+        "torch": torch.__version__,
+        "date": time.strftime("%Y-%m-%d"),
+        "training": [],
+        "notes": [],
+    }
 
     def save():
         (out / "results.json").write_text(json.dumps(results, indent=2))
 
     for precision in ("fp32", "bf16"):
         for method in ("erm", "mixup", "manifold-mixup"):
-            results["training"].append(training_throughput(device, method, precision, batch, steps, warmup, n_images=n_images,
-                                                           profile=precision == "bf16" and method != "mixup"))
+            results["training"].append(
+                training_throughput(
+                    device,
+                    method,
+                    precision,
+                    batch,
+                    steps,
+                    warmup,
+                    n_images=n_images,
+                    profile=precision == "bf16" and method != "mixup",
+                )
+            )
             print(json.dumps(results["training"][-1]), flush=True)
-    results["training"].append(training_throughput(device, "manifold-mixup", "bf16", batch, steps, warmup, pairing="permute", n_images=n_images))
+    results["training"].append(
+        training_throughput(
+            device, "manifold-mixup", "bf16", batch, steps, warmup, pairing="permute", n_images=n_images
+        )
+    )
     print(json.dumps(results["training"][-1]), flush=True)
     for method in ("erm", "manifold-mixup"):  # a bigger batch: fewer launches per image
-        results["training"].append(training_throughput(device, method, "bf16", 2 * batch, steps // 2, warmup, n_images=n_images))
+        results["training"].append(
+            training_throughput(device, method, "bf16", 2 * batch, steps // 2, warmup, n_images=n_images)
+        )
         print(json.dumps(results["training"][-1]), flush=True)
     save()
     try:
@@ -210,8 +276,17 @@ def main() -> None:
                 continue
             try:
                 compile_start = time.perf_counter()
-                row = training_throughput(device, method, "bf16", batch, steps, warmup + 10, compile_model=True,
-                                          n_images=n_images, profile=True)
+                row = training_throughput(
+                    device,
+                    method,
+                    "bf16",
+                    batch,
+                    steps,
+                    warmup + 10,
+                    compile_model=True,
+                    n_images=n_images,
+                    profile=True,
+                )
                 row["compile_and_warmup_s"] = time.perf_counter() - compile_start - row["seconds"]
                 results["training"].append(row)
                 print(json.dumps(row), flush=True)
@@ -225,17 +300,29 @@ def main() -> None:
 
 
 def summary(results: dict) -> str:
-    lines = [f"# GPU benchmark — {results['device']}, torch {results['torch']}, {results['date']}", "",
-             "| method | precision | pairing | compiled | batch | images/s | ms/step |", "|---|---|---|---|---|---|---|"]
+    lines = [
+        f"# GPU benchmark — {results['device']}, torch {results['torch']}, {results['date']}",
+        "",
+        "| method | precision | pairing | compiled | batch | images/s | ms/step |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for r in results["training"]:
-        lines.append(f"| {r['method']} | {r['precision']} | {r['pairing']} | {r['compiled']} | {r['batch']} | {r['images_per_s']:,.0f} | {r['ms_per_step']:.2f} |")
+        lines.append(
+            f"| {r['method']} | {r['precision']} | {r['pairing']} | {r['compiled']} | {r['batch']} | {r['images_per_s']:,.0f} | {r['ms_per_step']:.2f} |"
+        )
     base_batch = results["training"][0]["batch"] if results["training"] else None
 
     def rate(method, precision, pairing="flip", compiled=False, batch=None):
         for r in results["training"]:
             if (r["method"], r["precision"], r["pairing"], r["compiled"], r["batch"]) == (
-                    method, precision, pairing, compiled, batch or base_batch):
+                method,
+                precision,
+                pairing,
+                compiled,
+                batch or base_batch,
+            ):
                 return r["images_per_s"]
+
     for compiled, batch in ((False, None), (True, None), (False, 2 * (base_batch or 0))):
         erm = rate("erm", "bf16", compiled=compiled, batch=batch)
         mm = rate("manifold-mixup", "bf16", compiled=compiled, batch=batch)
@@ -244,9 +331,12 @@ def summary(results: dict) -> str:
             lines.append(f"\nManifold Mixup step time vs ERM ({what}): {100 * (erm / mm - 1):+.1f}%")
     for r in results["training"]:
         if "top_ops" in r:
-            lines += ["", f"Top ops, {r['method']} {r['precision']}{' compiled' if r['compiled'] else ''} "
-                          f"(ms per step, calls per step): "
-                      + "; ".join(f"{o['op']} {o['ms_per_step']:.2f} ({o['calls_per_step']:g})" for o in r["top_ops"][:8])]
+            lines += [
+                "",
+                f"Top ops, {r['method']} {r['precision']}{' compiled' if r['compiled'] else ''} "
+                f"(ms per step, calls per step): "
+                + "; ".join(f"{o['op']} {o['ms_per_step']:.2f} ({o['calls_per_step']:g})" for o in r["top_ops"][:8]),
+            ]
     perm = rate("manifold-mixup", "bf16", "permute")
     erm = rate("erm", "bf16")
     if perm and erm:
@@ -258,7 +348,12 @@ def summary(results: dict) -> str:
         lines.append(f"\nDeformations (paper grid, batched): {d['images_per_s']:,.0f} images/s")
     if "end_to_end" in results:
         e = results["end_to_end"]
-        lines += ["", f"End to end `mmbench run` ({e['seconds']:.1f} s, exit {e['returncode']}):", "", e["stdout_tail"][-1500:]]
+        lines += [
+            "",
+            f"End to end `mmbench run` ({e['seconds']:.1f} s, exit {e['returncode']}):",
+            "",
+            e["stdout_tail"][-1500:],
+        ]
     lines += [f"\n{note}" for note in results["notes"]]
     return "\n".join(lines) + "\n"
 

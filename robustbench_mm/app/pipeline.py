@@ -31,12 +31,16 @@ def planned_configs(plan: RunPlan, train: TrainConfig) -> list[TrainConfig]:
 
     for option in train.method_options:
         if not set(methods_with(option)) & set(plan.methods):
-            raise UserError(f"--{option.replace('_', '-')} does not apply to any of the planned methods "
-                            f"({', '.join(plan.methods)})")
+            raise UserError(
+                f"--{option.replace('_', '-')} does not apply to any of the planned methods ({', '.join(plan.methods)})"
+            )
     configs = []
     for method in plan.methods:
         declared = create_method(method).options()
-        options = {**plan.per_method.get(method, {}), **{k: v for k, v in train.method_options.items() if k in declared}}
+        options = {
+            **plan.per_method.get(method, {}),
+            **{k: v for k, v in train.method_options.items() if k in declared},
+        }
         create_method(method, options, cli=True)  # a bad value fails before anything trains
         for seed in plan.seeds:
             configs.append(dataclasses.replace(train, method=method, seed=seed, method_options=options))
@@ -74,8 +78,19 @@ def plan_commands(plan: RunPlan, train: TrainConfig, evaluate: EvalConfig) -> li
     lines = []
     for cfg, _ in resolved_runs(configs, data):
         method = create_method(cfg.method, cfg.method_options)
-        command = ["mmbench", "train", "--method", cfg.method, "--seed", str(cfg.seed),
-                   *to_argv(cfg, skip=("method", "seed")), *to_argv(method), "--out-dir", plan.runs_dir, "--quiet"]
+        command = [
+            "mmbench",
+            "train",
+            "--method",
+            cfg.method,
+            "--seed",
+            str(cfg.seed),
+            *to_argv(cfg, skip=("method", "seed")),
+            *to_argv(method),
+            "--out-dir",
+            plan.runs_dir,
+            "--quiet",
+        ]
         command += ["--force"] * plan.force
         run_dir = str(RunDir.of(plan.runs_dir, cfg))
         lines.append(f"{quote(command)} && {quote(['mmbench', 'evaluate', run_dir, *to_argv(evaluate)])}")
@@ -92,13 +107,15 @@ def _data_for_names(train: TrainConfig):
 
     defaults = DATASET_DEFAULTS.get(dataset_family(train.dataset))
     if train.arch or (defaults is not None and defaults.arch):
-        return SimpleNamespace(name=train.dataset, default_arch=train.arch or defaults.arch,
-                               profile=dataset_family(train.dataset))
+        return SimpleNamespace(
+            name=train.dataset, default_arch=train.arch or defaults.arch, profile=dataset_family(train.dataset)
+        )
     return load_dataset(train.dataset, train.data_root, train.download)  # an image folder: its image size decides
 
 
-def _train_and_evaluate(cfg: TrainConfig, eval_cfg: EvalConfig, out_dir: str, force: bool, chatty: bool,
-                        device: str | None) -> tuple[str, float, float, str]:
+def _train_and_evaluate(
+    cfg: TrainConfig, eval_cfg: EvalConfig, out_dir: str, force: bool, chatty: bool, device: str | None
+) -> tuple[str, float, float, str]:
     """One run end to end (also the body of a worker process): trained, resumed or reused, then
     evaluated unless its evaluation with these settings is already stored. ``chatty``: a line on
     stderr per epoch and when evaluating starts, named by the run (runs in parallel interleave)."""
@@ -111,8 +128,11 @@ def _train_and_evaluate(cfg: TrainConfig, eval_cfg: EvalConfig, out_dir: str, fo
         eval_cfg = dataclasses.replace(eval_cfg, device=device)
     data = _cached_dataset(cfg, load_dataset)
     started = time.perf_counter()
-    say = (lambda message: print(f"{cfg.method}-s{cfg.seed}: {message}", file=sys.stderr, flush=True)) if chatty \
+    say = (
+        (lambda message: print(f"{cfg.method}-s{cfg.seed}: {message}", file=sys.stderr, flush=True))
+        if chatty
         else (lambda message: None)
+    )
     result = train(cfg, out_dir=out_dir, force=force, progress="lines" if chatty else False, data=data, log=say)
     say("evaluating")
     evaluation = evaluate_run(result.run_dir, config=eval_cfg, data=data, reuse=True)
@@ -172,21 +192,25 @@ def run_benchmark(plan: RunPlan, train: TrainConfig, evaluate: EvalConfig) -> in
     jobs = min(plan.jobs or default_jobs(train.device, train.cpu_threads), len(configs))
     results = _run_all(configs, evaluate, plan, jobs, _job_devices(jobs, train.device))
     seconds = time.perf_counter() - started
-    report = write_report([r[0] for r in results], plan.out, formats=plan.formats, seconds=seconds,
-                          floor=plan.accuracy_floor)
+    report = write_report(
+        [r[0] for r in results], plan.out, formats=plan.formats, seconds=seconds, floor=plan.accuracy_floor
+    )
     print(headline_text(report))
     print(f"\nreport: {Path(plan.out) / ('report.' + plan.formats[0])} ({seconds:.1f} s)")
     return 1 if plan.strict and report.guard.fired else 0
 
 
-def _run_all(configs: list[TrainConfig], evaluate: EvalConfig, plan: RunPlan, jobs: int,
-             devices: list[str | None]) -> list[tuple[str, float, float, str]]:
+def _run_all(
+    configs: list[TrainConfig], evaluate: EvalConfig, plan: RunPlan, jobs: int, devices: list[str | None]
+) -> list[tuple[str, float, float, str]]:
     from robustbench_mm.core.progress import Progress, mode_for
 
     progress = Progress(len(configs), "runs", mode_for(plan.quiet), unit="run", leave=True)
 
     def done(result: tuple[str, float, float, str]) -> None:
-        progress.update(1, f"{Path(result[0]).name} {result[3]}, test accuracy {result[1] * 100:.2f}%, {result[2]:.1f} s")
+        progress.update(
+            1, f"{Path(result[0]).name} {result[3]}, test accuracy {result[1] * 100:.2f}%, {result[2]:.1f} s"
+        )
 
     args = (plan.runs_dir, plan.force, progress.mode == "lines")
     results = []
@@ -216,8 +240,10 @@ def _parallel(configs, evaluate, args, jobs, devices):
     context = mp.get_context("fork" if forkable else "spawn")
     initargs = (os.getpid(), configs[0].cpu_threads)
     with ProcessPoolExecutor(jobs, mp_context=context, initializer=_init_worker, initargs=initargs) as pool:
-        futures = [pool.submit(_train_and_evaluate, cfg, evaluate, *args, devices[i % len(devices)])
-                   for i, cfg in enumerate(configs)]
+        futures = [
+            pool.submit(_train_and_evaluate, cfg, evaluate, *args, devices[i % len(devices)])
+            for i, cfg in enumerate(configs)
+        ]
         try:
             for future in futures:
                 yield future.result()

@@ -75,14 +75,23 @@ def _plan(ctx: SuiteContext) -> tuple[list[str], bool, list[float], list[float]]
     linf, l2 = eps_grids(ctx.threat, cfg)
     for name in names:  # fail fast, before minutes of attacking
         spec = ATTACKS.get(name)
-        for eps in (linf if spec.norm == "linf" else l2 if spec.norm == "l2" else [0.0]):
-            validate(name, eps, ctx.num_classes, steps=cfg.pgd_steps, restarts=cfg.pgd_restarts,
-                     step_size=cfg.pgd_step_size, precision=cfg.attack_precision, batch_size=cfg.batch_size)
+        for eps in linf if spec.norm == "linf" else l2 if spec.norm == "l2" else [0.0]:
+            validate(
+                name,
+                eps,
+                ctx.num_classes,
+                steps=cfg.pgd_steps,
+                restarts=cfg.pgd_restarts,
+                step_size=cfg.pgd_step_size,
+                precision=cfg.attack_precision,
+                batch_size=cfg.batch_size,
+            )
     return names, explicit, linf, l2
 
 
-def worst_case(runs: dict[tuple[str, float], np.ndarray], clean: np.ndarray | None,
-               grid: list[float] | None = None) -> dict[float, np.ndarray]:
+def worst_case(
+    runs: dict[tuple[str, float], np.ndarray], clean: np.ndarray | None, grid: list[float] | None = None
+) -> dict[float, np.ndarray]:
     """Per radius ε, the examples correct under every attack in ``runs`` at every radius up to ε
     (an adversarial example found at a smaller radius is one at ε too). ``runs``: (attack, ε) ->
     bool per example, already false where the clean image is misclassified."""
@@ -107,8 +116,11 @@ def _grid(name: str, explicit: bool, linf: list[float], l2: list[float], headlin
     return linf if spec.norm == "linf" else l2
 
 
-@register_suite("adversarial", order=20,
-                description="robust accuracy under attacks over an ε grid, worst case, gradient-masking checks")
+@register_suite(
+    "adversarial",
+    order=20,
+    description="robust accuracy under attacks over an ε grid, worst case, gradient-masking checks",
+)
 def adversarial_suite(ctx: SuiteContext) -> SuiteOutput:
     cfg = ctx.config
     names, explicit, linf_grid, l2_grid = _plan(ctx)
@@ -120,15 +132,36 @@ def adversarial_suite(ctx: SuiteContext) -> SuiteOutput:
     calls = sum(len(_grid(name, explicit, linf_grid, l2_grid, headline)) for name in names) + DIAGNOSTIC_CALLS
     bar = ctx.progress(calls, "adversarial", unit="attack")
 
-    def run(name: str, eps: float, *, steps: int | None = None, keep_logits: bool = False, key: str = "",
-            subset: torch.Tensor | None = None, **options) -> AttackResult:
+    def run(
+        name: str,
+        eps: float,
+        *,
+        steps: int | None = None,
+        keep_logits: bool = False,
+        key: str = "",
+        subset: torch.Tensor | None = None,
+        **options,
+    ) -> AttackResult:
         x, y = (ctx.x, ctx.y) if subset is None else (ctx.x[subset], ctx.y[subset])
-        result = attack(name, model, x, y, eps, num_classes=ctx.num_classes,
-                        steps=steps or _steps(name, cfg), restarts=cfg.pgd_restarts,
-                        step_size=cfg.pgd_step_size, random_start=True,
-                        generator=ctx.generator(SUITE, name, eps, key), batch_size=cfg.batch_size,
-                        only_correct=True, precision=cfg.attack_precision, keep_logits=keep_logits,
-                        session=session, **options)
+        result = attack(
+            name,
+            model,
+            x,
+            y,
+            eps,
+            num_classes=ctx.num_classes,
+            steps=steps or _steps(name, cfg),
+            restarts=cfg.pgd_restarts,
+            step_size=cfg.pgd_step_size,
+            random_start=True,
+            generator=ctx.generator(SUITE, name, eps, key),
+            batch_size=cfg.batch_size,
+            only_correct=True,
+            precision=cfg.attack_precision,
+            keep_logits=keep_logits,
+            session=session,
+            **options,
+        )
         bar.update(1, f"{name} ε={eps:.4g}{' ' + key if key else ''}")
         return result
 
@@ -189,8 +222,11 @@ def _diagnostics(ctx, run, correct, acc, linf_grid, l2_grid) -> list[dict]:
     mid = headline_radius(linf_grid, ctx.threat)
     blackbox = [k for k in correct if ATTACKS.get(k[0]).gradient_free and ATTACKS.get(k[0]).norm == "linf"]
     for name, eps in blackbox:
-        white = [ok for (a, e), ok in correct.items()
-                 if e == eps and ATTACKS.get(a).norm == "linf" and not ATTACKS.get(a).gradient_free]
+        white = [
+            ok
+            for (a, e), ok in correct.items()
+            if e == eps and ATTACKS.get(a).norm == "linf" and not ATTACKS.get(a).gradient_free
+        ]
         if white:
             whitebox = np.logical_and.reduce(white)
             rows += diag.blackbox_beats_whitebox(eps, acc[(name, eps)], float(whitebox.mean()), n)
@@ -201,11 +237,18 @@ def _diagnostics(ctx, run, correct, acc, linf_grid, l2_grid) -> list[dict]:
     unbounded = run("pgd-linf", diag.UNBOUNDED_EPS, steps=steps, key="unbounded", keep_logits=True)
 
     def retarget(idx: torch.Tensor, k: int) -> torch.Tensor:
-        return run("pgd-linf", diag.UNBOUNDED_EPS, steps=steps, key=f"unbounded-target-{k}", subset=idx,
-                   target_rank=k).correct
+        return run(
+            "pgd-linf", diag.UNBOUNDED_EPS, steps=steps, key=f"unbounded-target-{k}", subset=idx, target_rank=k
+        ).correct
 
-    accuracy = diag.unbounded_accuracy(ctx.y, torch.from_numpy(ctx.clean_correct), unbounded.correct,
-                                       unbounded.logits.argmax(1), retarget, ctx.num_classes)
+    accuracy = diag.unbounded_accuracy(
+        ctx.y,
+        torch.from_numpy(ctx.clean_correct),
+        unbounded.correct,
+        unbounded.logits.argmax(1),
+        retarget,
+        ctx.num_classes,
+    )
     rows += diag.unbounded_not_zero(accuracy, n)
 
     rows += diag.non_monotone_eps(monotonicity_curves(acc), n)
@@ -227,7 +270,7 @@ def monotonicity_curves(acc: dict[tuple[str, float], float]) -> dict[str, list[f
     """{attack: accuracies in increasing ε} for the multi-step bounded attacks (the ones whose
     accuracy must not rise with ε; a single step can overshoot)."""
     curves: dict[str, list[float]] = {}
-    for (name, eps) in sorted(acc):
+    for name, eps in sorted(acc):
         spec = ATTACKS.get(name)
         if spec.bounded and not spec.single_step:
             curves.setdefault(name, []).append(acc[(name, eps)])

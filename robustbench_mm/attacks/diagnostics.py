@@ -108,7 +108,10 @@ def _max_rise(accs: Sequence[float]) -> float:
 
 
 def flag_rows(check: str, severity: float, value: float, flagged: bool, n: int) -> list[dict]:
-    return [row(SUITE, check, severity, "flag", 1.0 if flagged else 0.0, n), row(SUITE, check, severity, "value", value, n)]
+    return [
+        row(SUITE, check, severity, "flag", 1.0 if flagged else 0.0, n),
+        row(SUITE, check, severity, "value", value, n),
+    ]
 
 
 def fgsm_beats_pgd(acc: Mapping[tuple[str, float], float], n: int) -> list[dict]:
@@ -136,9 +139,15 @@ def universal_class(y: torch.Tensor, adv_pred: torch.Tensor, fooled: torch.Tenso
     return int(classes[best]) if 2 * int(counts[best]) >= int(fooled.sum()) else None
 
 
-def unbounded_accuracy(y: torch.Tensor, clean_ok: torch.Tensor, still_correct: torch.Tensor, adv_pred: torch.Tensor,
-                       retarget: Callable[[torch.Tensor, int], torch.Tensor], num_classes: int,
-                       targets: int = UNBOUNDED_TARGETS) -> float:
+def unbounded_accuracy(
+    y: torch.Tensor,
+    clean_ok: torch.Tensor,
+    still_correct: torch.Tensor,
+    adv_pred: torch.Tensor,
+    retarget: Callable[[torch.Tensor, int], torch.Tensor],
+    num_classes: int,
+    targets: int = UNBOUNDED_TARGETS,
+) -> float:
     """Accuracy in the whole cube, with the follow-up for a universal-image optimum.
 
     ``still_correct``/``adv_pred``: the untargeted unbounded attack's verdicts and its adversarial

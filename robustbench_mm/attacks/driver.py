@@ -68,12 +68,17 @@ class _Rows:
     @classmethod
     def empty(cls, x: torch.Tensor, num_classes: int, keep_logits: bool, keep_adv: bool) -> _Rows:
         n = len(x)
-        return cls(torch.zeros(n, dtype=torch.bool), torch.zeros(n), torch.zeros(n),
-                   torch.zeros(n, num_classes) if keep_logits else None,
-                   torch.zeros_like(x, device="cpu", dtype=torch.float32) if keep_adv else None)
+        return cls(
+            torch.zeros(n, dtype=torch.bool),
+            torch.zeros(n),
+            torch.zeros(n),
+            torch.zeros(n, num_classes) if keep_logits else None,
+            torch.zeros_like(x, device="cpu", dtype=torch.float32) if keep_adv else None,
+        )
 
-    def fill(self, sl: slice, ok: torch.Tensor, adv: torch.Tensor, delta: torch.Tensor,
-             logits: torch.Tensor | None) -> None:
+    def fill(
+        self, sl: slice, ok: torch.Tensor, adv: torch.Tensor, delta: torch.Tensor, logits: torch.Tensor | None
+    ) -> None:
         self.correct[sl] = ok.cpu()
         self.l2[sl] = delta.norm(dim=1).cpu()
         self.linf[sl] = delta.abs().amax(dim=1).cpu() if delta.shape[1] else 0.0
@@ -83,8 +88,9 @@ class _Rows:
             self.adv[sl] = adv.cpu()
 
 
-def _attack_batch(spec: AttackSpec, job: BatchJob, precision: str, keep_logits: bool
-                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
+def _attack_batch(
+    spec: AttackSpec, job: BatchJob, precision: str, keep_logits: bool
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """Run the batch function on one batch, check its output; (still correct, x_adv, δ, logits)."""
     adv, ok_attack = spec.run(job)
     adv = adv.detach().to(torch.float32)
@@ -132,8 +138,17 @@ def attack(
     verdicts between calls and says which batches this process attacks; None: one process,
     nothing shared.
     """
-    spec = validate(name, eps, num_classes, steps=steps, restarts=restarts, step_size=step_size,
-                    precision=precision, batch_size=batch_size, options=options)
+    spec = validate(
+        name,
+        eps,
+        num_classes,
+        steps=steps,
+        restarts=restarts,
+        step_size=step_size,
+        precision=precision,
+        batch_size=batch_size,
+        options=options,
+    )
     check_inputs(x, y, num_classes)
     session = session if session is not None else AttackSession(model)
     if session.model is not model:
@@ -153,12 +168,23 @@ def attack(
             yb = y[sl].to(device, non_blocking=True)
             if prec == "bf16":
                 xb = xb.contiguous(memory_format=torch.channels_last)
-            job = BatchJob(model=verdict_model, x=xb, y=yb, eps=float(eps), grad_model=grad_model,
-                           clean_ok=session.clean_verdict(verdict_model, x, y, sl, xb, yb),
-                           num_classes=num_classes, steps=int(steps), restarts=int(restarts),
-                           step_size=step_size, random_start=random_start,
-                           generator=batch_generator(generator, start_state, index),
-                           only_correct=only_correct, autocast=autocast, options=dict(options))
+            job = BatchJob(
+                model=verdict_model,
+                x=xb,
+                y=yb,
+                eps=float(eps),
+                grad_model=grad_model,
+                clean_ok=session.clean_verdict(verdict_model, x, y, sl, xb, yb),
+                num_classes=num_classes,
+                steps=int(steps),
+                restarts=int(restarts),
+                step_size=step_size,
+                random_start=random_start,
+                generator=batch_generator(generator, start_state, index),
+                only_correct=only_correct,
+                autocast=autocast,
+                options=dict(options),
+            )
             rows.fill(sl, *_attack_batch(spec, job, prec, keep_logits))
     correct, l2, linf, logits, adv = session.gather([rows.correct, rows.l2, rows.linf, rows.logits, rows.adv])
     return AttackResult(correct=correct, logits=logits, l2=l2, linf=linf, x_adv=adv)
@@ -190,7 +216,21 @@ def run_attack(
     defaults to 2.5·ε/steps for PGD (Madry et al.). ``options`` are attack-specific
     (e.g. ``n_queries`` for square, ``c`` for cw-l2); see ``ATTACKS.get(name).options``.
     """
-    return attack(name, model, x, y, eps, num_classes=num_classes, steps=steps, restarts=restarts,
-                  step_size=step_size, random_start=random_start, generator=generator,
-                  batch_size=batch_size, only_correct=only_correct, precision=precision,
-                  session=session, **options).correct
+    return attack(
+        name,
+        model,
+        x,
+        y,
+        eps,
+        num_classes=num_classes,
+        steps=steps,
+        restarts=restarts,
+        step_size=step_size,
+        random_start=random_start,
+        generator=generator,
+        batch_size=batch_size,
+        only_correct=only_correct,
+        precision=precision,
+        session=session,
+        **options,
+    ).correct

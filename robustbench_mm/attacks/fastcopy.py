@@ -117,8 +117,13 @@ def _pool_before_relu(model: nn.Module) -> None:
 
 
 def _foldable(conv: nn.Module | None, bn: nn.Module | None) -> bool:
-    return (type(conv) is nn.Conv2d and type(bn) is nn.BatchNorm2d and bn.track_running_stats
-            and bn.running_mean is not None and conv.out_channels == bn.num_features)
+    return (
+        type(conv) is nn.Conv2d
+        and type(bn) is nn.BatchNorm2d
+        and bn.track_running_stats
+        and bn.running_mean is not None
+        and conv.out_channels == bn.num_features
+    )
 
 
 def _sequential_pairs(model: nn.Module) -> Iterator[tuple[nn.Sequential, int]]:

@@ -63,8 +63,15 @@ def _rows_to_keep(alive: torch.Tensor) -> torch.Tensor | None:
     return torch.argsort((~alive).to(torch.int8), stable=True)[:keep]
 
 
-def pgd(job: BatchJob, norm: str, steps: int, alpha: float, random_start: bool,
-        restarts: int, targets: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def pgd(
+    job: BatchJob,
+    norm: str,
+    steps: int,
+    alpha: float,
+    random_start: bool,
+    restarts: int,
+    targets: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """PGD on one batch; returns (adversarial images, still-correct bool) on the batch's device.
 
     ``targets`` (a class per example): targeted PGD, descending the cross-entropy toward the
@@ -171,8 +178,28 @@ def _pgd_l2(job: BatchJob):
     return pgd(job, "l2", job.steps, _alpha(job), job.random_start, job.restarts)
 
 
-register(AttackSpec("fgsm", "linf", True, _fgsm, use_attack_copy=True, single_step=True,
-                    description="FGSM (Goodfellow et al. 2015), ours"))
-register(AttackSpec("pgd-linf", "linf", True, _pgd_linf, use_attack_copy=True, options=("target_rank",),
-                    description="PGD-L∞ (Madry et al. 2018), ours; target_rank=k: targeted at the k-th likeliest wrong class"))
-register(AttackSpec("pgd-l2", "l2", True, _pgd_l2, use_attack_copy=True, description="PGD-L2 (Madry et al. 2018), ours"))
+register(
+    AttackSpec(
+        "fgsm",
+        "linf",
+        True,
+        _fgsm,
+        use_attack_copy=True,
+        single_step=True,
+        description="FGSM (Goodfellow et al. 2015), ours",
+    )
+)
+register(
+    AttackSpec(
+        "pgd-linf",
+        "linf",
+        True,
+        _pgd_linf,
+        use_attack_copy=True,
+        options=("target_rank",),
+        description="PGD-L∞ (Madry et al. 2018), ours; target_rank=k: targeted at the k-th likeliest wrong class",
+    )
+)
+register(
+    AttackSpec("pgd-l2", "l2", True, _pgd_l2, use_attack_copy=True, description="PGD-L2 (Madry et al. 2018), ours")
+)

@@ -110,9 +110,18 @@ class AttackResult:
     x_adv: torch.Tensor | None = None  # when asked for
 
 
-def validate(name: str, eps: float, num_classes: int, *, steps: int = 10, restarts: int = 1,
-             step_size: float | None = None, precision: str = "fp32", batch_size: int = 500,
-             options: dict[str, Any] | None = None) -> AttackSpec:
+def validate(
+    name: str,
+    eps: float,
+    num_classes: int,
+    *,
+    steps: int = 10,
+    restarts: int = 1,
+    step_size: float | None = None,
+    precision: str = "fp32",
+    batch_size: int = 500,
+    options: dict[str, Any] | None = None,
+) -> AttackSpec:
     """Check the user's settings for attack ``name``; return its spec or raise one-line UserError."""
     spec = ATTACKS.get(name)
     try:

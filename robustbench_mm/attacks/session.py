@@ -41,8 +41,9 @@ class AttackSession:
             self._copies[precision] = attack_copy(self.model), layout_copy(self.model)
         return self._copies[precision]
 
-    def clean_verdict(self, verdict_model: nn.Module, x: torch.Tensor, y: torch.Tensor, sl: slice,
-                      xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
+    def clean_verdict(
+        self, verdict_model: nn.Module, x: torch.Tensor, y: torch.Tensor, sl: slice, xb: torch.Tensor, yb: torch.Tensor
+    ) -> torch.Tensor:
         """Bool per example of batch ``sl`` (``xb``, ``yb`` on the device): classified correctly
         on the clean input, in fp32 -- the verdict every attack of the evaluation shares."""
         key = (x.data_ptr(), tuple(x.shape), y.data_ptr(), sl.start, sl.stop, id(verdict_model))

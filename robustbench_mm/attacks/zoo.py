@@ -35,7 +35,9 @@ def _targets(num_classes: int) -> int:
 
 @contextlib.contextmanager
 def _own_rng(device: torch.device):
-    devices = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else []
+    devices = (
+        [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else []
+    )
     with torch.random.fork_rng(devices=devices):
         yield
 
@@ -53,8 +55,12 @@ def _zoo(build: Callable[[BatchJob], torchattacks.Attack]):
         if todo is not None and todo.numel() == 0:
             return adv, None
         # the attack sees attack_copy(model) (the same function, faster); the verdict is the driver's
-        sub = dataclasses.replace(job, model=job.grad_model,
-                                  x=job.x if todo is None else job.x[todo], y=job.y if todo is None else job.y[todo])
+        sub = dataclasses.replace(
+            job,
+            model=job.grad_model,
+            x=job.x if todo is None else job.x[todo],
+            y=job.y if todo is None else job.y[todo],
+        )
         with _own_rng(job.x.device):
             torch.manual_seed(sub.seed())
             atk = build(sub)
@@ -68,31 +74,67 @@ def _zoo(build: Callable[[BatchJob], torchattacks.Attack]):
 
 
 def _apgd_ce(job: BatchJob):
-    return torchattacks.APGD(job.model, norm="Linf", eps=job.eps, steps=job.steps, n_restarts=job.restarts,
-                             seed=job.seed(), loss="ce", rho=0.75)
+    return torchattacks.APGD(
+        job.model,
+        norm="Linf",
+        eps=job.eps,
+        steps=job.steps,
+        n_restarts=job.restarts,
+        seed=job.seed(),
+        loss="ce",
+        rho=0.75,
+    )
 
 
 def _apgd_dlr(job: BatchJob):
     # targeted APGD on the DLR loss (AutoAttack's "apgd-t")
-    atk = torchattacks.APGDT(job.model, norm="Linf", eps=job.eps, steps=job.steps, n_restarts=job.restarts,
-                             seed=job.seed(), n_classes=job.num_classes)
+    atk = torchattacks.APGDT(
+        job.model,
+        norm="Linf",
+        eps=job.eps,
+        steps=job.steps,
+        n_restarts=job.restarts,
+        seed=job.seed(),
+        n_classes=job.num_classes,
+    )
     atk.n_target_classes = _targets(job.num_classes)
     return atk
 
 
 def _fab(job: BatchJob):
-    return torchattacks.FAB(job.model, norm="Linf", eps=job.eps, steps=job.steps, n_restarts=job.restarts,
-                            seed=job.seed(), multi_targeted=False, n_classes=job.num_classes)
+    return torchattacks.FAB(
+        job.model,
+        norm="Linf",
+        eps=job.eps,
+        steps=job.steps,
+        n_restarts=job.restarts,
+        seed=job.seed(),
+        multi_targeted=False,
+        n_classes=job.num_classes,
+    )
 
 
 def _square(job: BatchJob):
-    return torchattacks.Square(job.model, norm="Linf", eps=job.eps, n_queries=int(job.options.get("n_queries", 1000)),
-                               n_restarts=job.restarts, p_init=0.8, loss="margin", seed=job.seed())
+    return torchattacks.Square(
+        job.model,
+        norm="Linf",
+        eps=job.eps,
+        n_queries=int(job.options.get("n_queries", 1000)),
+        n_restarts=job.restarts,
+        p_init=0.8,
+        loss="margin",
+        seed=job.seed(),
+    )
 
 
 def _cw(job: BatchJob):
-    return torchattacks.CW(job.model, c=float(job.options.get("c", 1.0)), kappa=float(job.options.get("kappa", 0.0)),
-                           steps=job.steps, lr=float(job.options.get("lr", 0.01)))
+    return torchattacks.CW(
+        job.model,
+        c=float(job.options.get("c", 1.0)),
+        kappa=float(job.options.get("kappa", 0.0)),
+        steps=job.steps,
+        lr=float(job.options.get("lr", 0.01)),
+    )
 
 
 def _deepfool(job: BatchJob):
@@ -100,8 +142,9 @@ def _deepfool(job: BatchJob):
 
 
 def _autoattack(job: BatchJob):
-    atk = torchattacks.AutoAttack(job.model, norm="Linf", eps=job.eps, version="standard",
-                                  n_classes=job.num_classes, seed=job.seed())
+    atk = torchattacks.AutoAttack(
+        job.model, norm="Linf", eps=job.eps, version="standard", n_classes=job.num_classes, seed=job.seed()
+    )
     for sub in atk._autoattack.attacks:  # APGD-CE, APGD-T, FAB-T, Square
         if hasattr(sub, "n_target_classes"):
             sub.n_target_classes = _targets(job.num_classes)
@@ -114,14 +157,48 @@ def _autoattack(job: BatchJob):
 
 _DLR = " (targeted DLR loss: the 4 largest logits; AutoAttack refuses 3 classes)"
 _spec("apgd-ce", "linf", True, _apgd_ce, description="APGD on cross-entropy (torchattacks)")
-_spec("apgd-dlr", "linf", True, _apgd_dlr, min_classes=4, min_classes_why=_DLR,
-      description="targeted APGD on the DLR loss (torchattacks APGDT)")
+_spec(
+    "apgd-dlr",
+    "linf",
+    True,
+    _apgd_dlr,
+    min_classes=4,
+    min_classes_why=_DLR,
+    description="targeted APGD on the DLR loss (torchattacks APGDT)",
+)
 _spec("fab", "linf", True, _fab, description="FAB-L∞ (torchattacks)")
-_spec("square", "linf", True, _square, options=("n_queries",), gradient_free=True,
-      description="Square attack, black-box (torchattacks)")
-_spec("cw-l2", "none", False, _cw, options=("c", "kappa", "lr"),
-      description="Carlini-Wagner L2, minimal perturbation (torchattacks)")
-_spec("deepfool", "none", False, _deepfool, options=("overshoot",),
-      description="DeepFool, minimal perturbation (torchattacks)")
-_spec("autoattack", "linf", True, _autoattack, min_classes=4, min_classes_why=_DLR, options=("n_queries",),
-      description="AutoAttack standard (torchattacks)")
+_spec(
+    "square",
+    "linf",
+    True,
+    _square,
+    options=("n_queries",),
+    gradient_free=True,
+    description="Square attack, black-box (torchattacks)",
+)
+_spec(
+    "cw-l2",
+    "none",
+    False,
+    _cw,
+    options=("c", "kappa", "lr"),
+    description="Carlini-Wagner L2, minimal perturbation (torchattacks)",
+)
+_spec(
+    "deepfool",
+    "none",
+    False,
+    _deepfool,
+    options=("overshoot",),
+    description="DeepFool, minimal perturbation (torchattacks)",
+)
+_spec(
+    "autoattack",
+    "linf",
+    True,
+    _autoattack,
+    min_classes=4,
+    min_classes_why=_DLR,
+    options=("n_queries",),
+    description="AutoAttack standard (torchattacks)",
+)

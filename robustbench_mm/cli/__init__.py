@@ -44,7 +44,9 @@ __all__ = ["build_parser", "eval_config", "main"]
 def build_parser() -> argparse.ArgumentParser:
     from robustbench_mm import __version__
 
-    parser = _Parser(prog="mmbench", description="Robustness benchmark for Manifold Mixup (ERM vs mixup vs manifold-mixup).")
+    parser = _Parser(
+        prog="mmbench", description="Robustness benchmark for Manifold Mixup (ERM vs mixup vs manifold-mixup)."
+    )
     parser.add_argument("--version", action="version", version=f"mmbench {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
@@ -70,10 +72,18 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("check", help="regression gate: current report.csv vs a baseline")
     p.add_argument("--baseline", required=True)
     p.add_argument("--current", required=True)
-    p.add_argument("--tolerance", type=_tolerance("--tolerance"), default=0.02,
-                   help="a score fails only if it drops by more than this, in its own units (default 0.02 = 2 accuracy points)")
-    p.add_argument("--tolerance-std", type=_tolerance("--tolerance-std"), default=4.0,
-                   help="... and by more than K standard errors of the difference of the seed-means (default 4; 0: off)")
+    p.add_argument(
+        "--tolerance",
+        type=_tolerance("--tolerance"),
+        default=0.02,
+        help="a score fails only if it drops by more than this, in its own units (default 0.02 = 2 accuracy points)",
+    )
+    p.add_argument(
+        "--tolerance-std",
+        type=_tolerance("--tolerance-std"),
+        default=4.0,
+        help="... and by more than K standard errors of the difference of the seed-means (default 4; 0: off)",
+    )
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--update-baseline", action="store_true", help="copy --current over --baseline")
     p.set_defaults(func=cmd_check)
@@ -94,11 +104,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-root", default=None)
     p.add_argument("--out", required=True)
     p.add_argument("--images", type=_positive_int("--images", 64), default=1)
-    p.add_argument("--corruptions", action="append", type=lambda t: [v.strip() for v in t.split(",") if v.strip()], default=None)
+    p.add_argument(
+        "--corruptions", action="append", type=lambda t: [v.strip() for v in t.split(",") if v.strip()], default=None
+    )
     p.set_defaults(func=cmd_show_corruptions)
 
-    p = sub.add_parser("show-boundaries", help="the paper's Fig. 1: decision boundaries and 2-D hidden states, "
-                                                "ERM vs mixup vs Manifold Mixup on a 2-D problem")
+    p = sub.add_parser(
+        "show-boundaries",
+        help="the paper's Fig. 1: decision boundaries and 2-D hidden states, "
+        "ERM vs mixup vs Manifold Mixup on a 2-D problem",
+    )
     p.add_argument("--out", required=True)
     p.add_argument("--problem", default="spiral", choices=["spiral", "moons"])
     p.add_argument("--seed", type=_seed, default=0)

@@ -18,8 +18,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     # a bar per epoch on a terminal, a line per epoch in a log, neither with --quiet; the one-line
     # notes (data placement, resuming) stay
-    result = train(cfg, out_dir=options.out_dir, force=options.force, progress=mode_for(options.quiet),
-                   sync_bn=options.sync_bn)
+    result = train(
+        cfg, out_dir=options.out_dir, force=options.force, progress=mode_for(options.quiet), sync_bn=options.sync_bn
+    )
     print(f"test accuracy: {result.test_accuracy * 100:.2f}% ({result.seconds:.1f} s)")
     print(result.run_dir)
     return 0
@@ -70,8 +71,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         if shard.active:
             cfg.device = str(distributed.rank_device(device, shard))
         for run_dir in args.run_dirs:
-            evaluation = evaluate_run(run_dir, config=cfg, fresh=options.fresh, shard=shard,
-                                      progress=mode_for(options.quiet))
+            evaluation = evaluate_run(
+                run_dir, config=cfg, fresh=options.fresh, shard=shard, progress=mode_for(options.quiet)
+            )
             if shard.main:
                 _print_evaluation(Path(run_dir), evaluation, shard)
     finally:
@@ -105,8 +107,9 @@ def cmd_report(args: argparse.Namespace) -> int:
     from robustbench_mm.report import headline_text, write_report
 
     options = ReportOptions(**given(args, ReportOptions)).validate(cli=True)
-    report = write_report(args.run_dirs, args.out, formats=options.formats, plots=not args.no_plots,
-                          floor=options.accuracy_floor)
+    report = write_report(
+        args.run_dirs, args.out, formats=options.formats, plots=not args.no_plots, floor=options.accuracy_floor
+    )
     print(headline_text(report))
     for name in options.formats:
         print(f"wrote {Path(args.out) / ('report.' + name)}")
@@ -157,9 +160,13 @@ def cmd_list(args: argparse.Namespace) -> int:
             print(f"{name}: {load_preset(name).description}")
         return 0
     for title, names in (
-        ("datasets", dataset_names()), ("architectures", ARCHS.names()),
-        ("methods", sorted(METHODS.names(), key=method_sort_key)), ("suites", SUITES.names()),
-        ("attacks", ATTACKS.names()), ("deformations", DEFORMATIONS.names()), ("corruptions", CORRUPTIONS.names()),
+        ("datasets", dataset_names()),
+        ("architectures", ARCHS.names()),
+        ("methods", sorted(METHODS.names(), key=method_sort_key)),
+        ("suites", SUITES.names()),
+        ("attacks", ATTACKS.names()),
+        ("deformations", DEFORMATIONS.names()),
+        ("corruptions", CORRUPTIONS.names()),
     ):
         print(f"{title}: {', '.join(names)}")
     return 0

@@ -41,8 +41,15 @@ def _add(group: argparse._ArgumentGroup, s: Setting, seen: set[str], note: str =
         return
     parse = lambda text, s=s: parse_text(s, text)  # noqa: E731
     metavar = "{" + ",".join(s.spec.choices) + "}" if s.spec.choices else s.name.upper()
-    group.add_argument(*flags, dest=_dest(s), type=parse, default=None, action="append" if s.is_list else "store",
-                       metavar=metavar, help=help_text)
+    group.add_argument(
+        *flags,
+        dest=_dest(s),
+        type=parse,
+        default=None,
+        action="append" if s.is_list else "store",
+        metavar=metavar,
+        help=help_text,
+    )
 
 
 def _per_dataset(s: Setting) -> str:
@@ -60,8 +67,13 @@ def _shown(value: Any) -> str:
     return ",".join(map(str, value)) if isinstance(value, list) else str(value)
 
 
-def add_settings(parser: argparse.ArgumentParser, title: str, classes: Iterable[type], skip: Sequence[str] = (),
-                 seen: set[str] | None = None) -> set[str]:
+def add_settings(
+    parser: argparse.ArgumentParser,
+    title: str,
+    classes: Iterable[type],
+    skip: Sequence[str] = (),
+    seen: set[str] | None = None,
+) -> set[str]:
     group = parser.add_argument_group(title)
     seen = set() if seen is None else seen
     for cls in classes:

@@ -21,7 +21,6 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-
 class Randomness:
     """Every seeded source of one training run, with a checkpointable state."""
 

@@ -34,9 +34,7 @@ class Registry(Generic[T]):
         try:
             return self._entries[name]
         except KeyError:
-            raise UserError(
-                f"unknown {self.kind} {name!r}; valid: {', '.join(self.names())}"
-            ) from None
+            raise UserError(f"unknown {self.kind} {name!r}; valid: {', '.join(self.names())}") from None
 
     def create(self, name: str, **kwargs: Any) -> Any:
         factory = self.get(name)

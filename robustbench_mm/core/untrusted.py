@@ -68,7 +68,9 @@ def _scalar(value: Any, room: int) -> str:
     shape = getattr(value, "shape", None)
     if shape is not None and hasattr(value, "dtype"):  # tensors and arrays: their size, not their data
         dims = tuple(shape)[:8]
-        return f"<{type(value).__name__[:20]} {'x'.join(str(int(d)) for d in dims) or 'scalar'} {str(value.dtype)[:20]}>"
+        return (
+            f"<{type(value).__name__[:20]} {'x'.join(str(int(d)) for d in dims) or 'scalar'} {str(value.dtype)[:20]}>"
+        )
     return f"<{type(value).__name__[:40]}>"
 
 
@@ -112,7 +114,7 @@ def clip_path(path: str | os.PathLike, limit: int = 160) -> str:
     text = os.fspath(path)
     if isinstance(text, bytes):
         text = text.decode("utf-8", "backslashreplace")
-    tail = text if len(text) <= limit else text[-(limit - 1):]
+    tail = text if len(text) <= limit else text[-(limit - 1) :]
     shown = "".join(c if c.isprintable() else repr(c)[1:-1] for c in tail)
     return shown if len(text) <= limit else "…" + shown
 
@@ -125,7 +127,11 @@ def text(max_len: int, min_len: int = 1, printable: bool = True) -> Checker:
     expected = f"a{' printable' if printable else ''} text of {min_len} to {max_len} characters"
 
     def check(value: Any) -> str:
-        if not isinstance(value, str) or not min_len <= len(value) <= max_len or (printable and not value.isprintable()):
+        if (
+            not isinstance(value, str)
+            or not min_len <= len(value) <= max_len
+            or (printable and not value.isprintable())
+        ):
             raise Invalid(expected, value)
         return value
 

@@ -153,8 +153,11 @@ def band_matrix(n: int, taps: tuple[float, ...], mode: str, device: torch.device
     src = torch.arange(n, device=device).view(n, 1) + torch.arange(-r, r + 1, device=device).view(1, -1)
     m = torch.zeros(n, n, dtype=dtype, device=device)
     rows = torch.arange(n, device=device).view(n, 1).expand_as(src)
-    m.index_put_((rows.reshape(-1), fold_index(src, n, mode).reshape(-1)),
-                 torch.tensor(taps, dtype=dtype, device=device).expand_as(src).reshape(-1), accumulate=True)
+    m.index_put_(
+        (rows.reshape(-1), fold_index(src, n, mode).reshape(-1)),
+        torch.tensor(taps, dtype=dtype, device=device).expand_as(src).reshape(-1),
+        accumulate=True,
+    )
     return m
 
 
@@ -294,8 +297,9 @@ def sparse_sum_of_separables(
         vals.append((mh[r1, c1].view(-1, 1) * mw[r2, c2].view(1, -1)).reshape(-1) * scale)
     with warnings.catch_warnings():  # "sparse CSR support is in beta": CSR @ dense is 10x COO's speed
         warnings.simplefilter("ignore", UserWarning)
-        coo = torch.sparse_coo_tensor(torch.stack([torch.cat(rows), torch.cat(cols)]), torch.cat(vals),
-                                      (h * w, h * w), check_invariants=True)  # built once, cached
+        coo = torch.sparse_coo_tensor(
+            torch.stack([torch.cat(rows), torch.cat(cols)]), torch.cat(vals), (h * w, h * w), check_invariants=True
+        )  # built once, cached
         return coo.coalesce().to_sparse_csr().to(device=device, dtype=dtype)
 
 

@@ -27,9 +27,7 @@ def _load(path: Path) -> np.ndarray:
         raise UserError(f"cannot read {path}: {err}") from None
 
 
-def load_cifar_c(
-    root: str | Path, dataset: str, corruption: str, severity: int
-) -> tuple[torch.Tensor, torch.Tensor]:
+def load_cifar_c(root: str | Path, dataset: str, corruption: str, severity: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Images (N, 3, H, W) float in [0, 1] and labels (N,) long for one corruption and severity."""
     if dataset not in _FOLDERS:
         raise UserError(f"unknown CIFAR-C dataset {dataset!r}; valid: {', '.join(_FOLDERS)}")

@@ -161,10 +161,26 @@ SEVERITY_UNITS: dict[str, str] = {
 }
 
 # Table 4 (PreActResNet34, CIFAR-100) and the larger settings of Table 9.
-_PAPER = [("rotate", 20.0), ("rotate", 40.0), ("shear", 28.6), ("shear", 57.3),
-          ("zoom-in", 60.0), ("zoom-in", 80.0), ("zoom-out", 120.0), ("zoom-out", 140.0)]
-_TABLE9 = [("rotate", 60.0), ("rotate", 80.0), ("shear", 114.6), ("shear", 143.2),
-           ("zoom-in", 20.0), ("zoom-in", 40.0), ("zoom-out", 160.0), ("zoom-out", 180.0)]
+_PAPER = [
+    ("rotate", 20.0),
+    ("rotate", 40.0),
+    ("shear", 28.6),
+    ("shear", 57.3),
+    ("zoom-in", 60.0),
+    ("zoom-in", 80.0),
+    ("zoom-out", 120.0),
+    ("zoom-out", 140.0),
+]
+_TABLE9 = [
+    ("rotate", 60.0),
+    ("rotate", 80.0),
+    ("shear", 114.6),
+    ("shear", 143.2),
+    ("zoom-in", 20.0),
+    ("zoom-in", 40.0),
+    ("zoom-out", 160.0),
+    ("zoom-out", 180.0),
+]
 _ORDER = {"rotate": 0, "shear": 1, "zoom-in": 2, "zoom-out": 3}
 _GRIDS: dict[str, list[tuple[str, float]]] = {
     "paper": _PAPER,

@@ -153,8 +153,9 @@ def elastic_transform(x: torch.Tensor, severity: int, generator: torch.Generator
     pixel -> normalised scaling), the displacement as the pixel grid plus the scaled fields.
     """
     side = min(x.shape[-2:])
-    alpha, sigma, jitter = [(0, 0, 0.08), (0.05, 0.2, 0.07), (0.08, 0.06, 0.06),
-                            (0.1, 0.04, 0.05), (0.1, 0.03, 0.03)][severity - 1]
+    alpha, sigma, jitter = [(0, 0, 0.08), (0.05, 0.2, 0.07), (0.08, 0.06, 0.06), (0.1, 0.04, 0.05), (0.1, 0.03, 0.03)][
+        severity - 1
+    ]
     alpha, sigma, jitter = alpha * side, sigma * side, jitter * side
     n, _, h, w = x.shape
     f64 = torch.empty(0, dtype=torch.float64)

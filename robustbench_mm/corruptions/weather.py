@@ -45,9 +45,12 @@ def snow(x: torch.Tensor, severity: int, generator: torch.Generator) -> torch.Te
     """Thresholded, zoomed Gaussian noise streaked by a motion blur, added twice (also rotated
     180 degrees), over an image brightened towards 1.5 * grey + 0.5."""
     loc, scale, zoom, thr, mb_r, mb_s, keep = [
-        (0.1, 0.2, 1, 0.6, 8, 3, 0.95), (0.1, 0.2, 1, 0.5, 10, 4, 0.9),
-        (0.15, 0.3, 1.75, 0.55, 10, 4, 0.9), (0.25, 0.3, 2.25, 0.6, 12, 6, 0.85),
-        (0.3, 0.3, 1.25, 0.65, 14, 12, 0.8)][severity - 1]
+        (0.1, 0.2, 1, 0.6, 8, 3, 0.95),
+        (0.1, 0.2, 1, 0.5, 10, 4, 0.9),
+        (0.15, 0.3, 1.75, 0.55, 10, 4, 0.9),
+        (0.25, 0.3, 2.25, 0.6, 12, 6, 0.85),
+        (0.3, 0.3, 1.25, 0.65, 14, 12, 0.8),
+    ][severity - 1]
     n, _, h, w = x.shape
     s = U.spatial_scale(x)
     layer = loc + scale * U.randn((n, 1, h, w), generator, x)
@@ -306,9 +309,12 @@ def _emboss(v: torch.Tensor) -> torch.Tensor:
 def spatter(x: torch.Tensor, severity: int, generator: torch.Generator) -> torch.Tensor:
     """Water drops (severities 1-3, pale turquoise, embossed) or mud (4-5, brown, opaque)."""
     loc, scale, sigma, thr, intensity, mud = [
-        (0.62, 0.1, 0.7, 0.7, 0.5, 0), (0.65, 0.1, 0.8, 0.7, 0.5, 0),
-        (0.65, 0.3, 1, 0.69, 0.5, 0), (0.65, 0.1, 0.7, 0.69, 0.6, 1),
-        (0.65, 0.1, 0.5, 0.68, 0.6, 1)][severity - 1]
+        (0.62, 0.1, 0.7, 0.7, 0.5, 0),
+        (0.65, 0.1, 0.8, 0.7, 0.5, 0),
+        (0.65, 0.3, 1, 0.69, 0.5, 0),
+        (0.65, 0.1, 0.7, 0.69, 0.6, 1),
+        (0.65, 0.1, 0.5, 0.68, 0.6, 1),
+    ][severity - 1]
     n, c, h, w = x.shape
     s = U.spatial_scale(x)
     liquid = U.gaussian_blur(loc + scale * U.randn((n, 1, h, w), generator, x), sigma * s)

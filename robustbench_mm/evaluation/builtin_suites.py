@@ -32,7 +32,9 @@ def _transformed(ctx: SuiteContext, transform, generator: torch.Generator) -> to
     return torch.cat(chunks)
 
 
-def _accuracy_output(ctx: SuiteContext, suite: str, test: str, severity: float, logits: torch.Tensor, out: SuiteOutput) -> None:
+def _accuracy_output(
+    ctx: SuiteContext, suite: str, test: str, severity: float, logits: torch.Tensor, out: SuiteOutput
+) -> None:
     correct = (logits.argmax(1) == ctx.y).numpy()
     out.rows.append(row(suite, test, severity, "accuracy", correct.mean(), len(correct)))
     out.per_example[(suite, test, float(severity))] = correct
@@ -106,8 +108,9 @@ def _corrupted(ctx: SuiteContext, name: str, severity: int) -> torch.Tensor:
 CONFIDENCE = ("calibration", "confidence", 0.0)  # per-example key of the clean confidences
 
 
-@register_suite("calibration", order=90,
-                description="ECE, NLL, Brier ... on clean data and under every earlier suite's shifts")
+@register_suite(
+    "calibration", order=90, description="ECE, NLL, Brier ... on clean data and under every earlier suite's shifts"
+)
 def calibration_suite(ctx: SuiteContext) -> SuiteOutput:
     """Calibration of the clean logits and of every shifted set the earlier suites left in
     ``ctx.shifted_logits``, before and after temperature scaling.
@@ -120,14 +123,17 @@ def calibration_suite(ctx: SuiteContext) -> SuiteOutput:
         holdout_logits = predict_logits(ctx.model, ctx.holdout[0], batch_size=ctx.config.batch_size or 1000)
         temperature = fit_temperature(holdout_logits, ctx.holdout[1])
     out = SuiteOutput()
-    out.rows += calibration_rows(ctx.clean_logits, ctx.y, test="clean", severity=0.0, temperature=temperature, n_bins=ctx.config.n_bins)
+    out.rows += calibration_rows(
+        ctx.clean_logits, ctx.y, test="clean", severity=0.0, temperature=temperature, n_bins=ctx.config.n_bins
+    )
     for (suite, test, severity), logits in ctx.shifted_logits.items():
         if suite == "clean":
             continue
-        out.rows += calibration_rows(logits, ctx.y, test=test, severity=severity, temperature=temperature, n_bins=ctx.config.n_bins)
+        out.rows += calibration_rows(
+            logits, ctx.y, test=test, severity=severity, temperature=temperature, n_bins=ctx.config.n_bins
+        )
     out.reliability = reliability_bins(ctx.clean_logits, ctx.y, n_bins=ctx.config.n_bins)
     # each example's clean confidence: with the clean correctness, the report bootstraps ECE
     # differences over test examples, as it does accuracy differences
     out.per_example[CONFIDENCE] = ctx.clean_logits.softmax(1).amax(1).numpy()
     return out
-

@@ -18,10 +18,16 @@ from robustbench_mm.evaluation.representation import representation_suite
 
 # The paper's own lenses (Verma et al. 2019, Sec. 3 and the abstract): cheap next to the attacks
 # (one forward pass per layer, one per outlier set), so they run by default.
-register_suite("representation", order=50, description="flattening: singular-value spectra of each class's hidden "
-               "states per mixing layer")(representation_suite)
-register_suite("ood", order=60, description="confidence off the data: outlier detection (MSP, energy) and confidence "
-               "between classes")(ood_suite)
+register_suite(
+    "representation",
+    order=50,
+    description="flattening: singular-value spectra of each class's hidden states per mixing layer",
+)(representation_suite)
+register_suite(
+    "ood",
+    order=60,
+    description="confidence off the data: outlier detection (MSP, energy) and confidence between classes",
+)(ood_suite)
 
 
 def all_suites() -> list[Suite]:

@@ -96,7 +96,9 @@ class Suite:
 SUITES: Registry[Suite] = Registry("suite")
 
 
-def register_suite(name: str, *, order: int, default: bool = True, description: str = "") -> Callable[[SuiteFn], SuiteFn]:
+def register_suite(
+    name: str, *, order: int, default: bool = True, description: str = ""
+) -> Callable[[SuiteFn], SuiteFn]:
     """Decorator: register ``run`` as suite ``name`` at position ``order``; returns ``run`` unchanged."""
 
     def add(run: SuiteFn) -> SuiteFn:

@@ -175,8 +175,12 @@ def dataset_outliers(name: str, like: torch.Tensor, data_root: str | None, gener
     return images
 
 
-def outlier_images(name: str, x: torch.Tensor, generator: torch.Generator, data_root: str | None = None) -> torch.Tensor:
-    return synthetic_outliers(name, x, generator) if name in SYNTHETIC else dataset_outliers(name, x, data_root, generator)
+def outlier_images(
+    name: str, x: torch.Tensor, generator: torch.Generator, data_root: str | None = None
+) -> torch.Tensor:
+    return (
+        synthetic_outliers(name, x, generator) if name in SYNTHETIC else dataset_outliers(name, x, data_root, generator)
+    )
 
 
 # --------------------------------------------------------------------------- interpolations
@@ -196,7 +200,11 @@ def partners(y: torch.Tensor, generator: torch.Generator, max_rounds: int = 1000
 
 
 def interpolation_confidence(
-    model: torch.nn.Module, x: torch.Tensor, partner: torch.Tensor, lambdas: Sequence[float] = LAMBDAS, batch_size: int = 1000
+    model: torch.nn.Module,
+    x: torch.Tensor,
+    partner: torch.Tensor,
+    lambdas: Sequence[float] = LAMBDAS,
+    batch_size: int = 1000,
 ) -> dict[float, float]:
     """Mean confidence on ``lam * x + (1 - lam) * x[partner]`` for each lam (pixel space)."""
     x = to_float(x)

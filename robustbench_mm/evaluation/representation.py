@@ -212,7 +212,9 @@ def spectrum_metrics(values: np.ndarray) -> dict[str, float]:
     }
 
 
-def _class_indices(y: torch.Tensor, num_classes: int, max_per_class: int | None, generator: torch.Generator | None) -> list[torch.Tensor]:
+def _class_indices(
+    y: torch.Tensor, num_classes: int, max_per_class: int | None, generator: torch.Generator | None
+) -> list[torch.Tensor]:
     groups = []
     for label in range(num_classes):
         index = torch.nonzero(y == label).flatten()
@@ -247,7 +249,9 @@ def class_spectra(
 
 
 @torch.no_grad()
-def _group_spectra(net: MixableNet, x: torch.Tensor, groups: list[torch.Tensor], batch_size: int) -> dict[str, list[np.ndarray]]:
+def _group_spectra(
+    net: MixableNet, x: torch.Tensor, groups: list[torch.Tensor], batch_size: int
+) -> dict[str, list[np.ndarray]]:
     names = layer_names(net)
     device = model_device(net)
     spectra: dict[str, list[np.ndarray]] = {name: [] for name in names}

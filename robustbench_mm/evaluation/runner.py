@@ -100,10 +100,18 @@ def _evaluate(model, data, config, chosen, device, identity, holdout, shard, pro
         if holdout is not None:
             holdout = (to_float(holdout[0]), holdout[1])
         ctx = SuiteContext(
-            model=model, x=x, y=y, num_classes=data.num_classes, dataset=data.name,
-            config=config, device=device, clean_logits=clean_logits, holdout=holdout,
+            model=model,
+            x=x,
+            y=y,
+            num_classes=data.num_classes,
+            dataset=data.name,
+            config=config,
+            device=device,
+            clean_logits=clean_logits,
+            holdout=holdout,
             attacks=AttackSession(model, shard or distributed.Dist()),  # one per evaluation
-            progress_mode=progress if shard is None or shard.main else "off", indices=indices,
+            progress_mode=progress if shard is None or shard.main else "off",
+            indices=indices,
             threat=threat_of(data),
         )
         evaluation = _run_suites(ctx, chosen, identity)
@@ -152,7 +160,9 @@ def _run_suites(ctx: SuiteContext, suites: list[Suite], identity: dict[str, Any]
     per_example: dict = {}
     reliability = None
     tables: dict[str, pd.DataFrame] = {}
-    overall = ctx.progress(len(suites), "suites", unit="suite") if len(suites) > 1 and ctx.progress_mode == "lines" else None
+    overall = (
+        ctx.progress(len(suites), "suites", unit="suite") if len(suites) > 1 and ctx.progress_mode == "lines" else None
+    )
     seconds: dict[str, float] = {}
     for suite in suites:
         started = time.perf_counter()
@@ -219,8 +229,17 @@ def evaluate_run(
         done = accumulate.already_done(stored, run, config) if reuse else None
         if done is not None:
             return done
-        evaluation = evaluate(model, data, None, config, identity=_identity(run, data, meta),
-                              holdout=_holdout(data, meta), details=True, shard=shard, progress=progress)
+        evaluation = evaluate(
+            model,
+            data,
+            None,
+            config,
+            identity=_identity(run, data, meta),
+            holdout=_holdout(data, meta),
+            details=True,
+            shard=shard,
+            progress=progress,
+        )
         merged = accumulate.merge(stored, evaluation)
         if holding:
             accumulate.publish(run, merged, config)
@@ -235,5 +254,7 @@ def _holdout(data: DatasetSplits, meta: dict[str, Any]) -> tuple[torch.Tensor, t
     """The training examples the run held out for fitting the calibration temperature."""
     from robustbench_mm.training.loop import training_split
 
-    _, holdout_idx = training_split(len(data.train_y), meta.get("holdout_fraction", 0.0), meta.get("holdout_seed", meta["seed"]))
+    _, holdout_idx = training_split(
+        len(data.train_y), meta.get("holdout_fraction", 0.0), meta.get("holdout_seed", meta["seed"])
+    )
     return data.train_x[holdout_idx], data.train_y[holdout_idx]

@@ -45,6 +45,18 @@ def methods_with(option: str) -> list[str]:
 
 
 __all__ = [
-    "LOSS_KINDS", "METHODS", "Method", "Step", "create_method", "hard_target_loss", "method_color", "method_label",
-    "method_settings", "method_sort_key", "methods_with", "mixed_loss", "register_method", "soft_target_loss",
+    "LOSS_KINDS",
+    "METHODS",
+    "Method",
+    "Step",
+    "create_method",
+    "hard_target_loss",
+    "method_color",
+    "method_label",
+    "method_settings",
+    "method_sort_key",
+    "methods_with",
+    "mixed_loss",
+    "register_method",
+    "soft_target_loss",
 ]

@@ -24,8 +24,11 @@ class BlendMethod(Method):
     """A method that blends at one of ``layers()`` each step (subclasses say which)."""
 
     alpha: float = setting(1.0, "mixing: λ ~ Beta(α, α)", low=0, low_open=True, high=1000)
-    pairing: str = setting("flip", "mixing partner: the reversed (already shuffled) batch, or a random permutation",
-                           choices=("flip", "permute"))
+    pairing: str = setting(
+        "flip",
+        "mixing partner: the reversed (already shuffled) batch, or a random permutation",
+        choices=("flip", "permute"),
+    )
 
     def layers(self) -> tuple[int, ...]:
         raise NotImplementedError
@@ -34,8 +37,9 @@ class BlendMethod(Method):
         available = getattr(model, "mix_layers", [0])
         bad = [layer for layer in self.layers() if layer not in available]
         if bad:
-            raise UserError(f"mix layer(s) {bad} not available for this architecture; valid: "
-                            f"{', '.join(map(str, available))}")
+            raise UserError(
+                f"mix layer(s) {bad} not available for this architecture; valid: {', '.join(map(str, available))}"
+            )
 
     def draw(self, batch_size: int, step: Step, device: torch.device) -> Mix:
         """λ, the layer and the partners of one batch (drawn in this order from ``step.rng``)."""
@@ -54,8 +58,9 @@ class BlendMethod(Method):
         return self.mixed_loss(model, x, y, self.draw(len(y), step, x.device), step.loss_kind)
 
     @staticmethod
-    def mixed_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, mix: Mix,
-                   kind: str = "ce") -> tuple[torch.Tensor, torch.Tensor]:
+    def mixed_loss(
+        model: nn.Module, x: torch.Tensor, y: torch.Tensor, mix: Mix, kind: str = "ce"
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """(loss, logits) of one batch mixed as ``mix`` says."""
         logits = model(x, mix=mix)
         return mixed_loss(logits, y, mix, kind), logits

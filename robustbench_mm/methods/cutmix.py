@@ -49,8 +49,9 @@ class CutMix(Method):
     description = "CutMix (Yun et al. 2019): paste a box of another image, labels mixed by area"
 
     alpha: float = setting(1.0, "mixing: λ ~ Beta(α, α)", low=0, low_open=True, high=1000)
-    prob: float = setting(1.0, "CutMix: share of the batches that get a box (the paper's CIFAR runs: 0.5)",
-                          low=0, high=1)
+    prob: float = setting(
+        1.0, "CutMix: share of the batches that get a box (the paper's CIFAR runs: 0.5)", low=0, high=1
+    )
 
     def loss(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, step: Step) -> tuple[torch.Tensor, torch.Tensor]:
         if self.prob < 1.0 and step.rng.random() >= self.prob:

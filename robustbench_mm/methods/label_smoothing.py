@@ -27,8 +27,9 @@ class LabelSmoothing(Method):
     order = 40
     description = "label smoothing (Szegedy et al. 2016): ERM with soft targets"
 
-    smoothing: float = setting(0.1, "label smoothing: the probability mass ε spread over all classes", low=0, high=1,
-                               high_open=True)
+    smoothing: float = setting(
+        0.1, "label smoothing: the probability mass ε spread over all classes", low=0, high=1, high_open=True
+    )
 
     def loss(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, step: Step) -> tuple[torch.Tensor, torch.Tensor]:
         logits = model(x)

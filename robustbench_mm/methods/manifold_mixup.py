@@ -23,8 +23,9 @@ class ManifoldMixup(BlendMethod):
     description = "Manifold Mixup (Verma et al. 2019): convex combinations of hidden states and labels"
 
     alpha: float = setting(2.0, "mixing: λ ~ Beta(α, α)", low=0, low_open=True, high=1000)
-    mix_layers: list[int] = setting([0, 1, 2], "eligible mixing layers (0 = input, k = after stage k)", low=0,
-                                    high=64, unique=True)
+    mix_layers: list[int] = setting(
+        [0, 1, 2], "eligible mixing layers (0 = input, k = after stage k)", low=0, high=64, unique=True
+    )
 
     def layers(self) -> tuple[int, ...]:
         return tuple(self.mix_layers)

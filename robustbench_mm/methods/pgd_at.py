@@ -66,5 +66,8 @@ class PGDAT(Method):
                 loss = F.cross_entropy(inner(x_adv).float(), y)
                 (grad,) = torch.autograd.grad(loss, x_adv)
                 x_adv = x_adv.detach().add_(grad.sign_(), alpha=alpha).clamp_(min=lo, max=hi)
-        return x_adv.contiguous(memory_format=torch.channels_last) if x.is_contiguous(
-            memory_format=torch.channels_last) and not x.is_contiguous() else x_adv
+        return (
+            x_adv.contiguous(memory_format=torch.channels_last)
+            if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
+            else x_adv
+        )

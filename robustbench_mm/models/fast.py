@@ -17,7 +17,7 @@ as after block 1 and block 2 of the paper's PreActResNets):
 A conv block is conv-BN-ReLU, then (``residual``) a residual pair of conv-BN-ReLU layers.
 Every layer is BatchNorm'd, so the nets train at high learning rates; convolutions have no
 bias (BatchNorm's shift replaces it) and run in channels_last on the CPU like every
-convolutional model here (see ``train.to_training_layout``).
+convolutional model here (see ``training.step.to_training_layout``).
 """
 
 from __future__ import annotations
@@ -66,8 +66,14 @@ def block(cin: int, cout: int, double: bool, residual: bool) -> list[nn.Module]:
     return layers
 
 
-def fast_net(spec: ModelSpec, stem: int, widths: Sequence[int], double: Sequence[bool] = (False, False, False),
-             residual: Sequence[bool] = (False, False, False), head_scale: float = 0.125) -> MixableNet:
+def fast_net(
+    spec: ModelSpec,
+    stem: int,
+    widths: Sequence[int],
+    double: Sequence[bool] = (False, False, False),
+    residual: Sequence[bool] = (False, False, False),
+    head_scale: float = 0.125,
+) -> MixableNet:
     """The fast family: ``stem`` channels at full size, then ``widths`` at 1/2-1/4, 1/4-1/8, 1/8-1."""
     (w1, w2, w3), d, r = widths, double, residual
     stages = [

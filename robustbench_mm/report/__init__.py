@@ -19,6 +19,20 @@ from robustbench_mm.report.tables import (
 from robustbench_mm.report.write import headline_markdown, headline_text, write_report
 
 __all__ = [
-    "KEYS", "Report", "RunSet", "assess", "build_document", "collect", "corruption_errors", "differences_to_erm", "headline",
-    "headline_eps", "headline_markdown", "headline_text", "paired_bootstrap", "report_table", "summarize", "write_report",
+    "KEYS",
+    "Report",
+    "RunSet",
+    "assess",
+    "build_document",
+    "collect",
+    "corruption_errors",
+    "differences_to_erm",
+    "headline",
+    "headline_eps",
+    "headline_markdown",
+    "headline_text",
+    "paired_bootstrap",
+    "report_table",
+    "summarize",
+    "write_report",
 ]

@@ -34,7 +34,9 @@ def headline_eps(summary: pd.DataFrame, threat: ThreatModel | None = None) -> fl
 
 
 def _value(summary: pd.DataFrame, method: str, suite: str, test: str, metric: str, severity: float | None = None):
-    q = summary[(summary.method == method) & (summary.suite == suite) & (summary.test == test) & (summary.metric == metric)]
+    q = summary[
+        (summary.method == method) & (summary.suite == suite) & (summary.test == test) & (summary.metric == metric)
+    ]
     if severity is not None:
         q = q[np.isclose(q.severity, severity)]
     return None if q.empty else q.iloc[0]
@@ -55,7 +57,9 @@ def headline(summary: pd.DataFrame, threat: ThreatModel | None = None) -> tuple[
     """Methods as rows, the quotable number of each lens as columns; best value in bold."""
     methods = sorted(summary.method.unique(), key=method_sort_key)
     eps = headline_eps(summary, threat)
-    columns: list[tuple[str, str, str, str, float | None, bool]] = [("Clean acc. (%)", "clean", "clean", "accuracy", 0.0, True)]
+    columns: list[tuple[str, str, str, str, float | None, bool]] = [
+        ("Clean acc. (%)", "clean", "clean", "accuracy", 0.0, True)
+    ]
     if eps is not None:
         for test, label in (("fgsm", "FGSM"), ("pgd-linf", "PGD"), ("worst-case", "Worst case")):
             if _value(summary, methods[0], "adversarial", test, "accuracy", eps) is not None:
@@ -64,7 +68,16 @@ def headline(summary: pd.DataFrame, threat: ThreatModel | None = None) -> tuple[
     corruption = summary[(summary.suite == "corruption") & (summary.test == "mean")]
     for name, lower in (("ece", True), ("nll", True), ("ece-ts", True)):
         if _value(summary, methods[0], "calibration", "clean", name) is not None:
-            columns.append(({"ece": "ECE (%)", "nll": "NLL", "ece-ts": "ECE after TS (%)"}[name], "calibration", "clean", name, 0.0, False))
+            columns.append(
+                (
+                    {"ece": "ECE (%)", "nll": "NLL", "ece-ts": "ECE after TS (%)"}[name],
+                    "calibration",
+                    "clean",
+                    name,
+                    0.0,
+                    False,
+                )
+            )
     flags = diagnostics_flags(summary)
     table: dict[str, list] = {"method": methods}
     raw: dict[str, list] = {}
@@ -94,9 +107,11 @@ def headline(summary: pd.DataFrame, threat: ThreatModel | None = None) -> tuple[
             values = [np.nan if r is None else r["mean"] for r in rows]
             table[label] = ["–" if r is None else f"{r['mean']:.3f}" for r in rows]
             if metric == "relative-mce-vs-erm" and erm_drop is not None and erm_drop < UNSTABLE_DROP:
-                notes.append(f"Relative mCE is not ranked: ERM loses only {erm_drop * 100:.1f} accuracy points to "
-                             f"corruption on average (below {UNSTABLE_DROP * 100:.0f}), so the ratio divides tiny "
-                             "differences and is unstable.")
+                notes.append(
+                    f"Relative mCE is not ranked: ERM loses only {erm_drop * 100:.1f} accuracy points to "
+                    f"corruption on average (below {UNSTABLE_DROP * 100:.0f}), so the ratio divides tiny "
+                    "differences and is unstable."
+                )
                 continue
             _bold_best(table[label], values, False)
     for i, method in enumerate(methods):
@@ -104,7 +119,9 @@ def headline(summary: pd.DataFrame, threat: ThreatModel | None = None) -> tuple[
             for label in table:
                 if label.startswith(("FGSM", "PGD", "Worst")):
                     table[label][i] += " ⚠"
-            notes.append(f"⚠ {method}: gradient-masking check(s) fired — {', '.join(flags[method])}; its adversarial numbers may overstate robustness.")
+            notes.append(
+                f"⚠ {method}: gradient-masking check(s) fired — {', '.join(flags[method])}; its adversarial numbers may overstate robustness."
+            )
     return pd.DataFrame(table), notes
 
 
@@ -128,8 +145,9 @@ def _bold_best(cells: list[str], values: list[float], higher: bool) -> None:
             cells[i] = f"**{cells[i]}**"
 
 
-def detail_table(summary: pd.DataFrame, suite: str, metric: str = "accuracy",
-                 threat: ThreatModel | None = None) -> pd.DataFrame | None:
+def detail_table(
+    summary: pd.DataFrame, suite: str, metric: str = "accuracy", threat: ThreatModel | None = None
+) -> pd.DataFrame | None:
     part = summary[(summary.suite == suite) & (summary.metric == metric)]
     if part.empty:
         return None
@@ -178,7 +196,12 @@ def diff_table(table: pd.DataFrame, summary: pd.DataFrame, threat: ThreatModel |
     for method in sorted(diffs.method.unique(), key=method_sort_key):
         row = {"method": method}
         for suite, test, sev in wanted:
-            q = diffs[(diffs.method == method) & (diffs.suite == suite) & (diffs.test == test) & np.isclose(diffs.severity, sev)]
+            q = diffs[
+                (diffs.method == method)
+                & (diffs.suite == suite)
+                & (diffs.test == test)
+                & np.isclose(diffs.severity, sev)
+            ]
             if not q.empty:
                 r = q.iloc[0]
                 label = test if suite == "clean" else f"{test} ε={_show(sev, threat)}"
@@ -187,7 +210,9 @@ def diff_table(table: pd.DataFrame, summary: pd.DataFrame, threat: ThreatModel |
             q = diffs[(diffs.method == method) & (diffs.suite == suite) & (diffs.test == "mean")]
             if not q.empty:
                 r = q.iloc[0]
-                row[f"{suite} (mean over tests)"] = f"{r['diff'] * 100:+.1f} [{r.ci_low * 100:+.1f}, {r.ci_high * 100:+.1f}]"
+                row[f"{suite} (mean over tests)"] = (
+                    f"{r['diff'] * 100:+.1f} [{r.ci_low * 100:+.1f}, {r.ci_high * 100:+.1f}]"
+                )
         ece = diffs[(diffs.method == method) & (diffs.suite == "calibration") & (diffs.metric == "ece")]
         if not ece.empty:
             r = ece.iloc[0]

@@ -41,14 +41,18 @@ def collect(run_dirs: Sequence[str | Path]) -> RunSet:
             raise UserError(f"run directory not found: {clip_path(run.path)}")
         stored = run.evaluation()  # every file from one published generation
         if stored is None:
-            raise UserError(f"{clip_path(run.path)} has no evaluation; run mmbench evaluate {clip_path(run.path)} first")
+            raise UserError(
+                f"{clip_path(run.path)} has no evaluation; run mmbench evaluate {clip_path(run.path)} first"
+            )
         frames.append(stored.metrics)
         runs.per_example[run.name] = stored.per_example
         records.append((run.name, stored.record))
         if stored.reliability is not None:
             bins.append(stored.reliability)
         for name, table in stored.tables.items():
-            runs.tables[name] = pd.concat([runs.tables[name], table], ignore_index=True) if name in runs.tables else table
+            runs.tables[name] = (
+                pd.concat([runs.tables[name], table], ignore_index=True) if name in runs.tables else table
+            )
         if run.file("config.toml").exists():
             runs.configs[run.name] = run.read_toml()
             runs.facts[run.name] = run.facts()
@@ -71,7 +75,9 @@ def _check_one_comparison(metrics: pd.DataFrame) -> None:
     if len(datasets) > 1:
         raise UserError(f"cannot report over runs of different datasets: {clip(', '.join(datasets), 200)}")
     if metrics.duplicated(subset=["run", "suite", "test", "severity", "metric"]).any():
-        raise UserError("two of the given run directories share a name (or a metrics.csv repeats a row); report each run once")
+        raise UserError(
+            "two of the given run directories share a name (or a metrics.csv repeats a row); report each run once"
+        )
     pairs = metrics.drop_duplicates("run").groupby(["method", "seed"])["run"].apply(list)
     twice = pairs[pairs.map(len) > 1]
     if len(twice):  # two copies of one run would be averaged as two seeds
@@ -84,8 +90,10 @@ def _check_one_comparison(metrics: pd.DataFrame) -> None:
         ordered = sorted(attacked.items())
         (run_a, set_a), (run_b, set_b) = ordered[0], next(item for item in ordered if item[1] != ordered[0][1])
         only = sorted(set_a ^ set_b)[0]
-        raise UserError(f"runs {run_a} and {run_b} were attacked differently (e.g. {only[0]} at ε {only[1]:g} in only one); "
-                        "evaluate them with the same settings")
+        raise UserError(
+            f"runs {run_a} and {run_b} were attacked differently (e.g. {only[0]} at ε {only[1]:g} in only one); "
+            "evaluate them with the same settings"
+        )
     clean = metrics[(metrics["suite"] == "clean") & (metrics["metric"] == "accuracy")]
     if clean["n"].nunique() > 1:  # a mean over 360 and 50 test examples is not a result
         sizes = ", ".join(f"{r} ({int(n)})" for r, n in clean.set_index("run")["n"].items())
@@ -97,7 +105,9 @@ def _common_record(records: list[tuple[str, dict]]) -> tuple[ThreatModel | None,
     threats = {name: ThreatModel.from_table(record.get("threat")) for name, record in records}
     known = {t for t in threats.values() if t is not None}
     if len(known) > 1:
-        raise UserError(f"the runs were attacked under different threat models ({clip(', '.join(sorted(t.name for t in known)), 120)})")
+        raise UserError(
+            f"the runs were attacked under different threat models ({clip(', '.join(sorted(t.name for t in known)), 120)})"
+        )
     subsets = {name: record.get("subset", {}) for name, record in records if record.get("subset")}
     ids = {(s.get("indices"), s.get("total")) for s in subsets.values()}
     if len(ids) > 1:

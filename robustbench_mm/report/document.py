@@ -60,8 +60,10 @@ def headline_block(report: Report) -> tuple[pd.DataFrame, list[str]]:
         if method in report.guard.methods:
             head.loc[i, "method"] = f"{method} ⚠"
     for method, reasons in report.guard.methods.items():
-        notes.append(f"⚠ {method} is undertrained: {'; '.join(dict.fromkeys(reasons))}. Its numbers say little "
-                     "about the method: train longer (or check the data).")
+        notes.append(
+            f"⚠ {method} is undertrained: {'; '.join(dict.fromkeys(reasons))}. Its numbers say little "
+            "about the method: train longer (or check the data)."
+        )
     return head, notes
 
 
@@ -72,8 +74,10 @@ def _comparison_notes(report: Report) -> list[str]:
         if method in report.guard.methods or "erm" in report.guard.methods:
             notes.append(f"{method}: the comparison involves undertrained runs.")
         elif abs(gap) > CONFOUNDED:
-            notes.append(f"{method}: clean accuracy differs from ERM's by {gap * 100:+.1f} points, so its robust accuracy "
-                         "is confounded with clean accuracy.")
+            notes.append(
+                f"{method}: clean accuracy differs from ERM's by {gap * 100:+.1f} points, so its robust accuracy "
+                "is confounded with clean accuracy."
+            )
     return notes
 
 
@@ -82,20 +86,33 @@ def build_document(report: Report, figures: list[Path], out_dir: Path, seconds: 
     dataset, arch = runs.metrics["dataset"].iloc[0], runs.metrics["arch"].iloc[0]
     blocks = [Block("h1", f"Manifold Mixup robustness report — {dataset}, {arch}")]
     if report.verdict:
-        blocks.append(Block("p", "**Verdict** (each method against ERM; 95% paired-bootstrap CIs over test examples, "
-                                 "seeds pooled):"))
+        blocks.append(
+            Block(
+                "p", "**Verdict** (each method against ERM; 95% paired-bootstrap CIs over test examples, seeds pooled):"
+            )
+        )
         blocks.append(Block("p", "\n".join(report.verdict)))
     blocks.append(Block("h2", "Setup"))
     blocks.append(Block("p", "\n".join(setup_lines(runs, summary, seconds))))
     head, notes = headline_block(report)
     blocks.append(Block("h2", "Headline"))
-    blocks.append(Block("p", "Mean ± std over seeds; accuracy and ECE in percent; best value per column in bold. "
-                             "The worst case is, per example, the worst over every L∞ attack run at that ε: the robust accuracy to quote."))
+    blocks.append(
+        Block(
+            "p",
+            "Mean ± std over seeds; accuracy and ECE in percent; best value per column in bold. "
+            "The worst case is, per example, the worst over every L∞ attack run at that ε: the robust accuracy to quote.",
+        )
+    )
     blocks.append(Block("table", table=head))
     blocks += [Block("p", note) for note in notes]
     diffs = diff_table(summary, summary, report.threat)
     if diffs is not None:
-        blocks.append(Block("h3", "Difference to ERM (accuracy and ECE points, 95% paired-bootstrap CI over test examples, seeds pooled)"))
+        blocks.append(
+            Block(
+                "h3",
+                "Difference to ERM (accuracy and ECE points, 95% paired-bootstrap CI over test examples, seeds pooled)",
+            )
+        )
         blocks.append(Block("table", table=diffs))
         blocks += [Block("p", note) for note in _comparison_notes(report)]
     if figures:
@@ -112,9 +129,14 @@ def _diagnostics_blocks(report: Report) -> list[Block]:
     diag = diagnostics_table(report.table, report.threat)
     if diag is None:
         return blocks + [Block("p", "No adversarial evaluation was run, so no diagnostics.")]
-    blocks.append(Block("p", "Seeds on which each check fired, following AutoAttack's checks and Carlini et al. (2019), "
-                             "*On Evaluating Adversarial Robustness*. A fired check (⚠) means the adversarial numbers "
-                             "of that method may overstate its robustness."))
+    blocks.append(
+        Block(
+            "p",
+            "Seeds on which each check fired, following AutoAttack's checks and Carlini et al. (2019), "
+            "*On Evaluating Adversarial Robustness*. A fired check (⚠) means the adversarial numbers "
+            "of that method may overstate its robustness.",
+        )
+    )
     return blocks + [Block("table", table=diag)]
 
 
@@ -130,8 +152,13 @@ def _detail_blocks(report: Report) -> list[Block]:
             blocks += [Block("h3", title), Block("table", table=detail)]
     corruption = corruption_table(summary)
     if corruption is not None:
-        blocks.append(Block("h3", "Common corruptions: accuracy (%) per corruption, mean over severities "
-                                  "(every severity is in report.csv)"))
+        blocks.append(
+            Block(
+                "h3",
+                "Common corruptions: accuracy (%) per corruption, mean over severities "
+                "(every severity is in report.csv)",
+            )
+        )
         blocks.append(Block("table", table=corruption))
     calibration = _calibration_table(summary)
     if calibration is not None:
@@ -145,8 +172,24 @@ def _calibration_table(summary: pd.DataFrame) -> pd.DataFrame | None:
     if cal.empty:
         return None
     methods = sorted(cal.method.unique(), key=method_sort_key)
-    metrics = [m for m in ("accuracy", "ece", "ece-adaptive", "ece-classwise", "mce", "nll", "brier", "confidence",
-                           "ece-ts", "nll-ts", "brier-ts", "temperature") if m in set(cal.metric)]
+    metrics = [
+        m
+        for m in (
+            "accuracy",
+            "ece",
+            "ece-adaptive",
+            "ece-classwise",
+            "mce",
+            "nll",
+            "brier",
+            "confidence",
+            "ece-ts",
+            "nll-ts",
+            "brier-ts",
+            "temperature",
+        )
+        if m in set(cal.metric)
+    ]
     rows = {"method": methods}
     for metric in metrics:
         cells, values = [], []
@@ -159,4 +202,3 @@ def _calibration_table(summary: pd.DataFrame) -> pd.DataFrame | None:
             _bold_best(cells, values, direction != LOWER)
         rows[metric] = cells
     return pd.DataFrame(rows)
-

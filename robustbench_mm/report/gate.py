@@ -59,8 +59,10 @@ def read_report(path: str | Path) -> pd.DataFrame:
         bad = ~rows["mean"].map(info.valid)
         if bad.any():
             r = rows[bad].iloc[0]
-            raise UserError(f"{path}: {clip(str(name))} = {r['mean']!r} is outside its range "
-                            f"[{info.low:g}, {info.high:g}] ({clip('/'.join(str(r[k]) for k in KEYS[:4]))})")
+            raise UserError(
+                f"{path}: {clip(str(name))} = {r['mean']!r} is outside its range "
+                f"[{info.low:g}, {info.high:g}] ({clip('/'.join(str(r[k]) for k in KEYS[:4]))})"
+            )
     return df
 
 
@@ -70,18 +72,23 @@ def check_comparable(baseline: pd.DataFrame, current: pd.DataFrame) -> None:
         if column in baseline.columns and column in current.columns:
             a, b = sorted(map(str, baseline[column].unique())), sorted(map(str, current[column].unique()))
             if a != b:
-                raise UserError(f"the tables are not comparable: {column} {clip(', '.join(a))} in the baseline, "
-                                f"{clip(', '.join(b))} in the current table")
+                raise UserError(
+                    f"the tables are not comparable: {column} {clip(', '.join(a))} in the baseline, "
+                    f"{clip(', '.join(b))} in the current table"
+                )
     radii = [_radii(t) for t in (baseline, current)]
     if radii[0] and radii[1] and radii[0] != radii[1]:
         attack = sorted(set(radii[0]) ^ set(radii[1]) or {k for k in radii[0] if radii[0][k] != radii[1].get(k)})[0]
-        raise UserError(f"the tables are not comparable: attack {clip(attack)} was run at other radii "
-                        "(another threat model)")
+        raise UserError(
+            f"the tables are not comparable: attack {clip(attack)} was run at other radii (another threat model)"
+        )
 
 
 def _radii(table: pd.DataFrame) -> dict[str, tuple[float, ...]]:
     adv = table[(table["suite"] == "adversarial") & (table["metric"] == "accuracy")]
-    return {str(t): tuple(sorted(np.round(rows["severity"].astype(float), 6).unique())) for t, rows in adv.groupby("test")}
+    return {
+        str(t): tuple(sorted(np.round(rows["severity"].astype(float), 6).unique())) for t, rows in adv.groupby("test")
+    }
 
 
 @dataclass
@@ -92,9 +99,8 @@ class CheckResult:
     def markdown(self, only_changes: bool = True) -> str:
         shown = self.table[self.table.status != "same"] if only_changes else self.table
         counts = self.table.status.value_counts().to_dict()
-        head = (
-            f"**Regression gate: {'FAILED' if self.failed else 'passed'}** — "
-            + ", ".join(f"{counts.get(s, 0)} {s}" for s in ("worse", "missing", "better", "same", "new"))
+        head = f"**Regression gate: {'FAILED' if self.failed else 'passed'}** — " + ", ".join(
+            f"{counts.get(s, 0)} {s}" for s in ("worse", "missing", "better", "same", "new")
         )
         if shown.empty:
             return head + "\n\nNo score changed beyond the tolerance.\n"
@@ -124,8 +130,12 @@ def _json_value(value):
 DEFAULT_TOLERANCE, DEFAULT_TOLERANCE_STD = 0.02, 4.0
 
 
-def compare(baseline: pd.DataFrame, current: pd.DataFrame, tolerance: float = DEFAULT_TOLERANCE,
-            tolerance_std: float = DEFAULT_TOLERANCE_STD) -> CheckResult:
+def compare(
+    baseline: pd.DataFrame,
+    current: pd.DataFrame,
+    tolerance: float = DEFAULT_TOLERANCE,
+    tolerance_std: float = DEFAULT_TOLERANCE_STD,
+) -> CheckResult:
     if not (tolerance >= 0 and tolerance_std >= 0):
         raise UserError("tolerances must be >= 0")
     check_comparable(baseline, current)
@@ -137,8 +147,16 @@ def compare(baseline: pd.DataFrame, current: pd.DataFrame, tolerance: float = DE
         info = metric(str(r.metric))
         allowed = max(tolerance, tolerance_std * _standard_error(r))
         change = r.mean_cur - r.mean_base if r._merge == "both" else np.nan
-        rows.append({**{k: r[k] for k in KEYS}, "baseline": r.mean_base, "current": r.mean_cur, "change": change,
-                     "allowed": allowed, "status": _status(r._merge, r.mean_base, r.mean_cur, change, allowed, info)})
+        rows.append(
+            {
+                **{k: r[k] for k in KEYS},
+                "baseline": r.mean_base,
+                "current": r.mean_cur,
+                "change": change,
+                "allowed": allowed,
+                "status": _status(r._merge, r.mean_base, r.mean_cur, change, allowed, info),
+            }
+        )
     table = pd.DataFrame(rows)
     return CheckResult(table, bool(table["status"].isin(["worse", "missing"]).any()) if len(table) else False)
 

@@ -51,9 +51,15 @@ def _answer(ci: tuple[float, float, float] | None, want_lower: bool) -> str:
     return "no significant difference"
 
 
-def _per_seed(metrics: pd.DataFrame, suite: str, test: str, metric: str, severity: float = 0.0) -> dict[str, np.ndarray]:
-    rows = metrics[(metrics.suite == suite) & (metrics.test == test) & (metrics.metric == metric)
-                   & np.isclose(metrics.severity, severity)]
+def _per_seed(
+    metrics: pd.DataFrame, suite: str, test: str, metric: str, severity: float = 0.0
+) -> dict[str, np.ndarray]:
+    rows = metrics[
+        (metrics.suite == suite)
+        & (metrics.test == test)
+        & (metrics.metric == metric)
+        & np.isclose(metrics.severity, severity)
+    ]
     return {m: g.sort_values("seed")["value"].to_numpy() for m, g in rows.groupby("method")}
 
 
@@ -81,20 +87,25 @@ def flattening_table(metrics: pd.DataFrame) -> tuple[pd.DataFrame, list[str]] | 
             if method in values:
                 ci = welch(values[method], values["erm"])
                 answer = _answer(ci, want_lower=True)
-                row[f"{method_label(method)} − ERM"] = _diff_cell(ci, float(values[method].mean() - values["erm"].mean()), 1, 2,
-                                                                 answer)
+                row[f"{method_label(method)} − ERM"] = _diff_cell(
+                    ci, float(values[method].mean() - values["erm"].mean()), 1, 2, answer
+                )
                 if answer == "yes":
                     flatter[method].append(layer)
         rows.append(row)
-    lines = [f"- **{method_label(m)}**: " + (f"flatter than ERM at {', '.join(layers)}" if layers else
-                                             "not flatter than ERM at any layer")
-             for m, layers in flatter.items()]
+    lines = [
+        f"- **{method_label(m)}**: "
+        + (f"flatter than ERM at {', '.join(layers)}" if layers else "not flatter than ERM at any layer")
+        for m, layers in flatter.items()
+    ]
     return pd.DataFrame(rows).fillna("–"), lines
 
 
 def _layers(names) -> list[str]:
     def key(name: str) -> tuple[int, str]:
-        return (10_000, name) if not name.startswith("layer") else (int(name[5:]) if name[5:].isdigit() else 9_999, name)
+        return (
+            (10_000, name) if not name.startswith("layer") else (int(name[5:]) if name[5:].isdigit() else 9_999, name)
+        )
 
     return sorted(names, key=key)
 
@@ -106,9 +117,12 @@ def confidence_table(metrics: pd.DataFrame) -> tuple[pd.DataFrame, list[str]] | 
         return None
     methods = sorted(part.method.unique(), key=method_sort_key)
     questions = [(f"AUROC (MSP), {t}", t, "auroc-msp", 0.0, False) for t in sorted(set(part.test) - {"interpolation"})]
-    questions += [(f"confidence on {t} (%)", t, "confidence", 0.0, True) for t in sorted(set(part.test) - {"interpolation"})]
-    questions.append((f"confidence between classes, λ = {HEADLINE_LAMBDA} (%)", "interpolation", "confidence",
-                      HEADLINE_LAMBDA, True))
+    questions += [
+        (f"confidence on {t} (%)", t, "confidence", 0.0, True) for t in sorted(set(part.test) - {"interpolation"})
+    ]
+    questions.append(
+        (f"confidence between classes, λ = {HEADLINE_LAMBDA} (%)", "interpolation", "confidence", HEADLINE_LAMBDA, True)
+    )
     rows, lines = [], {m: [] for m in methods if m != "erm"}
     for label, test, metric, severity, want_lower in questions:
         values = _per_seed(metrics, "ood", test, metric, severity)
@@ -119,15 +133,18 @@ def confidence_table(metrics: pd.DataFrame) -> tuple[pd.DataFrame, list[str]] | 
             if method in values:
                 ci = welch(values[method], values["erm"])
                 answer = _answer(ci, want_lower)
-                row[f"{method_label(method)} − ERM"] = _diff_cell(ci, float(values[method].mean() - values["erm"].mean()),
-                                                                 100, 1, answer)
+                row[f"{method_label(method)} − ERM"] = _diff_cell(
+                    ci, float(values[method].mean() - values["erm"].mean()), 100, 1, answer
+                )
                 lines[method].append((label, answer))
         rows.append(row)
     summary = []
     for method, answers in lines.items():
         held = [label for label, answer in answers if answer == "yes"]
-        summary.append(f"- **{method_label(method)}**: better than ERM (less confident, or outliers easier to detect) on "
-                       f"{len(held)} of {len(answers)} measures" + (f": {'; '.join(held)}" if held else ""))
+        summary.append(
+            f"- **{method_label(method)}**: better than ERM (less confident, or outliers easier to detect) on "
+            f"{len(held)} of {len(answers)} measures" + (f": {'; '.join(held)}" if held else "")
+        )
     return pd.DataFrame(rows).fillna("–"), summary
 
 
@@ -136,14 +153,27 @@ def lens_blocks(metrics: pd.DataFrame) -> list[Block]:
     flat, confident = flattening_table(metrics), confidence_table(metrics)
     if flat is None and confident is None:
         return []
-    blocks = [Block("h2", "The paper's own claims"),
-              Block("p", "Method − ERM over seeds with a Welch 95% CI; *yes* means the claim holds here with the CI "
-                         "excluding 0.")]
+    blocks = [
+        Block("h2", "The paper's own claims"),
+        Block(
+            "p",
+            "Method − ERM over seeds with a Welch 95% CI; *yes* means the claim holds here with the CI excluding 0.",
+        ),
+    ]
     if flat is not None:
-        blocks += [Block("h3", "1. Flatter class representations (effective rank of each class's hidden states, "
-                               "lower = flatter; Roy and Vetterli 2007; layer 0, the input itself, is left out)"),
-                   Block("table", table=flat[0]), Block("p", "\n".join(flat[1]))]
+        blocks += [
+            Block(
+                "h3",
+                "1. Flatter class representations (effective rank of each class's hidden states, "
+                "lower = flatter; Roy and Vetterli 2007; layer 0, the input itself, is left out)",
+            ),
+            Block("table", table=flat[0]),
+            Block("p", "\n".join(flat[1])),
+        ]
     if confident is not None:
-        blocks += [Block("h3", "2. Less confident off the data (AUROC: higher = outliers easier to detect)"),
-                   Block("table", table=confident[0]), Block("p", "\n".join(confident[1]))]
+        blocks += [
+            Block("h3", "2. Less confident off the data (AUROC: higher = outliers easier to detect)"),
+            Block("table", table=confident[0]),
+            Block("p", "\n".join(confident[1])),
+        ]
     return blocks

@@ -151,7 +151,9 @@ def to_html(blocks: list[Block], base_dir: Path, title: str) -> str:
             body.append(f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
         elif block.kind == "img":
             data = base64.b64encode((base_dir / block.path).read_bytes()).decode()
-            body.append(f'<figure><img alt="{html.escape(block.text)}" src="data:image/png;base64,{data}"><figcaption>{html.escape(block.text)}</figcaption></figure>')
+            body.append(
+                f'<figure><img alt="{html.escape(block.text)}" src="data:image/png;base64,{data}"><figcaption>{html.escape(block.text)}</figcaption></figure>'
+            )
     style = (
         "body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}"
         "table{border-collapse:collapse;margin:1em 0;font-size:14px}th,td{border:1px solid #ccc;padding:4px 8px;text-align:right}"
@@ -159,6 +161,6 @@ def to_html(blocks: list[Block], base_dir: Path, title: str) -> str:
         "figure{margin:1em 0}figcaption{color:#666;font-size:13px}pre{background:#f6f6f6;padding:8px;overflow:auto}"
     )
     return (
-        f"<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title>"
+        f'<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
         f"<style>{style}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n"
     )

@@ -29,6 +29,7 @@ def setup_lines(runs: RunSet, summary: pd.DataFrame, seconds: float | None) -> l
         f"- **Model**: `{metrics['arch'].iloc[0]}`; methods: {', '.join(sorted(metrics['method'].unique(), key=method_sort_key))}; seeds: {', '.join(map(str, seeds))}",
     ]
     if first:
+
         def value(key: str) -> str:  # every value the runs used, so mixed settings show
             return " / ".join(sorted({str(c.get(key)) for c in configs}))
 
@@ -41,12 +42,16 @@ def setup_lines(runs: RunSet, summary: pd.DataFrame, seconds: float | None) -> l
             lines.append("- **Method settings**: " + "; ".join(f"{m}: {s}" for m, s in settings.items()))
     if runs.threat is not None and attacks:
         t = runs.threat
-        lines.append(f"- **Threat model**: {t.name}: L∞ {', '.join(map(t.show, t.linf))}, L2 "
-                     f"{', '.join(f'{e:g}' for e in t.l2)}; the headline quotes ε = {t.show(t.headline)}")
+        lines.append(
+            f"- **Threat model**: {t.name}: L∞ {', '.join(map(t.show, t.linf))}, L2 "
+            f"{', '.join(f'{e:g}' for e in t.l2)}; the headline quotes ε = {t.show(t.headline)}"
+        )
     if attacks:
         groups = "; ".join(f"{', '.join(names)} at ε {radii}" for radii, names in radii_of.items())
-        lines.append(f"- **Attacks**: {groups} (ε 0: unbounded attacks); the worst case at ε counts every attack at "
-                     "every radius up to ε")
+        lines.append(
+            f"- **Attacks**: {groups} (ε 0: unbounded attacks); the worst case at ε counts every attack at "
+            "every radius up to ε"
+        )
     lines.append(f"- **Software**: robustbench_mm {__version__}, {_versions()}, Python {platform.python_version()}")
     lines.append(f"- **Hardware**: {_hardware()}")
     if seconds is not None:
@@ -58,8 +63,10 @@ def _examples(runs: RunSet, summary: pd.DataFrame) -> str:
     n = int(summary["n"].max())
     total = int(runs.subset.get("total", n) or n)
     if total > n:
-        return (f"{n} of the {total} test examples per run, the same stratified subset for every run; the "
-                "confidence intervals are over these")
+        return (
+            f"{n} of the {total} test examples per run, the same stratified subset for every run; the "
+            "confidence intervals are over these"
+        )
     return f"test examples per run: {n}"
 
 
@@ -70,8 +77,10 @@ def _method_settings(runs: RunSet) -> dict[str, str]:
         method = str(config.get("train", {}).get("method", ""))
         for key, value in (config.get("method") or {}).items():
             values.setdefault(method, {}).setdefault(key, set()).add(str(value))
-    return {m: ", ".join(f"{k} {' / '.join(sorted(v))}" for k, v in values[m].items())
-            for m in sorted(values, key=method_sort_key)}
+    return {
+        m: ", ".join(f"{k} {' / '.join(sorted(v))}" for k, v in values[m].items())
+        for m in sorted(values, key=method_sort_key)
+    }
 
 
 def _versions() -> str:

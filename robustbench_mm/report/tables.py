@@ -62,7 +62,9 @@ def _suite_mean(runs: RunSet, names: list[str], suite: str) -> np.ndarray | None
     """(seeds, examples): each example's accuracy averaged over every test of ``suite``."""
     per_run = []
     for r in names:
-        tests = [v for (s, t, _), v in runs.per_example.get(r, {}).items() if s == suite and t != "mean" and v.dtype == bool]
+        tests = [
+            v for (s, t, _), v in runs.per_example.get(r, {}).items() if s == suite and t != "mean" and v.dtype == bool
+        ]
         if not tests or len({v.shape for v in tests}) != 1:
             return None
         per_run.append(np.mean(tests, axis=0))
@@ -85,18 +87,40 @@ def differences_to_erm(runs: RunSet) -> pd.DataFrame:
             continue
         mine = by_method[method]
         pairs = [((k[0], k[1], k[2], "accuracy"), _stacked(runs, mine, k), _stacked(runs, erm, k)) for k in keys]
-        pairs += [((suite, "mean", 0.0, "accuracy"), _suite_mean(runs, mine, suite), _suite_mean(runs, erm, suite))
-                  for suite in ("deformation", "corruption")]
+        pairs += [
+            ((suite, "mean", 0.0, "accuracy"), _suite_mean(runs, mine, suite), _suite_mean(runs, erm, suite))
+            for suite in ("deformation", "corruption")
+        ]
         for (suite, test, severity, metric), a, b in pairs:
             if a is None or b is None or a.shape[1:] != b.shape[1:]:
                 continue
             diff, low, high = paired_bootstrap(a, b)
-            rows.append({"method": method, "suite": suite, "test": test, "severity": severity, "metric": metric,
-                         "diff": diff, "ci_low": low, "ci_high": high})
+            rows.append(
+                {
+                    "method": method,
+                    "suite": suite,
+                    "test": test,
+                    "severity": severity,
+                    "metric": metric,
+                    "diff": diff,
+                    "ci_low": low,
+                    "ci_high": high,
+                }
+            )
         ece = ece_difference(runs, mine, erm)
         if ece is not None:
-            rows.append({"method": method, "suite": "calibration", "test": "clean", "severity": 0.0, "metric": "ece",
-                         "diff": ece[0], "ci_low": ece[1], "ci_high": ece[2]})
+            rows.append(
+                {
+                    "method": method,
+                    "suite": "calibration",
+                    "test": "clean",
+                    "severity": 0.0,
+                    "metric": "ece",
+                    "diff": ece[0],
+                    "ci_low": ece[1],
+                    "ci_high": ece[2],
+                }
+            )
     return pd.DataFrame(rows, columns=[*KEYS, "diff", "ci_low", "ci_high"])
 
 
@@ -126,13 +150,27 @@ def corruption_errors(summary: pd.DataFrame) -> pd.DataFrame:
             ce.append(errors.loc[(method, corruption)] / max(base, 1e-12))
             base_rel = base - counts.loc[("erm", corruption)] * (1 - clean["erm"])
             if base_rel >= 0.01 and method in clean.index:
-                rel.append((errors.loc[(method, corruption)] - counts.loc[(method, corruption)] * (1 - clean[method])) / base_rel)
+                rel.append(
+                    (errors.loc[(method, corruption)] - counts.loc[(method, corruption)] * (1 - clean[method]))
+                    / base_rel
+                )
         for metric, values in (("mce-vs-erm", ce), ("relative-mce-vs-erm", rel)):
             if values:
-                rows.append({"dataset": summary["dataset"].iloc[0], "arch": summary["arch"].iloc[0], "method": method,
-                             "suite": "corruption", "test": "mean", "severity": 0.0, "metric": metric,
-                             "mean": float(np.mean(values)), "std": 0.0, "seeds": int(summary[summary.method == method]["seeds"].max()),
-                             "n": len(values)})
+                rows.append(
+                    {
+                        "dataset": summary["dataset"].iloc[0],
+                        "arch": summary["arch"].iloc[0],
+                        "method": method,
+                        "suite": "corruption",
+                        "test": "mean",
+                        "severity": 0.0,
+                        "metric": metric,
+                        "mean": float(np.mean(values)),
+                        "std": 0.0,
+                        "seeds": int(summary[summary.method == method]["seeds"].max()),
+                        "n": len(values),
+                    }
+                )
     return pd.DataFrame(rows, columns=summary.columns)
 
 

@@ -61,12 +61,16 @@ def guard(runs: RunSet, floor: float | None = None) -> Guard:
     for run, row in clean.iterrows():
         reasons = []
         if result.floor is not None and row["value"] < result.floor:
-            reasons.append(f"clean accuracy {row['value'] * 100:.1f}% (seed {row['seed']}) is below the floor "
-                           f"{result.floor * 100:.0f}%")
+            reasons.append(
+                f"clean accuracy {row['value'] * 100:.1f}% (seed {row['seed']}) is below the floor "
+                f"{result.floor * 100:.0f}%"
+            )
         fall = loss_fall(runs.logs.get(run))
         if fall is not None and fall > STEEP:
-            reasons.append(f"its training loss was still falling (seed {row['seed']}: {fall * 100:.0f}% over the last "
-                           "tenth of training)")
+            reasons.append(
+                f"its training loss was still falling (seed {row['seed']}: {fall * 100:.0f}% over the last "
+                "tenth of training)"
+            )
         if reasons:
             result.runs[run] = reasons
             result.methods.setdefault(str(row["method"]), []).extend(reasons)
@@ -105,8 +109,9 @@ def _ece(conf: np.ndarray, correct: np.ndarray, n_bins: int) -> np.ndarray:
     return np.abs(gap.reshape(conf.shape[0], slots)).sum(axis=1) / conf.shape[1]
 
 
-def ece_difference(runs: RunSet, mine: list[str], erm: list[str], n_bins: int = 15,
-                   samples: int = BOOTSTRAP_SAMPLES, seed: int = 0) -> tuple[float, float, float] | None:
+def ece_difference(
+    runs: RunSet, mine: list[str], erm: list[str], n_bins: int = 15, samples: int = BOOTSTRAP_SAMPLES, seed: int = 0
+) -> tuple[float, float, float] | None:
     """ECE(method) − ECE(ERM), seeds averaged, with a 95% CI resampling test examples."""
     key, clean = ("calibration", "confidence", 0.0), ("clean", "clean", 0.0)
     sides = []
@@ -139,29 +144,48 @@ def _word(low: float, high: float, higher_is_better: bool) -> str:
 def verdict_lines(table: pd.DataFrame, checks: Guard, headline: float | None, show) -> list[str]:
     """One line per method: how it compares with ERM on the four questions."""
     diffs = table.dropna(subset=["diff"])
-    questions = [("worst-case robust accuracy" + (f" at ε = {show(headline)}" if headline is not None else ""),
-                  "adversarial", "worst-case", headline, "accuracy", True, 100.0, "points"),
-                 ("corruptions (mean accuracy)", "corruption", "mean", 0.0, "accuracy", True, 100.0, "points"),
-                 ("calibration (clean ECE)", "calibration", "clean", 0.0, "ece", False, 100.0, "points"),
-                 ("clean accuracy", "clean", "clean", 0.0, "accuracy", True, 100.0, "points")]
+    questions = [
+        (
+            "worst-case robust accuracy" + (f" at ε = {show(headline)}" if headline is not None else ""),
+            "adversarial",
+            "worst-case",
+            headline,
+            "accuracy",
+            True,
+            100.0,
+            "points",
+        ),
+        ("corruptions (mean accuracy)", "corruption", "mean", 0.0, "accuracy", True, 100.0, "points"),
+        ("calibration (clean ECE)", "calibration", "clean", 0.0, "ece", False, 100.0, "points"),
+        ("clean accuracy", "clean", "clean", 0.0, "accuracy", True, 100.0, "points"),
+    ]
     lines = []
     for method in sorted(set(diffs.method), key=method_sort_key):
         if method in checks.methods or "erm" in checks.methods:
             who = method_label(method) if method in checks.methods else "ERM"
-            lines.append(f"- **{method_label(method)}** vs ERM: not comparable ({who} undertrained: "
-                         f"{checks.methods.get(method, checks.methods.get('erm', ['']))[0]})")
+            lines.append(
+                f"- **{method_label(method)}** vs ERM: not comparable ({who} undertrained: "
+                f"{checks.methods.get(method, checks.methods.get('erm', ['']))[0]})"
+            )
             continue
         parts = []
         for label, suite, test, severity, metric, higher, scale, unit in questions:
             if severity is None:
                 continue
-            q = diffs[(diffs.method == method) & (diffs.suite == suite) & (diffs.test == test) & (diffs.metric == metric)
-                      & np.isclose(diffs.severity, severity)]
+            q = diffs[
+                (diffs.method == method)
+                & (diffs.suite == suite)
+                & (diffs.test == test)
+                & (diffs.metric == metric)
+                & np.isclose(diffs.severity, severity)
+            ]
             if q.empty:
                 continue
             r = q.iloc[0]
-            parts.append(f"{label}: **{_word(r.ci_low, r.ci_high, higher)}** ({r['diff'] * scale:+.1f} "
-                         f"[{r.ci_low * scale:+.1f}, {r.ci_high * scale:+.1f}] {unit})")
+            parts.append(
+                f"{label}: **{_word(r.ci_low, r.ci_high, higher)}** ({r['diff'] * scale:+.1f} "
+                f"[{r.ci_low * scale:+.1f}, {r.ci_high * scale:+.1f}] {unit})"
+            )
         if parts:
             lines.append(f"- **{method_label(method)}** vs ERM: " + "; ".join(parts))
     return lines

@@ -21,8 +21,12 @@ DOCUMENTS = {"md": "report.md", "html": "report.html"}
 
 
 def write_report(
-    run_dirs: Sequence[str | Path], out_dir: str | Path, formats: Sequence[str] = ("md",), seconds: float | None = None,
-    plots: bool = True, floor: float | None = None,
+    run_dirs: Sequence[str | Path],
+    out_dir: str | Path,
+    formats: Sequence[str] = ("md",),
+    seconds: float | None = None,
+    plots: bool = True,
+    floor: float | None = None,
 ) -> Report:
     """Collect the runs and write report.csv, report.md (and report.html), plus figures.
 
@@ -45,7 +49,9 @@ def write_report(
         if "md" in formats:
             atomic_write_text(staging / DOCUMENTS["md"], to_markdown(blocks))
         if "html" in formats:
-            atomic_write_text(staging / DOCUMENTS["html"], to_html(blocks, staging, f"robustbench_mm report — {dataset}"))
+            atomic_write_text(
+                staging / DOCUMENTS["html"], to_html(blocks, staging, f"robustbench_mm report — {dataset}")
+            )
 
     from robustbench_mm.report.figures import FIGURES
 

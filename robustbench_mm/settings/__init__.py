@@ -20,7 +20,25 @@ from robustbench_mm.settings.toml import read_toml, to_toml
 from robustbench_mm.settings.train import DATASET_DEFAULTS, TrainConfig, dataset_defaults, dataset_family, differences
 
 __all__ = [
-    "DATASET_DEFAULTS", "dataset_defaults", "DEFAULT_METHODS", "DEFAULT_SEEDS", "EvalConfig", "EvaluateOptions", "JobOptions", "ReportOptions", "RunPlan", "Setting",
-    "TrainConfig", "TrainOptions", "check", "dataset_family", "differences", "from_table", "read_toml", "settings_of",
-    "to_argv", "to_table", "to_toml",
+    "DATASET_DEFAULTS",
+    "dataset_defaults",
+    "DEFAULT_METHODS",
+    "DEFAULT_SEEDS",
+    "EvalConfig",
+    "EvaluateOptions",
+    "JobOptions",
+    "ReportOptions",
+    "RunPlan",
+    "Setting",
+    "TrainConfig",
+    "TrainOptions",
+    "check",
+    "dataset_family",
+    "differences",
+    "from_table",
+    "read_toml",
+    "settings_of",
+    "to_argv",
+    "to_table",
+    "to_toml",
 ]

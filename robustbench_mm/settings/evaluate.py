@@ -15,36 +15,69 @@ EXAMPLES_MAX = 100_000_000
 class EvalConfig:
     """How a model is evaluated (``None``: the default named in the help)."""
 
-    suites: list[str] | None = setting(None, "suites to run (default: every default suite; mmbench list)", flag="--suite",
-                                       aliases=("--suites",), unique=True)
-    attacks: list[str] | None = setting(None, "attacks (default: fgsm, pgd-linf, pgd-l2 at every radius, square and "
-                                        "apgd-dlr at the headline L∞ radius; mmbench list)", unique=True)
-    eps: list[float] | None = setting(None, "L∞ radii in [0, 1] pixel scale (default: the dataset's grid)", low=0, high=1,
-                                      sort=True)
+    suites: list[str] | None = setting(
+        None,
+        "suites to run (default: every default suite; mmbench list)",
+        flag="--suite",
+        aliases=("--suites",),
+        unique=True,
+    )
+    attacks: list[str] | None = setting(
+        None,
+        "attacks (default: fgsm, pgd-linf, pgd-l2 at every radius, square and "
+        "apgd-dlr at the headline L∞ radius; mmbench list)",
+        unique=True,
+    )
+    eps: list[float] | None = setting(
+        None, "L∞ radii in [0, 1] pixel scale (default: the dataset's grid)", low=0, high=1, sort=True
+    )
     eps_l2: list[float] | None = setting(None, "L2 radii (default: the dataset's grid)", low=0, high=10_000, sort=True)
-    pgd_steps: int = setting(10, "steps of PGD (and the iterations of the other iterative attacks)", low=1, high=100_000)
+    pgd_steps: int = setting(
+        10, "steps of PGD (and the iterations of the other iterative attacks)", low=1, high=100_000
+    )
     pgd_restarts: int = setting(1, "random restarts of the iterative attacks", low=1, high=1000)
     pgd_step_size: float | None = setting(None, "PGD step size (default 2.5·ε/steps)", low=0, low_open=True)
-    attack_precision: str = setting("auto", "attack gradients in fp32 (auto) or bf16 (CUDA only; weaker at small ε)",
-                                    choices=("auto", "fp32", "bf16"))
+    attack_precision: str = setting(
+        "auto",
+        "attack gradients in fp32 (auto) or bf16 (CUDA only; weaker at small ε)",
+        choices=("auto", "fp32", "bf16"),
+    )
     deformations: str = setting("paper", "deformation grid: paper (Table 4) or paper-full (Table 9)")
     corruptions: list[str] | None = setting(None, "common corruptions (default: all 19)", unique=True)
     severities: list[int] | None = setting(None, "corruption levels 1..5 (default: all)", low=1, high=5, sort=True)
-    ood: list[str] | None = setting(None, "outlier sets of the ood suite (default: uniform, gaussian, pixel-shuffle); a "
-                                    "dataset name or imagefolder:<path> too, e.g. svhn next to cifar10", unique=True)
+    ood: list[str] | None = setting(
+        None,
+        "outlier sets of the ood suite (default: uniform, gaussian, pixel-shuffle); a "
+        "dataset name or imagefolder:<path> too, e.g. svhn next to cifar10",
+        unique=True,
+    )
     ood_data_root: str | None = setting(None, "folder holding an outlier dataset's files (default: --data-root)")
-    cifar_c_root: str | None = setting(None, "folder holding CIFAR-10-C/ or CIFAR-100-C/ .npy files (the published images)")
-    batch_size: int = setting(500, "evaluation batch size (0: from free GPU memory)", flag="--eval-batch-size", low=0,
-                              high=SIZE_MAX)
-    seed: int = setting(0, "seed of the attacks' random starts, deformations and corruptions", flag="--eval-seed", low=0,
-                        high=SEED_MAX)
+    cifar_c_root: str | None = setting(
+        None, "folder holding CIFAR-10-C/ or CIFAR-100-C/ .npy files (the published images)"
+    )
+    batch_size: int = setting(
+        500, "evaluation batch size (0: from free GPU memory)", flag="--eval-batch-size", low=0, high=SIZE_MAX
+    )
+    seed: int = setting(
+        0, "seed of the attacks' random starts, deformations and corruptions", flag="--eval-seed", low=0, high=SEED_MAX
+    )
     device: str = setting("auto", "auto (CUDA when present), cpu, cuda or cuda:N")
-    cpu_threads: int = setting(1, "torch threads when evaluating on the CPU (the numbers depend on it)", low=1, high=256)
-    data_root: str | None = setting(None, "folder holding the torchvision dataset files (default: where training found them)")
+    cpu_threads: int = setting(
+        1, "torch threads when evaluating on the CPU (the numbers depend on it)", low=1, high=256
+    )
+    data_root: str | None = setting(
+        None, "folder holding the torchvision dataset files (default: where training found them)"
+    )
     download: bool = setting(False, "let torchvision download the dataset into --data-root")
-    n_test: int | None = setting(None, "evaluate on N test examples: a class-stratified subset drawn with --seed, the "
-                                 "same for every run (default per dataset; 0: the whole test set)", low=0,
-                                 high=EXAMPLES_MAX, per_dataset=True, aliases=("--max-examples",))
+    n_test: int | None = setting(
+        None,
+        "evaluate on N test examples: a class-stratified subset drawn with --seed, the "
+        "same for every run (default per dataset; 0: the whole test set)",
+        low=0,
+        high=EXAMPLES_MAX,
+        per_dataset=True,
+        aliases=("--max-examples",),
+    )
     n_bins: int = setting(15, "calibration bins", flag="--bins", low=1, high=1000)
 
     def validate(self, cli: bool = False) -> EvalConfig:

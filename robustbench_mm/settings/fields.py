@@ -245,6 +245,17 @@ def is_settings(obj: Any) -> bool:
 
 
 __all__ = [
-    "Setting", "Spec", "check", "coerce", "find", "from_table", "is_settings", "parse_text", "replace", "setting",
-    "settings_of", "to_argv", "to_table",
+    "Setting",
+    "Spec",
+    "check",
+    "coerce",
+    "find",
+    "from_table",
+    "is_settings",
+    "parse_text",
+    "replace",
+    "setting",
+    "settings_of",
+    "to_argv",
+    "to_table",
 ]

@@ -18,8 +18,9 @@ class JobOptions:
 
     # Without --force a command is make-like: a finished run of the same settings is reused, an
     # interrupted one continues from its last checkpoint, a run of other settings is refused.
-    force: bool = setting(False, "replace existing runs, even of other settings (the old run is kept until the new "
-                          "one is complete)")
+    force: bool = setting(
+        False, "replace existing runs, even of other settings (the old run is kept until the new one is complete)"
+    )
     quiet: bool = setting(False, "no progress bars")
     preset: str | None = setting(None, "a shipped preset (mmbench list --presets); flags override its values")
 
@@ -32,8 +33,9 @@ class JobOptions:
 class EvaluateOptions:
     """``mmbench evaluate``: what happens to an earlier evaluation of the run."""
 
-    fresh: bool = setting(False, "start the run's evaluation over (default: new rows replace the same rows, the rest "
-                          "stay)")
+    fresh: bool = setting(
+        False, "start the run's evaluation over (default: new rows replace the same rows, the rest stay)"
+    )
     quiet: bool = setting(False, "no progress bars")
 
     def validate(self, cli: bool = False):
@@ -54,8 +56,12 @@ class ReportOptions:
     """What a report (``mmbench report``, and the end of ``mmbench run``) writes and checks."""
 
     formats: list[str] = setting(["md"], "report formats", flag="--format", choices=("md", "html"), unique=True)
-    accuracy_floor: float | None = setting(None, "clean accuracy below which a run counts as undertrained (default: "
-                                           "the dataset's; an image folder has none)", low=0, high=1)
+    accuracy_floor: float | None = setting(
+        None,
+        "clean accuracy below which a run counts as undertrained (default: the dataset's; an image folder has none)",
+        low=0,
+        high=1,
+    )
     strict: bool = setting(False, "exit with status 1 when a run is undertrained")
 
     def validate(self, cli: bool = False):
@@ -68,14 +74,16 @@ class RunPlan(JobOptions, ReportOptions):
     """``mmbench run``: methods x seeds, then evaluation and one report."""
 
     methods: list[str] = setting(list(DEFAULT_METHODS), "training methods to compare", unique=True)
-    seeds: list[int] = setting(list(DEFAULT_SEEDS), "seeds (one run per method and seed)", low=0, high=SEED_MAX,
-                               unique=True)
+    seeds: list[int] = setting(
+        list(DEFAULT_SEEDS), "seeds (one run per method and seed)", low=0, high=SEED_MAX, unique=True
+    )
     # not results/: running the quick start must leave a checkout clean (the committed baseline is
     # regenerated on purpose, with --out results)
     out: str = setting("runs/report", "report folder")
     runs_dir: str = setting("runs", "where the run directories go")
-    jobs: int | None = setting(None, "runs in parallel (default: one per GPU on CUDA, one per CPU core otherwise)",
-                               low=1, high=1024)
+    jobs: int | None = setting(
+        None, "runs in parallel (default: one per GPU on CUDA, one per CPU core otherwise)", low=1, high=1024
+    )
     plan: bool = setting(False, "print one shell command per run (for a cluster scheduler) and exit")
     # each method's own settings for this plan (a preset's [method.<name>] tables); flags such as
     # --alpha apply to every planned method that has the setting

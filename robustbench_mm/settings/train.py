@@ -39,24 +39,32 @@ class DatasetDefaults:
 # - CIFAR-100 and SVHN: PreActResNet18 as in the paper's App. C (lr 0.1, wd 1e-4, batch 100),
 #   200 epochs rather than 1,200 (the paper presets restore 1,200) -- GPU settings.
 DATASET_DEFAULTS: dict[str, DatasetDefaults] = {
-    "digits": DatasetDefaults(epochs=30, batch_size=64, lr=0.05, weight_decay=5e-4, arch="cnn", floor=0.95,
-                              schedule="step"),
-    "mnist": DatasetDefaults(epochs=4, batch_size=128, lr=0.1, weight_decay=5e-4, arch="fast28", floor=0.98,
-                             n_test=1000),
-    "fashion-mnist": DatasetDefaults(epochs=10, batch_size=128, lr=0.1, weight_decay=5e-4, arch="fast28", floor=0.88,
-                                     n_test=1000),
-    "cifar10": DatasetDefaults(epochs=9, batch_size=256, lr=0.2, weight_decay=5e-4, arch="fast32", floor=0.8,
-                               n_test=1000),
-    "cifar100": DatasetDefaults(epochs=200, batch_size=100, lr=0.1, weight_decay=1e-4, arch="preactresnet18", floor=0.5,
-                                n_test=1000),
-    "svhn": DatasetDefaults(epochs=100, batch_size=100, lr=0.1, weight_decay=1e-4, arch="preactresnet18", floor=0.9,
-                            n_test=1000),
+    "digits": DatasetDefaults(
+        epochs=30, batch_size=64, lr=0.05, weight_decay=5e-4, arch="cnn", floor=0.95, schedule="step"
+    ),
+    "mnist": DatasetDefaults(
+        epochs=4, batch_size=128, lr=0.1, weight_decay=5e-4, arch="fast28", floor=0.98, n_test=1000
+    ),
+    "fashion-mnist": DatasetDefaults(
+        epochs=10, batch_size=128, lr=0.1, weight_decay=5e-4, arch="fast28", floor=0.88, n_test=1000
+    ),
+    "cifar10": DatasetDefaults(
+        epochs=9, batch_size=256, lr=0.2, weight_decay=5e-4, arch="fast32", floor=0.8, n_test=1000
+    ),
+    "cifar100": DatasetDefaults(
+        epochs=200, batch_size=100, lr=0.1, weight_decay=1e-4, arch="preactresnet18", floor=0.5, n_test=1000
+    ),
+    "svhn": DatasetDefaults(
+        epochs=100, batch_size=100, lr=0.1, weight_decay=1e-4, arch="preactresnet18", floor=0.9, n_test=1000
+    ),
     "imagefolder": DatasetDefaults(epochs=50, batch_size=64, lr=0.05, weight_decay=5e-4),
     # image folders of 32x32 colour / 28x28 grey images: the CIFAR-10 / MNIST recipe, without the floor
-    "imagefolder-28-grey": DatasetDefaults(epochs=4, batch_size=128, lr=0.1, weight_decay=5e-4, arch="fast28",
-                                           n_test=1000),
-    "imagefolder-32-colour": DatasetDefaults(epochs=9, batch_size=256, lr=0.2, weight_decay=5e-4, arch="fast32",
-                                             n_test=1000),
+    "imagefolder-28-grey": DatasetDefaults(
+        epochs=4, batch_size=128, lr=0.1, weight_decay=5e-4, arch="fast28", n_test=1000
+    ),
+    "imagefolder-32-colour": DatasetDefaults(
+        epochs=9, batch_size=256, lr=0.2, weight_decay=5e-4, arch="fast32", n_test=1000
+    ),
 }
 
 
@@ -78,24 +86,38 @@ class TrainConfig:
     download: bool = setting(False, "let torchvision download the dataset into --data-root")
     arch: str | None = setting(None, "architecture (default per dataset; mmbench list)", per_dataset=True)
     method: str = setting("erm", "training method (mmbench list); its own settings have their own flags")
-    mix_loss: str = setting("ce", "loss against the (mixed) targets: soft-target cross-entropy, or the official "
-                            "code's BCE on softmax", choices=("ce", "bce"))
+    mix_loss: str = setting(
+        "ce",
+        "loss against the (mixed) targets: soft-target cross-entropy, or the official code's BCE on softmax",
+        choices=("ce", "bce"),
+    )
     epochs: int | None = setting(None, "training epochs (default per dataset)", low=1, high=100_000, per_dataset=True)
-    batch_size: int | None = setting(None, "training batch size (default per dataset)", low=2, high=65_536, per_dataset=True)
-    lr: float | None = setting(None, "peak SGD learning rate (default per dataset)", low=0, low_open=True, high=100,
-                               per_dataset=True)
-    weight_decay: float | None = setting(None, "SGD weight decay (default per dataset)", low=0, high=1, per_dataset=True)
+    batch_size: int | None = setting(
+        None, "training batch size (default per dataset)", low=2, high=65_536, per_dataset=True
+    )
+    lr: float | None = setting(
+        None, "peak SGD learning rate (default per dataset)", low=0, low_open=True, high=100, per_dataset=True
+    )
+    weight_decay: float | None = setting(
+        None, "SGD weight decay (default per dataset)", low=0, high=1, per_dataset=True
+    )
     momentum: float = setting(0.9, "SGD momentum (Nesterov, as the official code)", low=0, high=1, high_open=True)
     nesterov: bool = setting(True, "Nesterov momentum")
-    schedule: str | None = setting(None, "learning-rate schedule, per step: trapezoid (short warm-up, flat, then "
-                                   "linear decay to 0), cosine (warm-up + cosine) or step (lr / 10 at "
-                                   "--milestones, default 1/3 and 2/3 of training) (default per dataset)",
-                                   choices=SCHEDULES, per_dataset=True)
+    schedule: str | None = setting(
+        None,
+        "learning-rate schedule, per step: trapezoid (short warm-up, flat, then "
+        "linear decay to 0), cosine (warm-up + cosine) or step (lr / 10 at "
+        "--milestones, default 1/3 and 2/3 of training) (default per dataset)",
+        choices=SCHEDULES,
+        per_dataset=True,
+    )
     milestones: list[int] | None = setting(None, "step schedule: epochs at which lr /= 10 (default 1/3 and 2/3)", low=1)
-    seed: int = setting(0, "seed of the model's initialisation, the data order, augmentation and mixing", low=0,
-                        high=SEED_MAX)
-    holdout_fraction: float = setting(0.1, "share of the training split held out to fit the calibration temperature",
-                                      low=0, high=0.5, high_open=True)
+    seed: int = setting(
+        0, "seed of the model's initialisation, the data order, augmentation and mixing", low=0, high=SEED_MAX
+    )
+    holdout_fraction: float = setting(
+        0.1, "share of the training split held out to fit the calibration temperature", low=0, high=0.5, high_open=True
+    )
     device: str = setting("auto", "auto (CUDA when present), cpu, cuda or cuda:N")
     # CPU kernels sum in an order that depends on the thread count, so the count is part of what
     # determines the model: fixed here (and recorded), never taken from the machine

@@ -60,8 +60,14 @@ def already_done(stored: evalstore.StoredEvaluation | None, run: Any, config: Ev
         return None
     if settings_id(config) not in record.get("history", {}).get("settings", []):
         return None
-    return Evaluation(stored.metrics, stored.per_example, stored.reliability, tables=stored.tables,
-                      total=int(record.get("subset", {}).get("total", 0)), threat=ThreatModel.from_table(record.get("threat")))
+    return Evaluation(
+        stored.metrics,
+        stored.per_example,
+        stored.reliability,
+        tables=stored.tables,
+        total=int(record.get("subset", {}).get("total", 0)),
+        threat=ThreatModel.from_table(record.get("threat")),
+    )
 
 
 def merge(stored: evalstore.StoredEvaluation | None, new):
@@ -71,8 +77,12 @@ def merge(stored: evalstore.StoredEvaluation | None, new):
         return new
     _check_same_examples(stored, new)
     keys = set(map(tuple, new.metrics[KEYS].astype({"severity": float}).itertuples(index=False, name=None)))
-    old_rows = stored.metrics[[tuple(r) not in keys for r in stored.metrics[KEYS].astype({"severity": float})
-                               .itertuples(index=False, name=None)]]
+    old_rows = stored.metrics[
+        [
+            tuple(r) not in keys
+            for r in stored.metrics[KEYS].astype({"severity": float}).itertuples(index=False, name=None)
+        ]
+    ]
     per_example = {**stored.per_example, **new.per_example}
     metrics = pd.concat([old_rows, new.metrics], ignore_index=True)[COLUMNS]
     metrics, per_example = _worst_cases(metrics, per_example)
@@ -80,8 +90,9 @@ def merge(stored: evalstore.StoredEvaluation | None, new):
     tables = {**stored.tables, **new.tables}
     stored_seconds = (stored.record or {}).get("seconds")
     seconds = {**(stored_seconds if isinstance(stored_seconds, dict) else {}), **new.suite_seconds}
-    merged = dataclasses.replace(new, metrics=metrics, per_example=per_example, reliability=reliability, tables=tables,
-                                 suite_seconds=seconds)
+    merged = dataclasses.replace(
+        new, metrics=metrics, per_example=per_example, reliability=reliability, tables=tables, suite_seconds=seconds
+    )
     merged.history = list(stored.record.get("history", {}).get("settings", []))
     return merged
 
@@ -97,9 +108,11 @@ def _check_same_examples(stored: evalstore.StoredEvaluation, new) -> None:
     if not subset or new.indices is None:
         return
     if subset.get("indices") != _subset_id(new.indices) or int(subset.get("total", -1)) != new.total:
-        raise UserError(f"this run was evaluated on other test examples ({subset.get('n')} of {subset.get('total')}); "
-                        f"this evaluation uses {len(new.indices)} of {new.total}: give the same --n-test, or "
-                        "pass --fresh to start over")
+        raise UserError(
+            f"this run was evaluated on other test examples ({subset.get('n')} of {subset.get('total')}); "
+            f"this evaluation uses {len(new.indices)} of {new.total}: give the same --n-test, or "
+            "pass --fresh to start over"
+        )
 
 
 def _worst_cases(metrics: pd.DataFrame, per_example: dict) -> tuple[pd.DataFrame, dict]:
@@ -111,18 +124,22 @@ def _worst_cases(metrics: pd.DataFrame, per_example: dict) -> tuple[pd.DataFrame
     clean = per_example.get(("clean", "clean", 0.0))
     rows = []
     for test, norm in (("worst-case", "linf"), ("worst-case-l2", "l2")):
-        runs = {(t, sev): ok for (suite, t, sev), ok in per_example.items()
-                if suite == "adversarial" and t in ATTACKS and ATTACKS.get(t).norm == norm}
+        runs = {
+            (t, sev): ok
+            for (suite, t, sev), ok in per_example.items()
+            if suite == "adversarial" and t in ATTACKS and ATTACKS.get(t).norm == norm
+        }
         if not runs:
             continue
-        for (suite, t, sev) in [k for k in per_example if k[0] == "adversarial" and k[1] == test]:
+        for suite, t, sev in [k for k in per_example if k[0] == "adversarial" and k[1] == test]:
             del per_example[(suite, t, sev)]
         for eps, alive in worst_case(runs, clean).items():
             per_example[("adversarial", test, eps)] = alive
             rows.append({**identity, **row("adversarial", test, eps, "accuracy", float(alive.mean()), len(alive))})
     kept = metrics[~((metrics["suite"] == "adversarial") & metrics["test"].isin(["worst-case", "worst-case-l2"]))]
-    return pd.concat([kept, pd.DataFrame(rows, columns=COLUMNS)], ignore_index=True)[COLUMNS] if rows else metrics, \
-        per_example
+    return pd.concat([kept, pd.DataFrame(rows, columns=COLUMNS)], ignore_index=True)[
+        COLUMNS
+    ] if rows else metrics, per_example
 
 
 def publish(run: Any, evaluation, config: EvalConfig) -> None:
@@ -130,7 +147,11 @@ def publish(run: Any, evaluation, config: EvalConfig) -> None:
     history = [*evaluation.history, settings_id(config)]
     indices = evaluation.indices if evaluation.indices is not None else np.arange(int(evaluation.metrics["n"].max()))
     record = {
-        "subset": {"n": int(len(indices)), "total": int(evaluation.total or len(indices)), "indices": _subset_id(indices)},
+        "subset": {
+            "n": int(len(indices)),
+            "total": int(evaluation.total or len(indices)),
+            "indices": _subset_id(indices),
+        },
         "model": {"sha256": _digest(run.file("model.pt"))},
         "history": {"settings": list(dict.fromkeys(history)), "version": __version__},
         "settings": {k: v for k, v in to_table(config).items() if k not in LOCATION_ONLY},
@@ -138,5 +159,6 @@ def publish(run: Any, evaluation, config: EvalConfig) -> None:
     }
     if evaluation.threat is not None:
         record["threat"] = dataclasses.asdict(evaluation.threat)
-    evalstore.write(run.path, evaluation.metrics, evaluation.per_example, evaluation.reliability, record,
-                    evaluation.tables)
+    evalstore.write(
+        run.path, evaluation.metrics, evaluation.per_example, evaluation.reliability, record, evaluation.tables
+    )

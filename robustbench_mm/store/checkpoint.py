@@ -87,7 +87,11 @@ def _check_format(payload: Any, path: Path) -> None:
     found = re.fullmatch(re.escape(FORMAT_NAME) + r"/([0-9]{1,6})", marker) if isinstance(marker, str) else None
     if found and int(found.group(1)) > FORMAT_VERSION:
         writer = payload.get("version")
-        writer = f"robustbench_mm {writer}" if isinstance(writer, str) and writer.isprintable() and len(writer) <= 64 else "a newer robustbench_mm"
+        writer = (
+            f"robustbench_mm {writer}"
+            if isinstance(writer, str) and writer.isprintable() and len(writer) <= 64
+            else "a newer robustbench_mm"
+        )
         raise UserError(
             f"{clip_path(path)} was written by {writer} (format {marker}); this robustbench_mm {__version__} "
             f"reads {MODEL_FORMAT} only: upgrade robustbench_mm to use it"
@@ -109,7 +113,9 @@ def validate_model_meta(payload: dict, path: Path) -> dict[str, Any]:
                 raise UserError(f"{clip_path(path)}: bad metadata: {exc.describe(key)}") from None
     for key in ("mean", "std"):
         if len(meta[key]) != meta["in_channels"]:
-            raise UserError(f"{clip_path(path)}: bad metadata: {key} has {len(meta[key])} values for {meta['in_channels']} channel(s)")
+            raise UserError(
+                f"{clip_path(path)}: bad metadata: {key} has {len(meta[key])} values for {meta['in_channels']} channel(s)"
+            )
     return meta
 
 
@@ -122,7 +128,9 @@ def _check_state_dict(state: Any, path: Path, field: str) -> dict[str, torch.Ten
         try:
             name(key)
         except Invalid:
-            raise UserError(f"{clip_path(path)}: {field} has a key that is not a tensor name: {clip(key, 60)}") from None
+            raise UserError(
+                f"{clip_path(path)}: {field} has a key that is not a tensor name: {clip(key, 60)}"
+            ) from None
         if not isinstance(value, torch.Tensor) or value.layout != torch.strided:
             raise UserError(f"{clip_path(path)}: {field}[{clip(key, 60)}] must be a tensor, got {clip(value, 60)}")
     return state
@@ -161,7 +169,9 @@ def load_model(
     if expect_arch is not None and payload["arch"] != expect_arch:
         raise UserError(f"{where} holds a {payload['arch']} model, expected {plain(expect_arch)}")
     if expect_dataset is not None and payload["dataset"] != expect_dataset:
-        raise UserError(f"{where} was trained on {clip_path(payload['dataset'], 80)}, expected {clip_path(expect_dataset, 80)}")
+        raise UserError(
+            f"{where} was trained on {clip_path(payload['dataset'], 80)}, expected {clip_path(expect_dataset, 80)}"
+        )
     if expect_classes is not None and payload["classes"] != list(expect_classes):
         raise UserError(
             f"{where} was trained on {len(payload['classes'])} classes {_names(payload['classes'])}, "
@@ -171,10 +181,17 @@ def load_model(
         raise UserError(f"{where} holds an unknown architecture {payload['arch']!r}; valid: {', '.join(ARCHS.names())}")
     shape = (payload["in_channels"], payload["image_size"])
     if expect_input is not None and shape != tuple(expect_input):
-        raise UserError(f"{where} takes {shape[0]}-channel {shape[1]}x{shape[1]} images, the dataset has "
-                        f"{expect_input[0]}-channel {expect_input[1]}x{expect_input[1]} ones")
-    spec = dict(num_classes=len(payload["classes"]), in_channels=shape[0], image_size=shape[1],
-                mean=payload["mean"], std=payload["std"])
+        raise UserError(
+            f"{where} takes {shape[0]}-channel {shape[1]}x{shape[1]} images, the dataset has "
+            f"{expect_input[0]}-channel {expect_input[1]}x{expect_input[1]} ones"
+        )
+    spec = dict(
+        num_classes=len(payload["classes"]),
+        in_channels=shape[0],
+        image_size=shape[1],
+        mean=payload["mean"],
+        std=payload["std"],
+    )
     with torch.device("meta"):  # shapes only, no memory: a crafted image_size cannot make us allocate
         blueprint = create_model(payload["arch"], **spec)
     _check_fit(blueprint, payload["state_dict"], payload["arch"], where)
@@ -198,8 +215,10 @@ def _check_fit(blueprint: nn.Module, state: dict[str, torch.Tensor], arch: str, 
         for key, tensor in expected.items():
             got = state[key]
             if got.shape != tensor.shape or got.dtype != tensor.dtype:
-                problem = (f"{clip(key, 60)}: {tuple(got.shape)[:8]} {got.dtype} in the file, "
-                           f"{tuple(tensor.shape)} {tensor.dtype} expected")
+                problem = (
+                    f"{clip(key, 60)}: {tuple(got.shape)[:8]} {got.dtype} in the file, "
+                    f"{tuple(tensor.shape)} {tensor.dtype} expected"
+                )
                 break
     if problem:
         raise UserError(f"{where}: weights do not fit a {arch} model ({problem})")
@@ -208,8 +227,12 @@ def _check_fit(blueprint: nn.Module, state: dict[str, torch.Tensor], arch: str, 
 def _check_normalization(state: dict[str, torch.Tensor], meta: dict[str, Any], where: str) -> None:
     """The model normalizes with its mean/std buffers: they must be the metadata's (checked) values."""
     for key in ("mean", "std"):
-        if key in state and not torch.allclose(state[key].double().flatten(), torch.tensor(meta[key], dtype=torch.float64), atol=1e-6):
-            raise UserError(f"{where}: the weights' {key} buffer differs from the metadata's {key} {clip(meta[key], 60)}")
+        if key in state and not torch.allclose(
+            state[key].double().flatten(), torch.tensor(meta[key], dtype=torch.float64), atol=1e-6
+        ):
+            raise UserError(
+                f"{where}: the weights' {key} buffer differs from the metadata's {key} {clip(meta[key], 60)}"
+            )
 
 
 def restore_state(target: Any, state: Any, path: Path, what: str) -> None:
@@ -249,8 +272,12 @@ def validate_checkpoint(payload: Any, path: Path, epochs: int, device: torch.dev
     except Invalid as exc:
         raise UserError(f"{where}: {exc.describe('epoch')}; the run is configured for {epochs} epochs") from None
     _check_state_dict(payload["model"], path, "model")
-    for field, check in (("optimizer", _check_optimizer), ("rng", lambda v: _check_rng(v, device)),
-                         ("log", lambda v: _check_log(v, epoch)), ("config", _check_config)):
+    for field, check in (
+        ("optimizer", _check_optimizer),
+        ("rng", lambda v: _check_rng(v, device)),
+        ("log", lambda v: _check_log(v, epoch)),
+        ("config", _check_config),
+    ):
         try:
             check(payload[field])
         except Invalid as exc:
@@ -269,7 +296,11 @@ def _json(value: Any, expected: str, where: str = "") -> Any:
 
 def _check_optimizer(state: Any) -> None:
     expected = "an optimizer state (a dict with 'state' and 'param_groups')"
-    if not isinstance(state, dict) or not isinstance(state.get("state"), dict) or not isinstance(state.get("param_groups"), list):
+    if (
+        not isinstance(state, dict)
+        or not isinstance(state.get("state"), dict)
+        or not isinstance(state.get("param_groups"), list)
+    ):
         raise Invalid(expected, state)
     for index, group in enumerate(state["param_groups"]):
         if not isinstance(group, dict) or not isinstance(group.get("params"), list):
@@ -337,7 +368,12 @@ def _check_rng(rng: Any, device: torch.device | str | None) -> None:
 def _check_numpy_state(state: Any) -> None:
     """``["MT19937", {"__ndarray__": 624 words, "dtype": "uint32"}, pos, has_gauss, cached]``."""
     where = "['numpy_global']"
-    if not isinstance(state, list) or len(state) != 5 or not isinstance(state[1], dict) or state[1].get("dtype") != "uint32":
+    if (
+        not isinstance(state, list)
+        or len(state) != 5
+        or not isinstance(state[1], dict)
+        or state[1].get("dtype") != "uint32"
+    ):
         raise Invalid("numpy's MT19937 state", state, where)
     try:
         key = _NUMPY_STATE(state[1].get("__ndarray__"))

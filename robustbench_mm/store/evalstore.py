@@ -62,15 +62,29 @@ def read(run: Path) -> StoredEvaluation | None:
     if where is None:
         return None
     record_path = where / RECORD
-    tables = {p.stem: read_csv_table(p, "a readable table") for p in sorted(where.glob("*.csv"))
-              if p.name not in (METRICS, RELIABILITY) and where != run}
-    return StoredEvaluation(_metrics(where / METRICS), _per_example(where / PER_EXAMPLE),
-                            _reliability(where / RELIABILITY), read_toml(record_path) if record_path.exists() else {},
-                            where, tables)
+    tables = {
+        p.stem: read_csv_table(p, "a readable table")
+        for p in sorted(where.glob("*.csv"))
+        if p.name not in (METRICS, RELIABILITY) and where != run
+    }
+    return StoredEvaluation(
+        _metrics(where / METRICS),
+        _per_example(where / PER_EXAMPLE),
+        _reliability(where / RELIABILITY),
+        read_toml(record_path) if record_path.exists() else {},
+        where,
+        tables,
+    )
 
 
-def write(run: Path, metrics: pd.DataFrame, per_example: dict[Key, np.ndarray], reliability: pd.DataFrame | None,
-          record: dict[str, dict[str, Any]], tables: dict[str, pd.DataFrame] | None = None) -> Path:
+def write(
+    run: Path,
+    metrics: pd.DataFrame,
+    per_example: dict[Key, np.ndarray],
+    reliability: pd.DataFrame | None,
+    record: dict[str, dict[str, Any]],
+    tables: dict[str, pd.DataFrame] | None = None,
+) -> Path:
     """Publish a complete evaluation as the run's new generation."""
     files = {METRICS: metrics[COLUMNS].to_csv(index=False, float_format="%.6g").encode()}
     for name, table in (tables or {}).items():
@@ -102,7 +116,9 @@ def _metrics(path: Path) -> pd.DataFrame:
     require_numeric(df, path, ["seed", "severity", "value", "n"])
     incomplete = df[[c for c in COLUMNS if c != "value"]].isna().any(axis=1)
     if incomplete.any():  # e.g. a file cut short by a full disk or a copy interrupted
-        raise UserError(f"{clip_path(path)} is not a valid metrics file (line {int(incomplete.idxmax()) + 2} is incomplete)")
+        raise UserError(
+            f"{clip_path(path)} is not a valid metrics file (line {int(incomplete.idxmax()) + 2} is incomplete)"
+        )
     return df
 
 

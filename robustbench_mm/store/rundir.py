@@ -133,12 +133,15 @@ class RunDir:
         if force:
             return "replace"
         if not self.file(CONFIG).exists():
-            raise UserError(f"run directory {clip_path(self.path)} holds files of an unknown run; pass --force to "
-                            "replace them")
+            raise UserError(
+                f"run directory {clip_path(self.path)} holds files of an unknown run; pass --force to replace them"
+            )
         changed = differences(self.read_config(), cfg)
         if changed:
-            raise UserError(f"run directory {clip_path(self.path)} holds a run with other settings "
-                            f"({', '.join(changed[:6])}); pass --force to replace it")
+            raise UserError(
+                f"run directory {clip_path(self.path)} holds a run with other settings "
+                f"({', '.join(changed[:6])}); pass --force to replace it"
+            )
         if self.is_trained:
             return "finished"
         return "resume" if self.file(CHECKPOINT).exists() else "new"
@@ -201,17 +204,24 @@ class RunDir:
         from robustbench_mm.store.checkpoint import load_model
 
         cfg = self.trained_config()
-        return load_model(self.file(MODEL), device, expect_arch=cfg.arch, expect_dataset=cfg.dataset,
-                          expect_classes=None if data is None else list(data.classes),
-                          expect_input=None if data is None else (data.in_channels, data.image_size))
+        return load_model(
+            self.file(MODEL),
+            device,
+            expect_arch=cfg.arch,
+            expect_dataset=cfg.dataset,
+            expect_classes=None if data is None else list(data.classes),
+            expect_input=None if data is None else (data.in_channels, data.image_size),
+        )
 
     def trained_config(self) -> TrainConfig:
         """The config of a finished run (one-line UserError when there is nothing to evaluate)."""
         if not self.path.is_dir():
             raise UserError(f"run directory not found: {self.path}")
         if not self.is_trained:
-            raise UserError(f"{clip_path(self.path)} has no model.pt (is training finished? run the same train command "
-                            "again to continue it)")
+            raise UserError(
+                f"{clip_path(self.path)} has no model.pt (is training finished? run the same train command "
+                "again to continue it)"
+            )
         return self.read_config()
 
     # ------------------------------------------------------------------ evaluation
@@ -223,7 +233,9 @@ class RunDir:
     def read_metrics(self) -> pd.DataFrame:
         stored = self.evaluation()
         if stored is None:
-            raise UserError(f"{clip_path(self.path)} has no evaluation; run mmbench evaluate {clip_path(self.path)} first")
+            raise UserError(
+                f"{clip_path(self.path)} has no evaluation; run mmbench evaluate {clip_path(self.path)} first"
+            )
         return stored.metrics
 
 

@@ -142,7 +142,9 @@ def ensure_writable_dir(path: str | Path) -> Path:
     try:
         path.mkdir(parents=True, exist_ok=True)
     except (PermissionError, FileExistsError, NotADirectoryError) as exc:
-        raise UserError(f"cannot create output directory {clip_path(path)}: {exc.strerror or plain(str(exc), 160)}") from None
+        raise UserError(
+            f"cannot create output directory {clip_path(path)}: {exc.strerror or plain(str(exc), 160)}"
+        ) from None
     if not os.access(path, os.W_OK):
         raise UserError(f"output directory {clip_path(path)} is not writable")
     return path
@@ -166,13 +168,19 @@ def safe_torch_load(path: str | Path) -> Any:
     except pickle.UnpicklingError as exc:
         # torch's message opens with boilerplate; the line naming the refused global/opcode is the useful one.
         boilerplate = ("Weights only load failed", "Please file an issue", "Check the documentation")
-        lines = [line.strip() for line in str(exc).splitlines() if line.strip() and not line.strip().startswith(boilerplate)]
+        lines = [
+            line.strip() for line in str(exc).splitlines() if line.strip() and not line.strip().startswith(boilerplate)
+        ]
         detail = lines[0] if lines else "unsupported content"
         raise UserError(f"refusing to load {clip_path(path)}: not a safe checkpoint ({plain(detail, 160)})") from None
     except Exception as exc:  # noqa: BLE001 - garbage bytes make the unpickler raise KeyError, IndexError, struct.error, ...
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        detail = f"{type(exc).__name__}: {first}" if not isinstance(exc, (RuntimeError, OSError)) or not first else first
-        raise UserError(f"cannot read checkpoint {clip_path(path)}: corrupt, truncated or not a checkpoint ({plain(detail, 160)})") from None
+        detail = (
+            f"{type(exc).__name__}: {first}" if not isinstance(exc, (RuntimeError, OSError)) or not first else first
+        )
+        raise UserError(
+            f"cannot read checkpoint {clip_path(path)}: corrupt, truncated or not a checkpoint ({plain(detail, 160)})"
+        ) from None
 
 
 def read_csv_table(path: str | Path, description: str) -> pd.DataFrame:

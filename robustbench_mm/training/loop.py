@@ -33,6 +33,7 @@ from robustbench_mm.settings import TrainConfig
 from robustbench_mm.store.checkpoint import restore_state, validate_checkpoint
 from robustbench_mm.store.rundir import RunDir
 from robustbench_mm.training import schedules
+from robustbench_mm.training.step import make_optimizer, place_training_data, to_training_layout, train_step
 
 
 @dataclass
@@ -139,8 +140,13 @@ def resolve_config(cfg: TrainConfig, data: DatasetSplits) -> tuple[TrainConfig, 
 def _reused(run: RunDir, say: Callable[[str], None]) -> TrainResult:
     meta = run.load_model()[1]
     say(f"{run} is up to date (the same settings, trained): reused")
-    return TrainResult(run_dir=run.path, test_accuracy=float(meta.get("test_accuracy", float("nan"))),
-                       epochs=int(meta.get("epoch", 0)), seconds=0.0, state="finished")
+    return TrainResult(
+        run_dir=run.path,
+        test_accuracy=float(meta.get("test_accuracy", float("nan"))),
+        epochs=int(meta.get("epoch", 0)),
+        seconds=0.0,
+        state="finished",
+    )
 
 
 def _start(cfg, method, data, device, dctx, run, state, sync_bn, say, progress) -> Session:
@@ -164,25 +170,52 @@ def _start(cfg, method, data, device, dctx, run, state, sync_bn, say, progress) 
             model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
             core = model
         model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-    train_x, train_y, on_device = _place(data, train_idx, device)
-    say(f"data: {len(train_y)} training images {'resident on ' + str(device) if on_device else 'in pinned host memory, copied per batch'}")
-    session = Session(cfg=cfg, method=method, run=run, data=data, device=device, dctx=dctx, model=model, core=core,
-                      optimizer=make_optimizer(model.parameters(), cfg, device), rand=Randomness(cfg.seed, device),
-                      train_x=train_x, train_y=train_y, on_device=on_device, amp=amp, channels_last=channels_last,
-                      say=say, progress=progress, log_rows=[])
+    train_x, train_y, on_device = place_training_data(data, train_idx, device)
+    say(
+        f"data: {len(train_y)} training images {'resident on ' + str(device) if on_device else 'in pinned host memory, copied per batch'}"
+    )
+    session = Session(
+        cfg=cfg,
+        method=method,
+        run=run,
+        data=data,
+        device=device,
+        dctx=dctx,
+        model=model,
+        core=core,
+        optimizer=make_optimizer(model.parameters(), cfg, device),
+        rand=Randomness(cfg.seed, device),
+        train_x=train_x,
+        train_y=train_y,
+        on_device=on_device,
+        amp=amp,
+        channels_last=channels_last,
+        say=say,
+        progress=progress,
+        log_rows=[],
+    )
     if cfg.compile:
         session.model = torch.compile(model)
     if resume_state is not None:
         path = run.file("checkpoint.pt")
         restore_state(core, resume_state["model"], path, f"the checkpoint's weights do not fit a {cfg.arch} model")
-        restore_state(session.optimizer, resume_state["optimizer"], path, "the checkpoint's optimizer state does not fit")
+        restore_state(
+            session.optimizer, resume_state["optimizer"], path, "the checkpoint's optimizer state does not fit"
+        )
         session.rand.restore(resume_state["rng"])
         session.log_rows = json.loads(resume_state["log"])
         session.start_epoch = int(resume_state["epoch"])
         say(f"resuming {run} after epoch {session.start_epoch}")
     if dctx.main:
-        run.write_config(cfg, {"train_images": len(train_idx), "holdout_images": len(holdout_idx),
-                               "holdout_seed": cfg.seed, "processes": dctx.world})
+        run.write_config(
+            cfg,
+            {
+                "train_images": len(train_idx),
+                "holdout_images": len(holdout_idx),
+                "holdout_seed": cfg.seed,
+                "processes": dctx.world,
+            },
+        )
     return session
 
 
@@ -190,25 +223,6 @@ def _resume_state(run: RunDir, cfg: TrainConfig, device: torch.device) -> dict:
     """The checkpoint to continue from, checked field by field before any of it is used."""
     path = run.file("checkpoint.pt")
     return validate_checkpoint(run.read_checkpoint(), path, cfg.epochs, device=device)
-
-
-def _place(data: DatasetSplits, train_idx: torch.Tensor, device: torch.device):
-    """The training images on the device when they fit (pinned host memory otherwise)."""
-    on_device = _fits_on_device(data, device)
-    train_x, train_y = data.train_x[train_idx], data.train_y[train_idx]
-    if on_device:
-        train_x, train_y = train_x.to(device), train_y.to(device)
-    elif device.type == "cuda":
-        train_x, train_y = train_x.pin_memory(), train_y.pin_memory()
-    return train_x, train_y, on_device
-
-
-def _fits_on_device(data: DatasetSplits, device: torch.device) -> bool:
-    if device.type != "cuda":
-        return True
-    free, _ = torch.cuda.mem_get_info(device)
-    needed = data.train_x.numel() * data.train_x.element_size() + data.test_x.numel() * data.test_x.element_size()
-    return needed < 0.25 * free
 
 
 def _set_lr(s: Session, step: int, steps_per_epoch: int) -> float:
@@ -258,9 +272,15 @@ def _train_epoch(s: Session, epoch: int) -> None:
     train_loss = totals[0].item() / seen
     if not math.isfinite(train_loss):
         raise UserError(f"training diverged at epoch {epoch + 1} (loss {train_loss}); lower --lr")
-    s.log_rows.append({"epoch": epoch + 1, "loss": round(train_loss, 6),
-                       "train_accuracy": round(totals[1].long().item() / seen, 6), "lr": first_lr,
-                       "seconds": round(time.perf_counter() - epoch_start, 3)})
+    s.log_rows.append(
+        {
+            "epoch": epoch + 1,
+            "loss": round(train_loss, 6),
+            "train_accuracy": round(totals[1].long().item() / seen, 6),
+            "lr": first_lr,
+            "seconds": round(time.perf_counter() - epoch_start, 3),
+        }
+    )
     if s.progress == "lines":
         _epoch_line(s, epoch)
     if s.dctx.main:
@@ -277,8 +297,10 @@ def _epoch_line(s: Session, epoch: int) -> None:
         return
     s.last_line = now
     row = s.log_rows[-1]
-    s.say(f"epoch {epoch + 1}/{s.cfg.epochs}: loss {row['loss']:.4f}, train accuracy {row['train_accuracy'] * 100:.1f}%, "
-          f"{row['seconds']:.0f} s")
+    s.say(
+        f"epoch {epoch + 1}/{s.cfg.epochs}: loss {row['loss']:.4f}, train accuracy {row['train_accuracy'] * 100:.1f}%, "
+        f"{row['seconds']:.0f} s"
+    )
 
 
 def _batch(s: Session, idx: torch.Tensor, batch_size: int, mine: slice) -> tuple[torch.Tensor, torch.Tensor]:
@@ -296,14 +318,16 @@ def _batch(s: Session, idx: torch.Tensor, batch_size: int, mine: slice) -> tuple
 
 
 def _save_checkpoint(s: Session, epoch: int) -> None:
-    s.run.write_checkpoint({
-        "epoch": epoch + 1,
-        "model": {k: v.detach().clone() for k, v in s.core.state_dict().items()},
-        "optimizer": s.optimizer.state_dict(),
-        "rng": s.rand.state(),
-        "log": json.dumps(s.log_rows),
-        "config": json.dumps(asdict(s.cfg)),
-    })
+    s.run.write_checkpoint(
+        {
+            "epoch": epoch + 1,
+            "model": {k: v.detach().clone() for k, v in s.core.state_dict().items()},
+            "optimizer": s.optimizer.state_dict(),
+            "rng": s.rand.state(),
+            "log": json.dumps(s.log_rows),
+            "config": json.dumps(asdict(s.cfg)),
+        }
+    )
     # The log follows the checkpoint, so it never claims an epoch a resume would redo.
     s.run.write_train_log(s.log_rows)
 
@@ -311,50 +335,35 @@ def _save_checkpoint(s: Session, epoch: int) -> None:
 def _finish(s: Session, started: float) -> TrainResult:
     cfg, data = s.cfg, s.data
     test_accuracy = _test_accuracy(s.core, data, s.dctx)
-    result = TrainResult(run_dir=s.run.path, test_accuracy=test_accuracy, epochs=cfg.epochs,
-                         seconds=time.perf_counter() - started)
+    result = TrainResult(
+        run_dir=s.run.path, test_accuracy=test_accuracy, epochs=cfg.epochs, seconds=time.perf_counter() - started
+    )
     if not s.dctx.main:
         return result
     options = cfg.method_options
-    s.run.save_model(s.core, {
-        "arch": cfg.arch, "dataset": cfg.dataset, "classes": list(data.classes), "in_channels": data.in_channels,
-        "image_size": data.image_size, "mean": list(data.mean), "std": list(data.std), "method": cfg.method,
-        "alpha": options.get("alpha"), "mix_layers": options.get("mix_layers"), "method_options": json.dumps(options),
-        "seed": cfg.seed, "epoch": cfg.epochs, "holdout_fraction": cfg.holdout_fraction, "holdout_seed": cfg.seed,
-        "test_accuracy": round(test_accuracy, 6),
-    })
+    s.run.save_model(
+        s.core,
+        {
+            "arch": cfg.arch,
+            "dataset": cfg.dataset,
+            "classes": list(data.classes),
+            "in_channels": data.in_channels,
+            "image_size": data.image_size,
+            "mean": list(data.mean),
+            "std": list(data.std),
+            "method": cfg.method,
+            "alpha": options.get("alpha"),
+            "mix_layers": options.get("mix_layers"),
+            "method_options": json.dumps(options),
+            "seed": cfg.seed,
+            "epoch": cfg.epochs,
+            "holdout_fraction": cfg.holdout_fraction,
+            "holdout_seed": cfg.seed,
+            "test_accuracy": round(test_accuracy, 6),
+        },
+    )
     s.run.drop_replaced()  # the new run is complete: the one it replaces can go
     return result
-
-
-def to_training_layout(model: torch.nn.Module, device: torch.device, amp: bool) -> tuple[torch.nn.Module, bool]:
-    """channels_last for convolutional models on the CPU and under CUDA autocast.
-
-    On the CPU, oneDNN's pooling is many times faster in channels_last on small maps, and
-    without a fixed layout an input-mixed batch (NCHW) and a plain one can take different
-    kernels. On CUDA, bf16 tensor-core convolutions want channels_last. Weights are saved
-    contiguous, so the layout never reaches model.pt.
-    """
-    convolutional = any(p.dim() == 4 for p in model.parameters())
-    if convolutional and (device.type == "cpu" or amp):
-        return model.to(memory_format=torch.channels_last), True
-    return model, False
-
-
-def make_optimizer(params, cfg: TrainConfig, device: torch.device) -> torch.optim.Optimizer:
-    """SGD with Nesterov momentum (the official code); the fused kernel on CUDA."""
-    return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
-                           weight_decay=cfg.weight_decay, fused=device.type == "cuda" or None)
-
-
-def train_step(model, method: Method, optimizer, x, y, step: Step, amp: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """One optimizer step (bf16 autocast when ``amp``); returns (loss, logits), unsynchronized."""
-    with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=amp):
-        loss, logits = method.loss(model, x, y, step)
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    optimizer.step()
-    return loss, logits
 
 
 def _test_accuracy(model: torch.nn.Module, data: DatasetSplits, dctx: distributed.Dist) -> float:

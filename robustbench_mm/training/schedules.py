@@ -45,7 +45,9 @@ def cosine_factor(step: int, total_steps: int, warmup: int | None = None) -> flo
     return 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
-def trapezoid_factor(step: int, total_steps: int, warmup: int | None = None, decay_fraction: float = DECAY_FRACTION) -> float:
+def trapezoid_factor(
+    step: int, total_steps: int, warmup: int | None = None, decay_fraction: float = DECAY_FRACTION
+) -> float:
     """Linear warm-up, 1 until the last ``decay_fraction`` of the steps, then linear to 0.
 
     The last step trains at 1/decay_steps of the rate, not at 0 (a step at lr 0 is wasted).
@@ -69,8 +71,9 @@ def step_factor(step: int, steps_per_epoch: int, epochs: int, milestones: Sequen
     return 0.1 ** sum(epoch >= mark for mark in marks)
 
 
-def lr_factor(schedule: str, step: int, total_steps: int, steps_per_epoch: int,
-              milestones: Sequence[int] | None = None) -> float:
+def lr_factor(
+    schedule: str, step: int, total_steps: int, steps_per_epoch: int, milestones: Sequence[int] | None = None
+) -> float:
     """The lr multiplier at optimizer step ``step`` (0-based) of ``total_steps``."""
     if schedule == "step":
         return step_factor(step, steps_per_epoch, math.ceil(total_steps / max(1, steps_per_epoch)), milestones)

@@ -77,7 +77,9 @@ def as_images(points: torch.Tensor) -> torch.Tensor:
     return points[:, :, None, None]
 
 
-def train_method(method: str, x: torch.Tensor, y: torch.Tensor, seed: int, steps: int = 600, batch: int = 128) -> MixableNet:
+def train_method(
+    method: str, x: torch.Tensor, y: torch.Tensor, seed: int, steps: int = 600, batch: int = 128
+) -> MixableNet:
     """One network trained with ``method`` on the points; the caller's global RNG is untouched."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -134,8 +136,15 @@ def panels(model: MixableNet, method: str, x: torch.Tensor, y: torch.Tensor) -> 
         hidden_extent = _extent(hidden.numpy())
         hidden_probs = model.head(_grid(hidden_extent)).softmax(1)
     shape = (GRID, GRID, -1)
-    return Panels(method, accuracy, input_extent, input_probs.reshape(shape).numpy(), hidden_extent,
-                  hidden_probs.reshape(shape).numpy(), hidden.numpy())
+    return Panels(
+        method,
+        accuracy,
+        input_extent,
+        input_probs.reshape(shape).numpy(),
+        hidden_extent,
+        hidden_probs.reshape(shape).numpy(),
+        hidden.numpy(),
+    )
 
 
 def shade(probs: np.ndarray) -> np.ndarray:
@@ -149,7 +158,14 @@ def shade(probs: np.ndarray) -> np.ndarray:
 
 def _draw(ax: Axes, probs: np.ndarray, extent, points: np.ndarray, y: np.ndarray) -> None:
     ax.imshow(shade(probs), origin="lower", extent=extent, aspect="auto", interpolation="nearest")
-    ax.contour(np.linspace(*extent[:2], GRID), np.linspace(*extent[2:], GRID), probs[..., 1], levels=[0.5], colors="k", linewidths=0.8)
+    ax.contour(
+        np.linspace(*extent[:2], GRID),
+        np.linspace(*extent[2:], GRID),
+        probs[..., 1],
+        levels=[0.5],
+        colors="k",
+        linewidths=0.8,
+    )
     ax.scatter(points[:, 0], points[:, 1], c=CLASS_COLORS[y], s=5, linewidths=0)
     ax.set_xlim(extent[:2])
     ax.set_ylim(extent[2:])
@@ -170,7 +186,12 @@ def panel_boxes() -> dict[tuple[int, int], tuple[int, int, int, int]]:
     boxes = {}
     for (r, c), ax in np.ndenumerate(_layout(fig)):
         box = ax.get_position()
-        boxes[(r, c)] = (round(box.x0 * width), round((1 - box.y1) * height), round(box.x1 * width), round((1 - box.y0) * height))
+        boxes[(r, c)] = (
+            round(box.x0 * width),
+            round((1 - box.y1) * height),
+            round(box.x1 * width),
+            round((1 - box.y0) * height),
+        )
     return boxes
 
 

@@ -124,8 +124,16 @@ def grid(fig: Figure, n: int, max_cols: int) -> list[Axes]:
     return list(axes[:n])
 
 
-def band(ax: Axes, x: np.ndarray, mean: np.ndarray, std: np.ndarray, color: str, label: str,
-         marker: str | None = "o", markersize: float = 4) -> None:
+def band(
+    ax: Axes,
+    x: np.ndarray,
+    mean: np.ndarray,
+    std: np.ndarray,
+    color: str,
+    label: str,
+    marker: str | None = "o",
+    markersize: float = 4,
+) -> None:
     """Mean line (with markers) and a ± 1 std band: the seed-to-seed spread."""
     ax.plot(x, mean, marker=marker, markersize=markersize, color=color, label=label)
     ax.fill_between(x, mean - std, mean + std, color=color, alpha=0.2, linewidth=0)
@@ -137,8 +145,12 @@ def band_line(ax: Axes, stats: pd.DataFrame, color: str, label: str) -> None:
     band(ax, stats["severity"].to_numpy(), stats["mean"].to_numpy() * PCT, stats["std"].to_numpy() * PCT, color, label)
 
 
-def legend_handles(methods: list[str], colors: dict[str, str], seeds: dict[str, int], extra: list | None = None) -> list:
-    handles: list = [Line2D([], [], color=colors[m], marker="o", label=f"{m} (mean of {seeds.get(m, 0)} seeds)") for m in methods]
+def legend_handles(
+    methods: list[str], colors: dict[str, str], seeds: dict[str, int], extra: list | None = None
+) -> list:
+    handles: list = [
+        Line2D([], [], color=colors[m], marker="o", label=f"{m} (mean of {seeds.get(m, 0)} seeds)") for m in methods
+    ]
     handles.append(Patch(color="gray", alpha=0.25, label="± 1 std over seeds"))
     return handles + (extra or [])
 

@@ -40,11 +40,21 @@ def accuracy_vs_eps(results_df: pd.DataFrame, out_path: str | Path, title: str) 
         raise UserError("accuracy vs ε: no adversarial accuracy rows to plot")
     clean = clean_accuracy(results_df)
     tests = list(pd.unique(adv["test"]))
-    return _curves(adv, tests, "adversarial", out_path, f"Accuracy under attack — {title}", max_cols=4,
-                   clean_at_zero=clean, methods=method_order(adv))
+    return _curves(
+        adv,
+        tests,
+        "adversarial",
+        out_path,
+        f"Accuracy under attack — {title}",
+        max_cols=4,
+        clean_at_zero=clean,
+        methods=method_order(adv),
+    )
 
 
-def accuracy_vs_severity(results_df: pd.DataFrame, out_path: str | Path, title: str, suite: str = "deformation") -> Path:
+def accuracy_vs_severity(
+    results_df: pd.DataFrame, out_path: str | Path, title: str, suite: str = "deformation"
+) -> Path:
     """Accuracy vs severity for every test of ``suite`` (deformations or corruptions).
 
     Each method's clean accuracy is a dashed horizontal line in its colour: a line rather than a
@@ -55,8 +65,16 @@ def accuracy_vs_severity(results_df: pd.DataFrame, out_path: str | Path, title: 
     if rows.empty:
         raise UserError(f"accuracy vs severity: no {suite} accuracy rows to plot")
     tests = list(pd.unique(rows["test"]))
-    return _curves(rows, tests, suite, out_path, f"Accuracy under {suite} — {title}", max_cols=5,
-                   clean_lines=clean_accuracy(results_df), methods=method_order(rows))
+    return _curves(
+        rows,
+        tests,
+        suite,
+        out_path,
+        f"Accuracy under {suite} — {title}",
+        max_cols=5,
+        clean_lines=clean_accuracy(results_df),
+        methods=method_order(rows),
+    )
 
 
 def _curves(

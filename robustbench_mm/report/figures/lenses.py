@@ -37,6 +37,7 @@ SPECTRUM_COLUMNS = ("method", "seed", "layer", "index", "value")
 
 def layer_order(layers: Iterable[str]) -> list[str]:
     """``layer0``, ``layer1``, ..., ``layer10`` by number, then ``penultimate``, then any other name."""
+
     def key(name: str) -> tuple[int, int, str]:
         match = re.fullmatch(r"layer(\d+)", name)
         if match:
@@ -68,8 +69,15 @@ def spectra_figure(spectra: pd.DataFrame, title: str = "", max_index: int = 40) 
             mean = part["mean"].to_numpy()
             shown = mean > 0
             seeds = int(part["seeds"].max()) if len(part) else 0
-            band(ax, part["index"].to_numpy()[shown], mean[shown], part["std"].to_numpy()[shown], colors[method],
-                 f"{method} ({seeds} seed{'s' if seeds != 1 else ''})", marker=None)
+            band(
+                ax,
+                part["index"].to_numpy()[shown],
+                mean[shown],
+                part["std"].to_numpy()[shown],
+                colors[method],
+                f"{method} ({seeds} seed{'s' if seeds != 1 else ''})",
+                marker=None,
+            )
         ax.set_yscale("log")
         ax.set_title(layer)
         ax.set_xlabel("singular value index i")
@@ -97,8 +105,15 @@ def interpolation_figure(results: pd.DataFrame, title: str = "") -> Figure:
     ax = fig.subplots()
     for method in methods:
         part = stats[stats["method"] == method].sort_values("severity")
-        band(ax, part["severity"].to_numpy(), PCT * part["mean"].to_numpy(), PCT * part["std"].to_numpy(), colors[method], method,
-             markersize=3)
+        band(
+            ax,
+            part["severity"].to_numpy(),
+            PCT * part["mean"].to_numpy(),
+            PCT * part["std"].to_numpy(),
+            colors[method],
+            method,
+            markersize=3,
+        )
     ax.set_xlabel("λ (0 and 1: the test images themselves)")
     ax.set_ylabel("mean confidence (max softmax, %)")
     ax.legend(fontsize=8)
@@ -122,7 +137,14 @@ def auroc_figure(results: pd.DataFrame, title: str = "", score: str = "msp") -> 
     for k, method in enumerate(methods):
         part = stats[stats["method"] == method].set_index("test").reindex(sets)
         x = np.arange(len(sets)) + (k - (len(methods) - 1) / 2) * width
-        ax.bar(x, PCT * part["mean"].to_numpy(), width, yerr=PCT * part["std"].to_numpy(), color=colors[method], label=method)
+        ax.bar(
+            x,
+            PCT * part["mean"].to_numpy(),
+            width,
+            yerr=PCT * part["std"].to_numpy(),
+            color=colors[method],
+            label=method,
+        )
     ax.axhline(50.0, color="gray", linestyle=":", linewidth=1)
     ax.set_xticks(np.arange(len(sets)), sets)
     ax.set_ylim(0, 100)

@@ -36,10 +36,17 @@ def pool_bins(bins_df: pd.DataFrame) -> pd.DataFrame:
     df["count"] = df["count"].astype(float)
     df["acc_sum"] = df["accuracy"].fillna(0.0) * df["count"]
     df["conf_sum"] = df["confidence"].fillna(0.0) * df["count"]
-    pooled = df.groupby(["method", "bin"], sort=True).agg(
-        lower=("lower", "first"), upper=("upper", "first"), count=("count", "sum"),
-        acc_sum=("acc_sum", "sum"), conf_sum=("conf_sum", "sum"),
-    ).reset_index()
+    pooled = (
+        df.groupby(["method", "bin"], sort=True)
+        .agg(
+            lower=("lower", "first"),
+            upper=("upper", "first"),
+            count=("count", "sum"),
+            acc_sum=("acc_sum", "sum"),
+            conf_sum=("conf_sum", "sum"),
+        )
+        .reset_index()
+    )
     nonempty = pooled["count"] > 0
     pooled["accuracy"] = np.where(nonempty, pooled["acc_sum"] / pooled["count"].where(nonempty, 1), np.nan)
     pooled["confidence"] = np.where(nonempty, pooled["conf_sum"] / pooled["count"].where(nonempty, 1), np.nan)
@@ -76,8 +83,11 @@ def reliability_figure(bins_df: pd.DataFrame, title: str) -> Figure:
         bottom = fig.add_subplot(layout[1, i], sharex=top)
         _reliability_panel(top, bins, colors[method])
         _count_panel(bottom, bins, colors[method])
-        top.set_title(f"{method}\n{seeds} seed{'s' if seeds != 1 else ''}, N={int(bins['count'].sum())}, "
-                      f"ECE (pooled bins) {bins_ece(bins) * PCT:.2f}%", fontsize=10)
+        top.set_title(
+            f"{method}\n{seeds} seed{'s' if seeds != 1 else ''}, N={int(bins['count'].sum())}, "
+            f"ECE (pooled bins) {bins_ece(bins) * PCT:.2f}%",
+            fontsize=10,
+        )
         if i == 0:
             top.set_ylabel("accuracy (fraction correct, 0–1)")
             bottom.set_ylabel("examples (% of N, log)")
@@ -112,6 +122,8 @@ def _reliability_panel(ax: Axes, bins: pd.DataFrame, color: str) -> None:
 
 def _count_panel(ax: Axes, bins: pd.DataFrame, color: str) -> None:
     share = bins["count"] / bins["count"].sum() * PCT
-    ax.bar(bins["lower"], share.where(share > 0), width=bins["upper"] - bins["lower"], align="edge", color=color, alpha=0.6)
+    ax.bar(
+        bins["lower"], share.where(share > 0), width=bins["upper"] - bins["lower"], align="edge", color=color, alpha=0.6
+    )
     ax.set_yscale("log")
     ax.set_xlabel("confidence (max softmax probability, 0–1)")

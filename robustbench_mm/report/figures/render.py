@@ -12,8 +12,16 @@ from robustbench_mm.report.figures.lenses import plot_auroc, plot_interpolation,
 from robustbench_mm.report.figures.reliability import reliability_diagram
 from robustbench_mm.report.figures.summary import summary_figure
 
-FIGURES = ("reliability.png", "accuracy_vs_eps.png", "deformation.png", "corruption.png", "summary.png", "spectra.png",
-           "interpolation.png", "outliers.png")  # every file render_all may write (a report owns them)
+FIGURES = (
+    "reliability.png",
+    "accuracy_vs_eps.png",
+    "deformation.png",
+    "corruption.png",
+    "summary.png",
+    "spectra.png",
+    "interpolation.png",
+    "outliers.png",
+)  # every file render_all may write (a report owns them)
 
 
 def _only(df: pd.DataFrame | None, dataset: str, arch: str) -> pd.DataFrame | None:
@@ -27,8 +35,14 @@ def _only(df: pd.DataFrame | None, dataset: str, arch: str) -> pd.DataFrame | No
     return df
 
 
-def render_all(results_df: pd.DataFrame, bins_df: pd.DataFrame | None, out_dir: str | Path, dataset: str, arch: str,
-               tables: dict[str, pd.DataFrame] | None = None) -> list[Path]:
+def render_all(
+    results_df: pd.DataFrame,
+    bins_df: pd.DataFrame | None,
+    out_dir: str | Path,
+    dataset: str,
+    arch: str,
+    tables: dict[str, pd.DataFrame] | None = None,
+) -> list[Path]:
     """Render every plot whose data is present into ``out_dir``; return the written paths.
 
     Files: reliability.png, accuracy_vs_eps.png, deformation.png, corruption.png, summary.png,
@@ -48,8 +62,11 @@ def render_all(results_df: pd.DataFrame, bins_df: pd.DataFrame | None, out_dir: 
     for suite in ("deformation", "corruption"):
         if not accuracy_rows(results_df, suite).empty:
             written.append(accuracy_vs_severity(results_df, out_dir / f"{suite}.png", title, suite=suite))
-    has_lens = any(not accuracy_rows(results_df, s).empty for s in ("adversarial", "deformation")) or (
-        results_df["suite"] == "calibration").any() or (bins_df is not None and not bins_df.empty)
+    has_lens = (
+        any(not accuracy_rows(results_df, s).empty for s in ("adversarial", "deformation"))
+        or (results_df["suite"] == "calibration").any()
+        or (bins_df is not None and not bins_df.empty)
+    )
     if has_lens:
         written.append(summary_figure(results_df, bins_df, out_dir / "summary.png", title))
     spectra = (tables or {}).get("spectra")

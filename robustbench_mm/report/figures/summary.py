@@ -41,8 +41,18 @@ def summary_figure(results_df: pd.DataFrame, bins_df: pd.DataFrame | None, out_p
     fig = new_figure(15, 4.8)
     ax_adv, ax_def, ax_cal = fig.subplots(1, 3)
     _summary_adversarial(ax_adv, df, methods, colors)
-    _summary_bars(ax_def, _deformation_bars(df), methods, colors, "accuracy (%)", "(b) deformations: mean accuracy", "deformation")
-    _summary_bars(ax_cal, _calibration_bars(df, bins_df), methods, colors, "ECE (%, lower is better)", "(c) calibration: ECE", "calibration")
+    _summary_bars(
+        ax_def, _deformation_bars(df), methods, colors, "accuracy (%)", "(b) deformations: mean accuracy", "deformation"
+    )
+    _summary_bars(
+        ax_cal,
+        _calibration_bars(df, bins_df),
+        methods,
+        colors,
+        "ECE (%, lower is better)",
+        "(c) calibration: ECE",
+        "calibration",
+    )
     fig.suptitle(f"Robustness summary — {title}")
     return finish(fig, out_path)
 
@@ -56,7 +66,9 @@ def _no_data(ax: Axes, what: str) -> None:
 def _summary_adversarial(ax: Axes, df: pd.DataFrame, methods: list[str], colors: dict[str, str]) -> None:
     adv = accuracy_rows(df, "adversarial")
     # Worst case over attacks is the honest number; fall back to PGD (then anything) if absent.
-    test = next((t for t in ("worst-case", "pgd-linf") if (adv["test"] == t).any()), adv["test"].iloc[0] if len(adv) else None)
+    test = next(
+        (t for t in ("worst-case", "pgd-linf") if (adv["test"] == t).any()), adv["test"].iloc[0] if len(adv) else None
+    )
     ax.set_title(f"(a) adversarial: {test or 'worst-case'} accuracy")
     if test is None:
         return _no_data(ax, "adversarial")
@@ -92,20 +104,30 @@ def _calibration_bars(df: pd.DataFrame, bins_df: pd.DataFrame | None) -> dict[st
     cal = df[df["suite"] == "calibration"]
     if "clean" in set(cal["test"]):
         cal = cal[cal["test"] == "clean"]  # calibration under shift, if present, is a different question
-    out = {label: seed_stats(cal[cal["metric"] == metric], ["method"])
-           for metric, label in (("ece", "ECE"), ("ece-ts", "ECE after temperature scaling"))
-           if (cal["metric"] == metric).any()}
+    out = {
+        label: seed_stats(cal[cal["metric"] == metric], ["method"])
+        for metric, label in (("ece", "ECE"), ("ece-ts", "ECE after temperature scaling"))
+        if (cal["metric"] == metric).any()
+    }
     if not out and bins_df is not None and not bins_df.empty:
         require(bins_df, BIN_COLUMNS, "reliability bins")
         keys = ["method", "seed"] if "seed" in bins_df.columns else ["method"]
-        per_run = [{"method": k[0], "seed": k[1] if len(keys) == 2 else 0, "value": bins_ece(g)}
-                   for k, g in bins_df.groupby(keys)]
+        per_run = [
+            {"method": k[0], "seed": k[1] if len(keys) == 2 else 0, "value": bins_ece(g)}
+            for k, g in bins_df.groupby(keys)
+        ]
         out["ECE (from reliability bins)"] = seed_stats(pd.DataFrame(per_run), ["method"])
     return out
 
 
 def _summary_bars(
-    ax: Axes, groups: dict[str, pd.DataFrame], methods: list[str], colors: dict[str, str], ylabel: str, title: str, lens: str
+    ax: Axes,
+    groups: dict[str, pd.DataFrame],
+    methods: list[str],
+    colors: dict[str, str],
+    ylabel: str,
+    title: str,
+    lens: str,
 ) -> None:
     """Grouped bars: one group per method, one bar per entry of ``groups``, ± 1 std error bars."""
     ax.set_title(title)
@@ -118,8 +140,17 @@ def _summary_bars(
     for j, (label, stats) in enumerate(groups.items()):
         s = stats.set_index("method").reindex(methods)
         style = styles[j % len(styles)]
-        ax.bar(x + (j - (len(groups) - 1) / 2) * width, s["mean"] * PCT, width=width, yerr=s["std"] * PCT, capsize=3,
-               color=[colors[m] for m in methods], edgecolor="black", linewidth=0.5, **style)
+        ax.bar(
+            x + (j - (len(groups) - 1) / 2) * width,
+            s["mean"] * PCT,
+            width=width,
+            yerr=s["std"] * PCT,
+            capsize=3,
+            color=[colors[m] for m in methods],
+            edgecolor="black",
+            linewidth=0.5,
+            **style,
+        )
         # Bars are coloured by method, so the legend shows the bar *kind* in neutral grey.
         handles.append(Patch(facecolor="gray", edgecolor="black", label=label, **style))
     ax.set_xticks(x, methods)
