@@ -1,0 +1,1 @@
+"""Datasets: loaders, image folders, MNIST files, threat models."""
