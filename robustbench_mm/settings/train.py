@@ -14,6 +14,8 @@ from robustbench_mm.training.schedules import SCHEDULES
 
 SEED_MAX = 2**32 - 1  # NumPy's and torch's seeds are 32/64-bit; one bound for every seed we take
 
+EPOCHS_MAX = 100_000
+
 
 @dataclass(frozen=True)
 class DatasetDefaults:
@@ -91,7 +93,9 @@ class TrainConfig:
         "loss against the (mixed) targets: soft-target cross-entropy, or the official code's BCE on softmax",
         choices=("ce", "bce"),
     )
-    epochs: int | None = setting(None, "training epochs (default per dataset)", low=1, high=100_000, per_dataset=True)
+    epochs: int | None = setting(
+        None, "training epochs (default per dataset)", low=1, high=EPOCHS_MAX, per_dataset=True
+    )
     batch_size: int | None = setting(
         None, "training batch size (default per dataset)", low=2, high=65_536, per_dataset=True
     )
@@ -111,7 +115,9 @@ class TrainConfig:
         choices=SCHEDULES,
         per_dataset=True,
     )
-    milestones: list[int] | None = setting(None, "step schedule: epochs at which lr /= 10 (default 1/3 and 2/3)", low=1)
+    milestones: list[int] | None = setting(
+        None, "step schedule: epochs at which lr /= 10 (default 1/3 and 2/3)", low=1, high=EPOCHS_MAX
+    )
     seed: int = setting(
         0, "seed of the model's initialisation, the data order, augmentation and mixing", low=0, high=SEED_MAX
     )
