@@ -21,6 +21,9 @@ class _Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line (no usage dump) and exit status 2."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
+        # argparse quotes the offending value whole ("invalid choice: 'xxx...'"): clip it to one short line
+        message = " ".join(message.split())
+        message = message if len(message) <= 300 else message[:299] + "…"
         raise UserError(f"{self.prog.split()[-1] if ' ' in self.prog else self.prog}: {message}")
 
 

@@ -103,9 +103,11 @@ class TrainConfig:
         None, "peak SGD learning rate (default per dataset)", low=0, low_open=True, high=100, per_dataset=True
     )
     weight_decay: float | None = setting(
-        None, "SGD weight decay (default per dataset)", low=0, high=1, per_dataset=True
+        None, "SGD weight decay (0: none) (default per dataset)", low=0, high=1, per_dataset=True
     )
-    momentum: float = setting(0.9, "SGD momentum (Nesterov, as the official code)", low=0, high=1, high_open=True)
+    momentum: float = setting(
+        0.9, "SGD momentum (Nesterov, as the official code; 0: plain SGD)", low=0, high=1, high_open=True
+    )
     nesterov: bool = setting(True, "Nesterov momentum")
     schedule: str | None = setting(
         None,
@@ -122,7 +124,11 @@ class TrainConfig:
         0, "seed of the model's initialisation, the data order, augmentation and mixing", low=0, high=SEED_MAX
     )
     holdout_fraction: float = setting(
-        0.1, "share of the training split held out to fit the calibration temperature", low=0, high=0.5, high_open=True
+        0.1,
+        "share of the training split held out to fit the calibration temperature (0: none, no temperature)",
+        low=0,
+        high=0.5,
+        high_open=True,
     )
     device: str = setting("auto", "auto (CUDA when present), cpu, cuda or cuda:N")
     # CPU kernels sum in an order that depends on the thread count, so the count is part of what
