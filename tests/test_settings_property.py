@@ -31,7 +31,7 @@ from hypothesis import strategies as st
 
 from robustbench_mm.cli import build_parser, commands, flags
 from robustbench_mm.core.errors import UserError
-from robustbench_mm.methods import method_settings
+from robustbench_mm.methods import method_settings, methods_with
 from robustbench_mm.settings import (
     EvalConfig,
     EvaluateOptions,
@@ -120,9 +120,20 @@ def _zero_means_something(flag: str) -> bool:
     return default in (0, [0]) or bool(re.search(r"\b0\s*[:=]|\(0\b|\b0 means", s.spec.help))
 
 
+METHOD_FLAG = {"train": "--method", "run": "--methods"}
+
+
+def _method_for(command: str, flag: str) -> list[str]:
+    """A method's own setting is tried with a method that declares it (else it is refused for that)."""
+    s = DECLARED.get(flag)
+    if command not in METHOD_FLAG or s is None or s.name not in {m.name for m in method_settings()}:
+        return []
+    return [METHOD_FLAG[command], methods_with(s.name)[0]]
+
+
 def judge(command: str, flag: str, value: str) -> str | None:
     """What is wrong with the outcome of ``command flag value`` (None: nothing)."""
-    argv = [command, *POSITIONAL[command], flag, value]
+    argv = [command, *POSITIONAL[command], *_method_for(command, flag), flag, value]
     try:
         status, message = validate(argv)
     except Exception as exc:  # noqa: BLE001 - any other exception is a traceback for the user

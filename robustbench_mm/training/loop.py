@@ -135,7 +135,8 @@ def resolve_config(cfg: TrainConfig, data: DatasetSplits) -> tuple[TrainConfig, 
     cfg = cfg.resolved(data.default_arch, data.profile)
     method = create_method(cfg.method, cfg.method_options).resolved(data)
     cfg.method_options = method.options()
-    check_trainable(cfg, data)
+    if isinstance(data, DatasetSplits):  # not a stand-in that only names the runs (mmbench run --plan)
+        check_trainable(cfg, data)
     return cfg, method
 
 
