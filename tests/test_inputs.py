@@ -229,3 +229,13 @@ def test_sixteen_bit_grey_folder_is_scaled_not_clipped(tmp_path, cache):
     data = load_dataset(f"imagefolder:{_folder(tmp_path / 'g16', 2, array=values)}")
     assert data.train_x.dtype == torch.uint8 and data.in_channels == 1
     assert data.train_x[0, 0].tolist() == [[0, 1], [128, 255]]
+
+
+def test_python_numbers_past_float_range_are_one_line():
+    """The API takes ints for floats: 10**400 overflowed float() into an OverflowError traceback."""
+    from robustbench_mm.settings import EvalConfig, TrainConfig
+
+    with pytest.raises(UserError, match="pgd_step_size must be a finite number, got an integer of 1329 bits"):
+        EvalConfig(pgd_step_size=10**400).validate()
+    with pytest.raises(UserError, match="lr must be <= 100"):
+        TrainConfig(lr=10**300).validate()
