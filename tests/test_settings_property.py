@@ -199,3 +199,45 @@ def test_combinations_of_flags_give_exit_0_or_one_line(data):
     except Exception as exc:  # noqa: BLE001
         raise AssertionError(f"mmbench {' '.join(a[:30] for a in argv)}: {type(exc).__name__}: {exc}") from None
     assert status in (0, 2) and "\n" not in message and len(message) <= 400, argv
+
+
+PY_HOSTILE = (
+    0,
+    -1,
+    float("nan"),
+    float("inf"),
+    -float("inf"),
+    1e308,
+    2**64,
+    10**400,
+    True,
+    "",
+    "٣",
+    "x" * 5000,
+    [],
+    [[1]],
+    [1] * 2000,
+    None,
+    b"1",
+    {"a": 1},
+)
+
+
+@pytest.mark.parametrize("flag", sorted(DECLARED))
+def test_every_setting_takes_hostile_python_values_in_one_line(flag):
+    """The same rule for config.toml, presets and the Python API (``coerce``, what ``from_table`` and
+    ``validate`` call): a value, or one short UserError line."""
+    from robustbench_mm.settings.fields import coerce
+
+    s = DECLARED[flag]
+    for value in PY_HOSTILE:
+        try:
+            out = coerce(s, value, cli=False)
+        except UserError as exc:
+            assert "\n" not in str(exc) and len(str(exc)) <= 400, (flag, str(exc)[:100])
+            continue
+        except Exception as exc:  # noqa: BLE001
+            raise AssertionError(f"{flag} = {str(value)[:30]}: {type(exc).__name__}: {str(exc)[:200]}") from None
+        if s.kind in (int, float):
+            for item in (out or []) if s.is_list else [out]:
+                assert item is None or math.isfinite(item), (flag, value)
