@@ -24,8 +24,9 @@ PROBE_MAX = 1024  # sizes searched for an architecture's minimum (beyond: "none 
 def takes(arch: str, channels: int, size: int, classes: int = 2) -> bool:
     """Whether ``arch`` maps (2, channels, size, size) images to (2, classes) logits."""
     try:
-        model = create_model(arch, classes, channels, size).eval()
-        with torch.no_grad():
+        # fork_rng: building the probe draws initial weights; the caller's random stream stays as it was
+        with torch.random.fork_rng(devices=[]), torch.no_grad():
+            model = create_model(arch, classes, channels, size).eval()
             out = model(torch.zeros(2, channels, size, size))
     except (RuntimeError, ValueError, IndexError, ZeroDivisionError):  # layers say "too small" in these
         return False
