@@ -291,7 +291,7 @@ CASES = [
         ["train", "--arch", "mlp", "--method", "manifold-mixup", "--mix-layers", "7"],
         "not available for this architecture",
     ),
-    case("evaluate-negative-eps", ["evaluate", R, "--eps", "0.03,-0.1"], "--eps must be >= 0, got -0.1"),
+    case("evaluate-negative-eps", ["evaluate", R, "--eps", "0.03,-0.1"], "--eps must be > 0, got -0.1"),
     case(
         "evaluate-severity-0",
         ["evaluate", R, "--suite", "corruption", "--severities", "0"],

@@ -40,7 +40,7 @@ TRAIN_VALUES = dict(
 PLANNED = ("dataset", "method", "seed")  # the dataset is a fixture folder; method and seed come from the plan
 METHOD_VALUES = dict(alpha=0.7, pairing="permute", mix_layers=[0, 1])
 EVAL_VALUES = dict(
-    suites=["clean", "calibration"],
+    suites=["clean", "adversarial", "corruption", "ood", "calibration"],
     attacks=["fgsm"],
     eps=[0.05],
     eps_l2=[0.5],

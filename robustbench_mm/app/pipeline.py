@@ -27,7 +27,8 @@ def _say(message: str) -> None:
 def planned_configs(plan: RunPlan, train: TrainConfig) -> list[TrainConfig]:
     """One TrainConfig per (method, seed): ``train`` with the method, the seed and the method's
     own settings (the plan's per-method tables, then every option of ``train`` it declares)."""
-    from robustbench_mm.methods import create_method, methods_with
+    from robustbench_mm.methods import METHODS, create_method, methods_with
+    from robustbench_mm.settings import settings_of
 
     for option in train.method_options:
         if not set(methods_with(option)) & set(plan.methods):
@@ -36,7 +37,8 @@ def planned_configs(plan: RunPlan, train: TrainConfig) -> list[TrainConfig]:
             )
     configs = []
     for method in plan.methods:
-        declared = create_method(method).options()
+        # every declared setting, not options(): that omits settings whose default is None (--at-eps)
+        declared = {s.name for s in settings_of(METHODS.get(method))}
         options = {
             **plan.per_method.get(method, {}),
             **{k: v for k, v in train.method_options.items() if k in declared},

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from robustbench_mm.cli.flags import _settings, given
+from robustbench_mm.core.errors import UserError
 from robustbench_mm.settings import EvalConfig, EvaluateOptions, ReportOptions
 
 
@@ -34,8 +35,14 @@ def eval_config(args: argparse.Namespace) -> EvalConfig:
 
 def _validate_eval_names(cfg: EvalConfig) -> None:
     """Unknown suites/attacks/deformation grids/corruptions fail before any work starts."""
+    from robustbench_mm.core.inference import resolve_device
     from robustbench_mm.evaluation.runner import check_suites
 
+    if cfg.batch_size == 0 and resolve_device(cfg.device).type != "cuda":
+        # 0 sizes batches from free GPU memory; elsewhere it would silently stand for a fixed size
+        raise UserError(
+            "--eval-batch-size 0 sizes batches from free GPU memory; without a GPU give a size (default 500)"
+        )
     if cfg.suites is not None:
         check_suites(cfg.suites)
     if cfg.attacks:

@@ -7,16 +7,23 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from robustbench_mm.core.errors import UserError
+from robustbench_mm.core.untrusted import clip
 from robustbench_mm.settings import EvalConfig, RunPlan, Setting, TrainConfig, TrainOptions, settings_of
-from robustbench_mm.settings.fields import parse_text
+from robustbench_mm.settings.fields import parse_number, parse_text
 
 TRAIN_ONLY = ("method", "seed")  # run plans these per run (--methods, --seeds)
+# a tolerance past this tolerates any drop of any score (accuracies are in [0, 1], ECE too); bounded so
+# that the gate's arithmetic (tolerance x standard errors) stays finite
+TOLERANCE_MAX = 1e6
 
 
 class _Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line (no usage dump) and exit status 2."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
+        # argparse quotes the offending value whole ("invalid choice: 'xxx...'"): clip it to one short line
+        message = " ".join(message.split())
+        message = message if len(message) <= 300 else message[:299] + "…"
         raise UserError(f"{self.prog.split()[-1] if ' ' in self.prog else self.prog}: {message}")
 
 
@@ -139,10 +146,7 @@ def _settings(args: argparse.Namespace) -> tuple[Any, TrainConfig, EvalConfig]:
 
 def _positive_int(flag: str, limit: int):
     def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise UserError(f"{flag} must be an integer, got {text[:40]!r}") from None
+        value = parse_number(text, int, flag)
         if not 1 <= value <= limit:
             raise UserError(f"{flag} must be in 1..{limit}, got {value}")
         return value
@@ -152,22 +156,16 @@ def _positive_int(flag: str, limit: int):
 
 def _tolerance(flag: str):
     def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise UserError(f"{flag} must be a number, got {text[:40]!r}") from None
-        if not value >= 0 or value == float("inf"):
-            raise UserError(f"{flag} must be a finite number >= 0, got {text[:40]}")
+        value = parse_number(text, float, flag)
+        if not 0 <= value <= TOLERANCE_MAX:
+            raise UserError(f"{flag} must be a finite number >= 0 (at most {TOLERANCE_MAX:g}), got {clip(text, 40)}")
         return value
 
     return parse
 
 
 def _seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise UserError(f"--seed must be an integer, got {text[:40]!r}") from None
+    value = parse_number(text, int, "--seed")
     if not 0 <= value < 2**32:
-        raise UserError(f"--seed must be in 0..4294967295, got {text[:40]}")
+        raise UserError(f"--seed must be in 0..4294967295, got {clip(text, 40)}")
     return value

@@ -18,6 +18,7 @@ from robustbench_mm.core.errors import UserError
 IMAGES_MAGIC = 2051  # 0x00000803: unsigned bytes, 3 dimensions
 LABELS_MAGIC = 2049  # 0x00000801: unsigned bytes, 1 dimension
 SPLITS = ("train", "t10k")
+IMAGE_DIMS = (28, 28)  # rows, columns: MNIST and Fashion-MNIST (torchvision reshapes to these)
 
 
 def _header(path: Path, magic: int, dims: int) -> tuple[int, ...]:
@@ -33,8 +34,10 @@ def _header(path: Path, magic: int, dims: int) -> tuple[int, ...]:
         raise UserError(f"{path} is not an MNIST-format file (IDX magic number {found}, expected {magic})")
     expected = header_bytes + int(np.prod(shape, dtype=np.int64))
     if size < expected:
-        raise UserError(f"{path} is truncated: its header announces {shape[0]} entries ({expected} bytes), "
-                        f"the file has {size} bytes")
+        raise UserError(
+            f"{path} is truncated: its header announces {shape[0]} entries ({expected} bytes), "
+            f"the file has {size} bytes"
+        )
     if size > expected:
         raise UserError(f"{path} is damaged: {size - expected} bytes after the {shape[0]} entries its header announces")
     return tuple(shape)
@@ -46,7 +49,12 @@ def check_idx_folder(raw: Path, classes: int = 10) -> None:
         images, labels = raw / f"{split}-images-idx3-ubyte", raw / f"{split}-labels-idx1-ubyte"
         if not (images.is_file() and labels.is_file()):
             continue
-        n_images = _header(images, IMAGES_MAGIC, 3)[0]
+        n_images, *dims = _header(images, IMAGES_MAGIC, 3)
+        if tuple(dims) != IMAGE_DIMS:
+            # the same byte count in another shape (14x56) would train on scrambled images
+            raise UserError(
+                f"{images} holds {dims[0]}x{dims[1]} images; MNIST-format datasets are {IMAGE_DIMS[0]}x{IMAGE_DIMS[1]}"
+            )
         n_labels = _header(labels, LABELS_MAGIC, 1)[0]
         if n_images == 0:
             raise UserError(f"{images} holds no images")

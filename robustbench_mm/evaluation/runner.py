@@ -36,6 +36,7 @@ from robustbench_mm.data.datasets import DatasetSplits, load_dataset, stratified
 from robustbench_mm.data.threat import threat_of
 from robustbench_mm.evaluation.catalog import default_suites, ordered_suites
 from robustbench_mm.evaluation.interface import Suite, SuiteContext
+from robustbench_mm.evaluation.modelcheck import check_arguments, check_output
 from robustbench_mm.settings import EvalConfig, dataset_defaults
 from robustbench_mm.store.rundir import RunDir
 
@@ -72,6 +73,7 @@ def evaluate(
     ``dataset`` is a name (``"mnist"``, ``"imagefolder:<path>"``: ``data_root=`` and
     ``download=`` say where its files are) or a loaded :class:`~robustbench_mm.data.datasets.DatasetSplits`.
     """
+    check_arguments(model, dataset, DatasetSplits)
     config = _settings(config, suites, overrides)
     chosen = ordered_suites(config.suites)
     data = dataset if isinstance(dataset, DatasetSplits) else load_dataset(dataset, config.data_root, config.download)
@@ -92,6 +94,8 @@ def _evaluate(model, data, config, chosen, device, identity, holdout, shard, pro
 
     model.to(device)
     with evaluating(model):
+        with torch.no_grad():  # a tuple or dict output: one line, not an AttributeError deep in torch
+            check_output(model(x[:2].to(device)))
         clean_logits = predict_logits(model, x, batch_size=config.batch_size or 1000)
         if clean_logits.ndim != 2 or clean_logits.shape[1] != data.num_classes:
             raise UserError(

@@ -50,7 +50,10 @@ class CutMix(Method):
 
     alpha: float = setting(1.0, "mixing: λ ~ Beta(α, α)", low=0, low_open=True, high=1000)
     prob: float = setting(
-        1.0, "CutMix: share of the batches that get a box (the paper's CIFAR runs: 0.5)", low=0, high=1
+        1.0,
+        "CutMix: share of the batches that get a box (the paper's CIFAR runs: 0.5; 0: never, which is ERM)",
+        low=0,
+        high=1,
     )
 
     def loss(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, step: Step) -> tuple[torch.Tensor, torch.Tensor]:

@@ -28,7 +28,11 @@ class LabelSmoothing(Method):
     description = "label smoothing (Szegedy et al. 2016): ERM with soft targets"
 
     smoothing: float = setting(
-        0.1, "label smoothing: the probability mass ε spread over all classes", low=0, high=1, high_open=True
+        0.1,
+        "label smoothing: the probability mass ε spread over all classes (0: none, which is ERM)",
+        low=0,
+        high=1,
+        high_open=True,
     )
 
     def loss(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, step: Step) -> tuple[torch.Tensor, torch.Tensor]:

@@ -37,7 +37,10 @@ class PGDAT(Method):
     order = 50
     description = "PGD adversarial training (Madry et al. 2018), L∞ at the dataset's headline ε"
 
-    at_eps: float | None = setting(None, "PGD-AT: L∞ radius (default: the dataset's headline radius)", low=0, high=1)
+    # ε = 0 would train on clean images at the attack's cost: that is ERM, refused rather than renamed
+    at_eps: float | None = setting(
+        None, "PGD-AT: L∞ radius (default: the dataset's headline radius)", low=0, low_open=True, high=1
+    )
     at_steps: int = setting(10, "PGD-AT: attack steps per training batch", low=1, high=1000)
 
     def resolved(self, data=None) -> PGDAT:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from robustbench_mm.settings.fields import check, setting
+from robustbench_mm.core.errors import UserError
+from robustbench_mm.settings.fields import check, find, setting
 from robustbench_mm.settings.train import SEED_MAX
 
 SIZE_MAX = 65_536  # batch sizes
 EXAMPLES_MAX = 100_000_000
+L2_MAX = 10_000  # L2 radii and step sizes in [0, 1] pixel units: past any image's diameter
 
 
 @dataclass
@@ -29,14 +31,25 @@ class EvalConfig:
         unique=True,
     )
     eps: list[float] | None = setting(
-        None, "L∞ radii in [0, 1] pixel scale (default: the dataset's grid)", low=0, high=1, sort=True
+        None,
+        "L∞ radii in (0, 1] pixel scale (default: the dataset's grid; ε = 0 is the clean suite's accuracy)",
+        low=0,
+        low_open=True,
+        high=1,
+        sort=True,
     )
-    eps_l2: list[float] | None = setting(None, "L2 radii (default: the dataset's grid)", low=0, high=10_000, sort=True)
+    eps_l2: list[float] | None = setting(
+        None, "L2 radii (default: the dataset's grid)", low=0, low_open=True, high=L2_MAX, sort=True
+    )
     pgd_steps: int = setting(
         10, "steps of PGD (and the iterations of the other iterative attacks)", low=1, high=100_000
     )
     pgd_restarts: int = setting(1, "random restarts of the iterative attacks", low=1, high=1000)
-    pgd_step_size: float | None = setting(None, "PGD step size (default 2.5·ε/steps)", low=0, low_open=True)
+    # bounded by the largest L2 radius: a bigger step leaves every ball in one step, and 1e308 overflows
+    # float32 into inf/NaN images
+    pgd_step_size: float | None = setting(
+        None, "PGD step size (default 2.5·ε/steps)", low=0, low_open=True, high=L2_MAX
+    )
     attack_precision: str = setting(
         "auto",
         "attack gradients in fp32 (auto) or bf16 (CUDA only; weaker at small ε)",
@@ -82,4 +95,25 @@ class EvalConfig:
 
     def validate(self, cli: bool = False) -> EvalConfig:
         check(self, cli)
+        if self.suites is not None:
+            for name, suite in SUITE_OF.items():
+                if getattr(self, name) is not None and suite not in self.suites:
+                    # refused, not warned: the user asked for numbers the evaluation would not produce,
+                    # and a warning scrolls past while the report silently lacks them
+                    label = find(EvalConfig, name).label(cli)
+                    where = "--suite" if cli else "suites"
+                    raise UserError(
+                        f"{label} has no effect without the {suite} suite; add {suite} to {where} or drop it"
+                    )
         return self
+
+
+# settings that only one suite reads (those without a default value, so that a value means it was given)
+SUITE_OF = {
+    "attacks": "adversarial",
+    "corruptions": "corruption",
+    "severities": "corruption",
+    "cifar_c_root": "corruption",
+    "ood": "ood",
+    "ood_data_root": "ood",
+}

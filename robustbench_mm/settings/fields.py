@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+import re
 import typing
 from dataclasses import dataclass, field
 from typing import Any
@@ -123,17 +124,30 @@ def parse_text(s: Setting, text: str) -> Any:
 
 
 def _parse_one(s: Setting, text: str) -> Any:
-    if s.kind is int:
-        try:
-            return int(text)
-        except ValueError:
-            raise UserError(f"{s.flag} must be an integer, got {clip(text)}") from None
-    if s.kind is float:
-        try:
-            return float(text)
-        except ValueError:
-            raise UserError(f"{s.flag} must be a number, got {clip(text)}") from None
+    if s.kind in (int, float):
+        return parse_number(text, s.kind, s.flag)
     return text
+
+
+# ASCII only: Python's int() and float() also take other scripts' digits ("٣" is 3), underscores
+# ("1_0") and surrounding blanks, none of which a reader of the command line would take for a number
+_INT_TEXT = re.compile(r"[+-]?[0-9]+")
+_FLOAT_TEXT = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+MAX_NUMBER_TEXT = 64  # digits beyond this are no setting's value (and int() of 10**5 digits is slow)
+
+
+def parse_number(text: str, kind: type, name: str) -> int | float:
+    """The one parser of numbers typed by a user: ASCII digits, an int or a finite float."""
+    pattern, what = (_INT_TEXT, "an integer") if kind is int else (_FLOAT_TEXT, "a finite number")
+    if len(text) > MAX_NUMBER_TEXT or not pattern.fullmatch(text):
+        hint = " (in ASCII digits 0-9)" if not text.isascii() else ""
+        raise UserError(f"{name} must be {what}{hint}, got {clip(text, 40)}")
+    if kind is int:
+        return int(text)
+    value = float(text)
+    if not math.isfinite(value):  # 1e999 parses as inf
+        raise UserError(f"{name} must be a finite number, got {clip(text, 40)}")
+    return value
 
 
 def coerce(s: Setting, value: Any, cli: bool) -> Any:
@@ -169,7 +183,10 @@ def _coerce_one(s: Setting, value: Any, name: str) -> Any:
     elif kind is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise UserError(f"{name} must be a number, got {clip(value)}")
-        value = float(value)
+        try:
+            value = float(value)
+        except OverflowError:  # an int past float's range (the API takes ints for floats)
+            raise UserError(f"{name} must be a finite number, got an integer of {value.bit_length()} bits") from None
         if not math.isfinite(value):
             raise UserError(f"{name} must be a finite number, got {value}")
     elif kind is str:
@@ -252,6 +269,7 @@ __all__ = [
     "find",
     "from_table",
     "is_settings",
+    "parse_number",
     "parse_text",
     "replace",
     "setting",

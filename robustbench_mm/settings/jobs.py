@@ -58,7 +58,8 @@ class ReportOptions:
     formats: list[str] = setting(["md"], "report formats", flag="--format", choices=("md", "html"), unique=True)
     accuracy_floor: float | None = setting(
         None,
-        "clean accuracy below which a run counts as undertrained (default: the dataset's; an image folder has none)",
+        "clean accuracy below which a run counts as undertrained "
+        "(default: the dataset's; an image folder has none; 0: no floor)",
         low=0,
         high=1,
     )

@@ -14,6 +14,8 @@ from robustbench_mm.training.schedules import SCHEDULES
 
 SEED_MAX = 2**32 - 1  # NumPy's and torch's seeds are 32/64-bit; one bound for every seed we take
 
+EPOCHS_MAX = 100_000
+
 
 @dataclass(frozen=True)
 class DatasetDefaults:
@@ -91,7 +93,9 @@ class TrainConfig:
         "loss against the (mixed) targets: soft-target cross-entropy, or the official code's BCE on softmax",
         choices=("ce", "bce"),
     )
-    epochs: int | None = setting(None, "training epochs (default per dataset)", low=1, high=100_000, per_dataset=True)
+    epochs: int | None = setting(
+        None, "training epochs (default per dataset)", low=1, high=EPOCHS_MAX, per_dataset=True
+    )
     batch_size: int | None = setting(
         None, "training batch size (default per dataset)", low=2, high=65_536, per_dataset=True
     )
@@ -99,9 +103,11 @@ class TrainConfig:
         None, "peak SGD learning rate (default per dataset)", low=0, low_open=True, high=100, per_dataset=True
     )
     weight_decay: float | None = setting(
-        None, "SGD weight decay (default per dataset)", low=0, high=1, per_dataset=True
+        None, "SGD weight decay (0: none) (default per dataset)", low=0, high=1, per_dataset=True
     )
-    momentum: float = setting(0.9, "SGD momentum (Nesterov, as the official code)", low=0, high=1, high_open=True)
+    momentum: float = setting(
+        0.9, "SGD momentum (Nesterov, as the official code; 0: plain SGD)", low=0, high=1, high_open=True
+    )
     nesterov: bool = setting(True, "Nesterov momentum")
     schedule: str | None = setting(
         None,
@@ -111,12 +117,18 @@ class TrainConfig:
         choices=SCHEDULES,
         per_dataset=True,
     )
-    milestones: list[int] | None = setting(None, "step schedule: epochs at which lr /= 10 (default 1/3 and 2/3)", low=1)
+    milestones: list[int] | None = setting(
+        None, "step schedule: epochs at which lr /= 10 (default 1/3 and 2/3)", low=1, high=EPOCHS_MAX
+    )
     seed: int = setting(
         0, "seed of the model's initialisation, the data order, augmentation and mixing", low=0, high=SEED_MAX
     )
     holdout_fraction: float = setting(
-        0.1, "share of the training split held out to fit the calibration temperature", low=0, high=0.5, high_open=True
+        0.1,
+        "share of the training split held out to fit the calibration temperature (0: none, no temperature)",
+        low=0,
+        high=0.5,
+        high_open=True,
     )
     device: str = setting("auto", "auto (CUDA when present), cpu, cuda or cuda:N")
     # CPU kernels sum in an order that depends on the thread count, so the count is part of what

@@ -33,6 +33,7 @@ from robustbench_mm.settings import TrainConfig
 from robustbench_mm.store.checkpoint import restore_state, validate_checkpoint
 from robustbench_mm.store.rundir import RunDir
 from robustbench_mm.training import schedules
+from robustbench_mm.training.checks import check_trainable
 from robustbench_mm.training.step import make_optimizer, place_training_data, to_training_layout, train_step
 
 
@@ -134,6 +135,8 @@ def resolve_config(cfg: TrainConfig, data: DatasetSplits) -> tuple[TrainConfig, 
     cfg = cfg.resolved(data.default_arch, data.profile)
     method = create_method(cfg.method, cfg.method_options).resolved(data)
     cfg.method_options = method.options()
+    if isinstance(data, DatasetSplits):  # not a stand-in that only names the runs (mmbench run --plan)
+        check_trainable(cfg, data)
     return cfg, method
 
 
