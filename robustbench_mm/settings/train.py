@@ -84,7 +84,15 @@ class TrainConfig:
     dataset: str = setting("digits", "digits, mnist, fashion-mnist, cifar10, cifar100, svhn or imagefolder:<path>")
     data_root: str | None = setting(None, "folder holding the torchvision dataset files")
     download: bool = setting(False, "let torchvision download the dataset into --data-root")
-    arch: str | None = setting(None, "architecture (default per dataset; mmbench list)", per_dataset=True)
+    arch: str | None = setting(
+        None, "architecture (default per dataset; mmbench list; or torchvision:NAME, timm:NAME)", per_dataset=True
+    )
+    mix_modules: list[str] | None = setting(
+        None,
+        "torchvision:/timm: models: the submodules to mix after (default: the ResNet stages layer1..4, "
+        "timm's feature_info)",
+        unique=True,
+    )
     method: str = setting("erm", "training method (mmbench list); its own settings have their own flags")
     mix_loss: str = setting(
         "ce",
