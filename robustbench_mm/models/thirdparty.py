@@ -32,7 +32,7 @@ def is_thirdparty(name: str) -> bool:
     return name.split(":", 1)[0] in PREFIXES and ":" in name
 
 
-def _last_linear(net: nn.Module) -> str | None:
+def last_linear(net: nn.Module) -> str | None:
     """The name of the classifier: the last ``nn.Linear`` (or 1x1-output head) of the network."""
     names = [name for name, module in net.named_modules() if isinstance(module, nn.Linear)]
     return names[-1] if names else None
@@ -70,7 +70,7 @@ def _head_name(net: nn.Module) -> str | None:
         for name, module in net.named_modules():
             if module is head and name:
                 return name
-    return _last_linear(net)
+    return last_linear(net)
 
 
 def create_thirdparty(
