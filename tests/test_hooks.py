@@ -109,3 +109,30 @@ def test_unknown_mix_modules_and_models_are_one_line_errors():
         create_model("torchvision:mobilenet_v3_small", 10, 3, 16)
     model = create_model("torchvision:mobilenet_v3_small", 10, 3, 32, mix_modules=["features.3"])
     assert model.mix_layers == [0, 1] and model.head_name == "classifier.3"
+
+
+def test_model_pt_round_trip_keeps_the_weights_and_the_mix_modules(tmp_path):
+    from robustbench_mm.store.checkpoint import load_model, save_model
+
+    model = _resnet18(mix_modules=["layer1", "layer3"]).eval()
+    meta = {
+        "arch": "torchvision:resnet18",
+        "dataset": "digits",
+        "classes": [str(k) for k in range(10)],
+        "in_channels": 1,
+        "image_size": 16,
+        "mean": [0.5],
+        "std": [0.25],
+        "method": "manifold-mixup",
+        "seed": 0,
+        "mix_modules": ["layer1", "layer3"],
+    }
+    save_model(tmp_path / "model.pt", model, meta)
+    loaded, loaded_meta = load_model(tmp_path / "model.pt")
+    x = torch.rand(2, 1, 16, 16)
+    assert loaded.mix_modules == ("layer1", "layer3") and loaded_meta["mix_modules"] == ["layer1", "layer3"]
+    assert torch.equal(loaded(x), model(x))
+    bad = dict(meta, mix_modules=["layer7"])
+    save_model(tmp_path / "bad.pt", model, bad)
+    with pytest.raises(UserError, match="no module named 'layer7'"):
+        load_model(tmp_path / "bad.pt")

@@ -10,6 +10,7 @@ structure whose mere ``repr`` never ends. So each field is checked for type and 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import re
@@ -188,7 +189,9 @@ def load_model(
         )
     spec = dict(num_classes=len(payload["classes"]), in_channels=shape[0], image_size=shape[1])
     spec.update(mean=payload["mean"], std=payload["std"], mix_modules=payload.get("mix_modules"))
-    with torch.device("meta"):  # shapes only, no memory: a crafted image_size cannot make us allocate
+    # shapes only, no memory: a crafted image_size cannot make us allocate (timm/torchvision models
+    # ignore image_size, and some of timm's constructors read tensor values, which meta has not)
+    with torch.device("meta") if payload["arch"] in ARCHS else contextlib.nullcontext():
         blueprint = create_model(payload["arch"], **spec)
     _check_fit(blueprint, payload["state_dict"], payload["arch"], where)
     _check_normalization(payload["state_dict"], payload, where)
