@@ -22,6 +22,7 @@ TRAIN_VALUES = dict(
     data_root="/tmp/nowhere",
     download=True,
     arch="mlp",
+    mix_modules=["layer1", "layer2"],  # parsed and planned only (mlp takes none when built)
     mix_loss="bce",
     epochs=3,
     batch_size=16,
@@ -67,7 +68,22 @@ EVAL_VALUES = dict(
 
 def test_every_setting_has_a_test_value():
     assert {s.name for s in settings_of(TrainConfig)} == set(TRAIN_VALUES) | set(PLANNED)
-    assert {s.name for s in method_settings()} <= set(METHOD_VALUES) | {"prob", "smoothing", "at_eps", "at_steps"}
+    assert {s.name for s in method_settings()} <= set(METHOD_VALUES) | {
+        "prob",
+        "smoothing",
+        "at_eps",
+        "at_steps",
+        "beta",
+    } | {
+        "add_noise",
+        "mult_noise",
+        "augmix_width",
+        "augmix_depth",
+        "augmix_severity",
+        "augmix_alpha",
+        "augmix_ops",
+        "jsd_weight",
+    }
     assert {s.name for s in settings_of(EvalConfig)} == set(EVAL_VALUES)
 
 

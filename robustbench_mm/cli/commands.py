@@ -186,7 +186,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         return 0
     for title, names in (
         ("datasets", dataset_names()),
-        ("architectures", ARCHS.names()),
+        ("architectures", [*ARCHS.names(), "torchvision:NAME", "timm:NAME"]),
         ("methods", sorted(METHODS.names(), key=method_sort_key)),
         ("suites", SUITES.names()),
         ("attacks", ATTACKS.names()),
