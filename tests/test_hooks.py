@@ -136,3 +136,35 @@ def test_model_pt_round_trip_keeps_the_weights_and_the_mix_modules(tmp_path):
     save_model(tmp_path / "bad.pt", model, bad)
     with pytest.raises(UserError, match="no module named 'layer7'"):
         load_model(tmp_path / "bad.pt")
+
+
+def test_mmbench_trains_and_evaluates_a_torchvision_resnet_with_named_mix_modules(tmp_path, capsys):
+    import pandas as pd
+
+    from robustbench_mm.cli import main
+    from robustbench_mm.store.checkpoint import read_model_file
+
+    out = tmp_path / "runs"
+    flags = ["train", "--dataset", "digits", "--arch", "torchvision:resnet18", "--method", "manifold-mixup"]
+    flags += [
+        "--mix-modules",
+        "layer1,layer2",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "128",
+        "--out-dir",
+        str(out),
+        "--quiet",
+    ]
+    assert main(flags) == 0
+    run = out / "digits-torchvision_resnet18-manifold-mixup-s0"
+    assert read_model_file(run / "model.pt")["mix_modules"] == ["layer1", "layer2"]
+    assert main(["evaluate", str(run), "--suites", "clean,representation", "--quiet"]) == 0
+    metrics = pd.read_csv(run / "eval" / "metrics.csv")
+    assert {"clean", "representation"} <= set(metrics["suite"])
+    capsys.readouterr()
+    bad = ["train", "--dataset", "digits", "--mix-modules", "layer1", "--out-dir", str(tmp_path / "other"), "--quiet"]
+    assert main(bad) == 2
+    assert "mix_modules applies to torchvision:NAME and timm:NAME models, not cnn" in capsys.readouterr().err
+    assert not (tmp_path / "other").exists()

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from robustbench_mm.core.errors import UserError
+from robustbench_mm.core.untrusted import plain
 from robustbench_mm.settings.fields import check, setting
 from robustbench_mm.training.schedules import SCHEDULES
 
@@ -138,6 +139,9 @@ class TrainConfig:
 
     def validate(self, cli: bool = False) -> TrainConfig:
         check(self, cli)
+        if self.mix_modules and self.arch is not None and self.arch.split(":", 1)[0] not in ("torchvision", "timm"):
+            flag = "--mix-modules" if cli else "mix_modules"
+            raise UserError(f"{flag} applies to torchvision:NAME and timm:NAME models, not {plain(self.arch, 64)}")
         flag = "--milestones" if cli else "milestones"
         if self.milestones is not None:
             if self.milestones != sorted(set(self.milestones)):
