@@ -90,7 +90,7 @@ def test_method_defaults_and_validation():
         create_method("erm", {"alpha": 1.0}, cli=True)
     with pytest.raises(UserError, match=r"mix layer\(s\) \[7\] not available.*valid: 0, 1, 2, 3"):
         create_method("manifold-mixup", {"mix_layers": [7]}).check_model(create_model("cnn", 10, 1, 8))
-    with pytest.raises(UserError, match="unknown method 'no-such-method'; valid: cutmix, erm, "):
+    with pytest.raises(UserError, match="unknown method 'no-such-method'; valid: augmix, cutmix, erm, "):
         create_method("no-such-method")
 
 

@@ -21,7 +21,8 @@ from robustbench_mm.store.rundir import RunDir
 TRAIN_VALUES = dict(
     data_root="/tmp/nowhere",
     download=True,
-    arch="mlp",
+    arch="torchvision:resnet18",
+    mix_modules=["layer1", "layer2"],
     mix_loss="bce",
     epochs=3,
     batch_size=16,
@@ -67,7 +68,22 @@ EVAL_VALUES = dict(
 
 def test_every_setting_has_a_test_value():
     assert {s.name for s in settings_of(TrainConfig)} == set(TRAIN_VALUES) | set(PLANNED)
-    assert {s.name for s in method_settings()} <= set(METHOD_VALUES) | {"prob", "smoothing", "at_eps", "at_steps"}
+    assert {s.name for s in method_settings()} <= set(METHOD_VALUES) | {
+        "prob",
+        "smoothing",
+        "at_eps",
+        "at_steps",
+        "beta",
+    } | {
+        "add_noise",
+        "mult_noise",
+        "augmix_width",
+        "augmix_depth",
+        "augmix_severity",
+        "augmix_alpha",
+        "augmix_ops",
+        "jsd_weight",
+    }
     assert {s.name for s in settings_of(EvalConfig)} == set(EVAL_VALUES)
 
 
@@ -100,7 +116,7 @@ def test_every_setting_survives_a_plan_line(tmp_path):
     assert options.out_dir == plan.runs_dir and options.force
     eval_args = cli.build_parser().parse_args(shlex.split(evaluate_part)[1:])
     assert cli.eval_config(eval_args) == evaluate
-    assert eval_args.run_dirs == [str(Path(plan.runs_dir) / "imagefolder-pets-mlp-manifold-mixup-s3")]
+    assert eval_args.run_dirs == [str(Path(plan.runs_dir) / "imagefolder-pets-torchvision_resnet18-manifold-mixup-s3")]
 
 
 def test_config_toml_round_trip(tmp_path):

@@ -37,6 +37,7 @@ from robustbench_mm.cli.flags import (
 )
 from robustbench_mm.core.errors import UserError
 from robustbench_mm.settings import EvalConfig, EvaluateOptions, ReportOptions, RunPlan, TrainConfig, TrainOptions
+from robustbench_mm.settings.external import ExternalModelOptions
 
 __all__ = ["build_parser", "eval_config", "main"]
 
@@ -56,10 +57,11 @@ def build_parser() -> argparse.ArgumentParser:
     add_settings(p, "job", [TrainOptions], seen=seen)
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("evaluate", help="evaluate run directories; writes metrics.csv into each")
-    p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
+    p = sub.add_parser("evaluate", help="evaluate run directories (metrics.csv into each), or a saved model (--model)")
+    p.add_argument("run_dirs", nargs="*", metavar="RUN_DIR")
     seen = add_settings(p, "evaluation", [EvalConfig])
     add_settings(p, "job", [EvaluateOptions], seen=seen)
+    add_settings(p, "a saved or published model (instead of RUN_DIR)", [ExternalModelOptions], seen=seen)
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("report", help="compare evaluated runs: report.csv, report.md, figures")

@@ -69,6 +69,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     cfg = eval_config(args)
     options = EvaluateOptions(**given(args, EvaluateOptions)).validate(cli=True)
+    if _evaluate_model(args, cfg, mode_for(options.quiet)):
+        return 0
     for run_dir in args.run_dirs:  # every run must load before any evaluation is written
         check_run(run_dir)
     # under torchrun: one process per GPU (or gloo on the CPU), attacks sharded, rank 0 writes
@@ -86,6 +88,29 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     finally:
         distributed.teardown(shard)
     return 0
+
+
+def _evaluate_model(args: argparse.Namespace, cfg: EvalConfig, progress: str) -> bool:
+    """``mmbench evaluate --model``: evaluate a saved or published model (False: none given)."""
+    from robustbench_mm.core.errors import UserError
+    from robustbench_mm.settings.external import ExternalModelOptions
+
+    external = ExternalModelOptions(**given(args, ExternalModelOptions)).validate(cli=True)
+    if external.model is None:
+        if not args.run_dirs:
+            raise UserError("evaluate needs run directories or --model")
+        given_only = [f"--{k.replace('_', '-')}" for k in given(args, ExternalModelOptions)]
+        if given_only:
+            raise UserError(f"{given_only[0]} applies to --model only")
+        return False
+    if args.run_dirs:
+        raise UserError("evaluate takes run directories or --model, not both")
+    from robustbench_mm.core import distributed
+    from robustbench_mm.evaluation.external import evaluate_model
+
+    path, evaluation = evaluate_model(external, cfg, progress)
+    _print_evaluation(path, evaluation, distributed.Dist())
+    return True
 
 
 def _print_evaluation(run_dir: Path, evaluation: Any, shard: Any) -> None:
@@ -168,7 +193,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         return 0
     for title, names in (
         ("datasets", dataset_names()),
-        ("architectures", ARCHS.names()),
+        ("architectures", [*ARCHS.names(), "torchvision:NAME", "timm:NAME"]),
         ("methods", sorted(METHODS.names(), key=method_sort_key)),
         ("suites", SUITES.names()),
         ("attacks", ATTACKS.names()),

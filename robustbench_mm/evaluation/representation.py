@@ -67,8 +67,9 @@ _FEATURE_BLOCK = 4096  # features per float64 block when forming the n x n Gram
 
 
 def require_mixable(model: nn.Module) -> MixableNet:
-    """The model as a MixableNet, or one line saying why it has no hidden states to measure."""
-    if not isinstance(model, MixableNet):
+    """The model as a MixableNet (or a HookedNet: hidden states through hooks), or one line saying
+    why it has no hidden states to measure."""
+    if not isinstance(model, MixableNet) and not callable(getattr(model, "state_names", None)):
         raise UserError(
             f"the representation suite needs a model with mix points (a MixableNet); {type(model).__name__} has none"
         )
@@ -77,7 +78,10 @@ def require_mixable(model: nn.Module) -> MixableNet:
 
 def layer_names(model: nn.Module) -> list[str]:
     """``layer0`` (normalized input), ``layer1`` .. ``layer{K-1}``, and ``penultimate`` (the head's input)."""
-    stages = len(require_mixable(model).stages)
+    net = require_mixable(model)
+    if callable(getattr(net, "state_names", None)):  # a HookedNet names its own
+        return net.state_names()
+    stages = len(net.stages)
     return [f"layer{k}" for k in range(stages)] + [PENULTIMATE]
 
 

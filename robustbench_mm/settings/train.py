@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from robustbench_mm.core.errors import UserError
+from robustbench_mm.core.untrusted import plain
 from robustbench_mm.settings.fields import check, setting
 from robustbench_mm.training.schedules import SCHEDULES
 
@@ -86,7 +87,15 @@ class TrainConfig:
     dataset: str = setting("digits", "digits, mnist, fashion-mnist, cifar10, cifar100, svhn or imagefolder:<path>")
     data_root: str | None = setting(None, "folder holding the torchvision dataset files")
     download: bool = setting(False, "let torchvision download the dataset into --data-root")
-    arch: str | None = setting(None, "architecture (default per dataset; mmbench list)", per_dataset=True)
+    arch: str | None = setting(
+        None, "architecture (default per dataset; mmbench list; or torchvision:NAME, timm:NAME)", per_dataset=True
+    )
+    mix_modules: list[str] | None = setting(
+        None,
+        "torchvision:/timm: models: the submodules to mix after (default: the ResNet stages layer1..4, "
+        "timm's feature_info)",
+        unique=True,
+    )
     method: str = setting("erm", "training method (mmbench list); its own settings have their own flags")
     mix_loss: str = setting(
         "ce",
@@ -142,6 +151,9 @@ class TrainConfig:
 
     def validate(self, cli: bool = False) -> TrainConfig:
         check(self, cli)
+        if self.mix_modules and self.arch is not None and self.arch.split(":", 1)[0] not in ("torchvision", "timm"):
+            flag = "--mix-modules" if cli else "mix_modules"
+            raise UserError(f"{flag} applies to torchvision:NAME and timm:NAME models, not {plain(self.arch, 64)}")
         flag = "--milestones" if cli else "milestones"
         if self.milestones is not None:
             if self.milestones != sorted(set(self.milestones)):

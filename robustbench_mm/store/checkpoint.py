@@ -10,6 +10,7 @@ structure whose mere ``repr`` never ends. So each field is checked for type and 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import re
@@ -34,7 +35,7 @@ from robustbench_mm.core.untrusted import (
     plain,
     text,
 )
-from robustbench_mm.models import ARCHS, create_model
+from robustbench_mm.models import ARCHS, create_model, is_arch
 from robustbench_mm.store.storage import atomic_torch_save, safe_torch_load
 
 FORMAT_NAME = "robustbench_mm.model"
@@ -61,6 +62,7 @@ META_FIELDS: dict[str, Checker] = {
     "epoch": integer(1, 10**7),
     "alpha": optional(number(0, 1e6, lo_open=True)),
     "mix_layers": optional(listof(integer(0, 64), 64, 1, "layer numbers")),
+    "mix_modules": optional(listof(text(200), 64, 1, "module names")),
     "method_options": optional(text(20_000, printable=False)),  # JSON of the method's own settings
     "test_accuracy": number(0, 1),
     "version": text(64),
@@ -177,7 +179,7 @@ def load_model(
             f"{where} was trained on {len(payload['classes'])} classes {_names(payload['classes'])}, "
             f"the dataset has {len(expect_classes)} {_names(list(expect_classes))}"
         )
-    if payload["arch"] not in ARCHS:
+    if not is_arch(payload["arch"]):
         raise UserError(f"{where} holds an unknown architecture {payload['arch']!r}; valid: {', '.join(ARCHS.names())}")
     shape = (payload["in_channels"], payload["image_size"])
     if expect_input is not None and shape != tuple(expect_input):
@@ -185,14 +187,11 @@ def load_model(
             f"{where} takes {shape[0]}-channel {shape[1]}x{shape[1]} images, the dataset has "
             f"{expect_input[0]}-channel {expect_input[1]}x{expect_input[1]} ones"
         )
-    spec = dict(
-        num_classes=len(payload["classes"]),
-        in_channels=shape[0],
-        image_size=shape[1],
-        mean=payload["mean"],
-        std=payload["std"],
-    )
-    with torch.device("meta"):  # shapes only, no memory: a crafted image_size cannot make us allocate
+    spec = dict(num_classes=len(payload["classes"]), in_channels=shape[0], image_size=shape[1])
+    spec.update(mean=payload["mean"], std=payload["std"], mix_modules=payload.get("mix_modules"))
+    # shapes only, no memory: a crafted image_size cannot make us allocate (timm/torchvision models
+    # ignore image_size, and some of timm's constructors read tensor values, which meta has not)
+    with torch.device("meta") if payload["arch"] in ARCHS else contextlib.nullcontext():
         blueprint = create_model(payload["arch"], **spec)
     _check_fit(blueprint, payload["state_dict"], payload["arch"], where)
     _check_normalization(payload["state_dict"], payload, where)

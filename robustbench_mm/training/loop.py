@@ -154,7 +154,9 @@ def _reused(run: RunDir, say: Callable[[str], None]) -> TrainResult:
 
 def _start(cfg, method, data, device, dctx, run, state, sync_bn, say, progress) -> Session:
     seed_everything(cfg.seed)
-    model = create_model(cfg.arch, data.num_classes, data.in_channels, data.image_size, data.mean, data.std)
+    model = create_model(
+        cfg.arch, data.num_classes, data.in_channels, data.image_size, data.mean, data.std, cfg.mix_modules
+    )
     method.check_model(model)
     resume_state = _resume_state(run, cfg, device) if state == "resume" else None
     if dctx.main and resume_state is None:
@@ -357,6 +359,7 @@ def _finish(s: Session, started: float) -> TrainResult:
             "method": cfg.method,
             "alpha": options.get("alpha"),
             "mix_layers": options.get("mix_layers"),
+            "mix_modules": cfg.mix_modules,
             "method_options": json.dumps(options),
             "seed": cfg.seed,
             "epoch": cfg.epochs,
