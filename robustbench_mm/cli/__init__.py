@@ -1,4 +1,4 @@
-"""``mmbench``: train | evaluate | report | check | run | list | show-corruptions.
+"""``mmbench``: train | evaluate | report | check | run | status | list | show-corruptions.
 
 The flags of train, evaluate and run are generated from the settings dataclasses
 (:mod:`robustbench_mm.settings`) and from each training method's own settings; this module only
@@ -22,6 +22,7 @@ from robustbench_mm.cli.commands import (
     cmd_run,
     cmd_show_boundaries,
     cmd_show_corruptions,
+    cmd_status,
     cmd_train,
     eval_config,
 )
@@ -94,6 +95,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_settings(p, "evaluation", [EvalConfig], seen=seen)
     add_settings(p, "plan", [RunPlan], seen=seen)
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("status", help="one line per run: finished, running, interrupted, failed or not started")
+    p.add_argument("runs_dir", metavar="RUNS_DIR")
+    p.set_defaults(func=cmd_status)
 
     p = sub.add_parser("list", help="registered datasets, architectures, methods, attacks, ...")
     p.add_argument("--presets", action="store_true")
