@@ -55,6 +55,7 @@ class OverlappedScheduler(Scheduler):
         self.trained: dict[int, tuple[Any, float]] = {}  # plan index -> (training result, seconds)
         self.train_s: dict[str, float] = {}  # method -> seconds of its last training
         self.eval_s = 0.0  # the longest evaluation so far
+        self.inside = self.expired = False  # in our own code; the budget is spent
 
     def left(self) -> float:
         return float("inf") if self.limit is None else self.limit - (time.perf_counter() - self.started)
@@ -67,27 +68,53 @@ class OverlappedScheduler(Scheduler):
         order = sorted(self.specs, key=lambda s: (seeds.index(s.cfg.seed), s.index))
         queued: dict[int, RunSpec] = {}
         done: set[int] = set()
-        armed = _arm(self.left()) if self.limit is not None else False
+        armed = self._arm() if self.limit is not None else None
+        self.inside = True
         try:
-            for spec in order:
-                yield from self._drain(queued, done, block=False)
-                outcome = self._one(spec, queued)
-                if outcome is not None:
-                    done.add(spec.index)
-                    yield outcome
-            if self.worker is not None:
-                self.worker.close()
-            while queued:
-                yield from self._drain(queued, done, block=True)
+            for outcome in self._work(order, queued, done):
+                self.inside = False  # the alarm must not raise in our caller's code while it holds an outcome
+                yield outcome
+                self.inside = True
+                if self.expired:
+                    raise _Deadline()
         except _Deadline:
+            self.inside = False
             self.close()
             for spec in order:
                 if spec.index not in done:
                     state = "stopped" if spec.index in queued or spec.index in self.trained else "skipped"
                     yield Outcome(spec, state, error="the budget ran out")
         finally:
-            if armed:
+            self.inside = False
+            if armed is not None:
                 signal.setitimer(signal.ITIMER_REAL, 0)
+                signal.signal(signal.SIGALRM, armed)
+
+    def _work(self, order: list[RunSpec], queued: dict[int, RunSpec], done: set[int]) -> Iterator[Outcome]:
+        for spec in order:
+            yield from self._drain(queued, done, block=False)
+            outcome = self._one(spec, queued)
+            if outcome is not None:
+                done.add(spec.index)
+                yield outcome
+        if self.worker is not None:
+            self.worker.close()
+        while queued:
+            yield from self._drain(queued, done, block=True)
+
+    def _alarm(self, signum: int, frame: Any) -> None:
+        self.expired = True
+        if self.inside:
+            raise _Deadline()
+
+    def _arm(self) -> Any:
+        """SIGALRM when the budget is spent; only the main thread takes signals (elsewhere the
+        budget only skips runs). Returns the handler it replaced."""
+        if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "SIGALRM"):
+            return None
+        previous = signal.signal(signal.SIGALRM, self._alarm)
+        signal.setitimer(signal.ITIMER_REAL, max(self.left(), 0.01))
+        return previous
 
     def _one(self, spec: RunSpec, queued: dict[int, RunSpec]) -> Outcome | None:
         """Train one run here and queue its evaluation; an outcome now if nothing is left to queue."""
@@ -142,19 +169,6 @@ class OverlappedScheduler(Scheduler):
         if self.worker is not None:
             self.worker.stop()
             self.worker = None
-
-
-def _alarm(signum: int, frame: Any) -> None:
-    raise _Deadline()
-
-
-def _arm(seconds: float) -> bool:
-    """SIGALRM after ``seconds``; only the main thread can take signals (elsewhere: skips only)."""
-    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "SIGALRM"):
-        return False
-    signal.signal(signal.SIGALRM, _alarm)
-    signal.setitimer(signal.ITIMER_REAL, max(seconds, 0.01))
-    return True
 
 
 class _EvalWorker:
