@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -48,7 +49,7 @@ def test_local_launcher_gives_the_report_bytes_of_jobs_1_and_status_says_finishe
 def _settings(tmp_path: Path, epochs: int, **plan) -> tuple[RunPlan, TrainConfig, EvalConfig]:
     runs = str(tmp_path / "runs")
     return (
-        RunPlan(methods=["erm"], seeds=[0, 1], runs_dir=runs, out=str(tmp_path / "rep"), quiet=True, **plan),
+        RunPlan(methods=["erm"], seeds=[0, 1], runs_dir=runs, out=str(tmp_path / "rep"), **plan),
         TrainConfig(epochs=epochs),
         EvalConfig(suites=["clean"]),
     )
@@ -113,7 +114,9 @@ def test_overlapped_budget_stops_cleanly_and_the_same_command_resumes(tmp_path, 
     capsys.readouterr()
     assert run_benchmark(dataclasses.replace(plan, budget_minutes=0.05), train, evaluate) == 1
     err = capsys.readouterr().err
-    assert "digits-cnn-erm-s0 up to date" in err and "not finished: digits-cnn-erm-s1 stopped" in err, err
+    assert "digits-cnn-erm-s0 up to date" in err, err
+    # stopped in flight, or skipped when reusing seed 0 already took the budget on a busy machine
+    assert re.search("not finished: digits-cnn-erm-s1 (stopped|skipped): the budget ran out", err), err
     assert (tmp_path / "rep" / "report.csv").read_bytes() == reference  # the report covers what finished
     assert not (runs / "digits-cnn-erm-s1" / "model.pt").exists()
     assert run_benchmark(plan, train, evaluate) == 0  # no budget: seed 1 completes, trained here, evaluated there
