@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -123,7 +124,7 @@ def test_overlapped_budget_stops_cleanly_and_the_same_command_resumes(tmp_path, 
     assert [s.state for s in run_states(runs)] == ["finished", "finished"]
 
 
-def test_launcher_options_are_checked_and_a_missing_submitit_names_the_extra(monkeypatch):
+def test_launcher_options_are_checked_and_a_missing_submitit_names_the_extra(monkeypatch, tmp_path):
     with pytest.raises(UserError, match="--slurm-partition does not apply to launcher processes"):
         RunPlan(slurm_partition="gpu").validate(cli=True)
     with pytest.raises(UserError, match="--budget-minutes does not apply to launcher slurm"):
@@ -132,6 +133,10 @@ def test_launcher_options_are_checked_and_a_missing_submitit_names_the_extra(mon
         RunPlan(wait=False).validate(cli=True)
     from robustbench_mm.app.schedulers import cluster
 
+    if shutil.which("srun") is None:  # not on a cluster: one line, and nothing submitted
+        with pytest.raises(UserError, match="--launcher slurm: .*srun.*--launcher local"):
+            cluster.SubmititScheduler(RunPlan(launcher="slurm", runs_dir=str(tmp_path)))
+        assert not (tmp_path / "jobs").exists() or not any((tmp_path / "jobs").iterdir())
     monkeypatch.setitem(sys.modules, "submitit", None)  # import submitit -> ImportError
     with pytest.raises(UserError, match=r"pip install 'robustbench-mm\[slurm\]'") as info:
         cluster.import_submitit()
@@ -139,8 +144,6 @@ def test_launcher_options_are_checked_and_a_missing_submitit_names_the_extra(mon
 
 
 def test_status_names_each_state_and_exits_0_only_when_all_finished(tmp_path):
-    import shutil
-
     plan, train, evaluate = _settings(tmp_path, epochs=1)
     assert run_benchmark(dataclasses.replace(plan, seeds=[0]), train, evaluate) == 0
     runs = tmp_path / "runs"

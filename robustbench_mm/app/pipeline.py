@@ -139,11 +139,11 @@ def run_benchmark(plan: RunPlan, train: TrainConfig, evaluate: EvalConfig) -> in
     for i, (cfg, (resolved, _)) in enumerate(zip(configs, resolved_runs(configs, data), strict=True)):
         RunDir.of(plan.runs_dir, resolved).training_state(resolved, plan.force)  # checked before anything trains
         specs.append(RunSpec(i, resolved.run_name, cfg, evaluate, plan.runs_dir, plan.force))
+    progress = Progress(len(specs), "runs", mode_for(plan.quiet), unit="run", leave=True)
+    scheduler = create_scheduler(plan, train, len(specs), chatty=progress.mode == "lines")
     ensure_writable_dir(plan.out)
 
     started = time.perf_counter()
-    progress = Progress(len(specs), "runs", mode_for(plan.quiet), unit="run", leave=True)
-    scheduler = create_scheduler(plan, train, len(specs), chatty=progress.mode == "lines")
     with scheduler:
         scheduler.submit(specs)
         if scheduler.detached:

@@ -72,10 +72,16 @@ class SubmititScheduler(Scheduler):
         self.ready: list[Outcome] = []  # reused runs: their outcome is known at once
         self.submitted: list[str] = []
         self.attached: list[str] = []
+        self._executor = self.executor()  # fails now, before anything is written, where there is no Slurm
 
     def executor(self) -> Any:
         plan = self.plan
-        executor = self.submitit.AutoExecutor(folder=self.folder, cluster=plan.launcher)
+        try:
+            executor = self.submitit.AutoExecutor(folder=self.folder, cluster=plan.launcher)
+        except RuntimeError as exc:  # submitit's "Could not detect srun": not on a Slurm cluster
+            raise UserError(
+                f"--launcher {plan.launcher}: {str(exc)[:200]} (--launcher local runs the jobs here)"
+            ) from None
         params: dict[str, Any] = {"timeout_min": plan.timeout_min, "name": "mmbench"}
         params["cpus_per_task"] = plan.cpus_per_run or 1
         params["gpus_per_node"] = plan.gpus_per_run or 0
@@ -100,7 +106,7 @@ class SubmititScheduler(Scheduler):
                 fresh.append(spec)
         if not fresh:
             return
-        executor = self.executor()
+        executor = self._executor
         jobs = []
         with executor.batch():  # one job array on Slurm
             for spec in fresh:
