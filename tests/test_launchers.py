@@ -31,13 +31,14 @@ def _mmbench(*argv: str, cwd: Path) -> subprocess.CompletedProcess:
     )
 
 
-def test_local_launcher_gives_the_report_bytes_of_jobs_1_and_status_says_finished(tmp_path):
+def test_local_and_overlapped_launchers_give_the_report_bytes_of_jobs_1_and_status_says_finished(tmp_path):
     pytest.importorskip("submitit")
-    for launcher in (["--jobs", "1"], ["--launcher", "local"]):
+    for launcher in (["--jobs", "1"], ["--launcher", "local"], ["--launcher", "overlapped"]):
         name = launcher[-1]
         done = _mmbench("run", *PLAN, *launcher, "--out", f"rep-{name}", "--runs-dir", f"runs-{name}", cwd=tmp_path)
         assert done.returncode == 0, done.stderr[-2000:]
-    assert (tmp_path / "rep-1" / "report.csv").read_bytes() == (tmp_path / "rep-local" / "report.csv").read_bytes()
+    reports = {name: (tmp_path / f"rep-{name}" / "report.csv").read_bytes() for name in ("1", "local", "overlapped")}
+    assert reports["1"] == reports["local"] == reports["overlapped"]
     records = jobrecords.recorded_runs(tmp_path / "runs-local")
     assert len(records) == 4 and all(
         jobrecords.read_record(tmp_path / "runs-local", r).launcher == "local" for r in records

@@ -56,6 +56,7 @@ class OverlappedScheduler(Scheduler):
         self.train_s: dict[str, float] = {}  # method -> seconds of its last training
         self.eval_s = 0.0  # the longest evaluation so far
         self.inside = self.expired = False  # in our own code; the budget is spent
+        self.training: int | None = None  # the plan index of the run training now (or last)
 
     def left(self) -> float:
         return float("inf") if self.limit is None else self.limit - (time.perf_counter() - self.started)
@@ -82,7 +83,8 @@ class OverlappedScheduler(Scheduler):
             self.close()
             for spec in order:
                 if spec.index not in done:
-                    state = "stopped" if spec.index in queued or spec.index in self.trained else "skipped"
+                    in_flight = spec.index in queued or spec.index in (self.trained.keys() | {self.training})
+                    state = "stopped" if in_flight else "skipped"
                     yield Outcome(spec, state, error="the budget ran out")
         finally:
             self.inside = False
@@ -129,7 +131,7 @@ class OverlappedScheduler(Scheduler):
             )
         if self.worker is None:  # started before the first training, so that its start-up overlaps it
             self.worker = _EvalWorker(spec, self.deadline_wall())
-        started = time.perf_counter()
+        started, self.training = time.perf_counter(), spec.index
         result = train_only(spec.cfg, spec.runs_dir, spec.force, self.chatty, cached_dataset(spec.cfg))
         seconds = time.perf_counter() - started
         if result.state != "finished":  # a reused training says nothing about how long one takes
