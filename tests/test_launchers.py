@@ -44,8 +44,9 @@ def test_local_and_overlapped_launchers_give_the_report_bytes_of_jobs_1_and_stat
         jobrecords.read_record(tmp_path / "runs-local", r).launcher == "local" for r in records
     )
     status = _mmbench("status", "runs-local", cwd=tmp_path)
-    assert status.returncode == 0 and status.stdout.count(" finished") == 4, status.stdout
-    assert status.stdout.strip().splitlines()[-1] == "4 finished"
+    lines = status.stdout.strip().splitlines()
+    assert status.returncode == 0 and lines[-1] == "4 finished", status.stdout
+    assert sorted(line.split() for line in lines[:-1]) == [[name, "finished"] for name in sorted(records)]
 
 
 def _settings(tmp_path: Path, epochs: int, **plan) -> tuple[RunPlan, TrainConfig, EvalConfig]:
