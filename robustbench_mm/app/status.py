@@ -81,14 +81,14 @@ def _job_alive(record: jobrecords.JobRecord) -> str | None:
     try:
         import submitit
 
-        state = str(submitit.SlurmJob(record.folder, record.job_id).state).upper()
+        from robustbench_mm.app.schedulers.cluster import ALIVE, slurm_state
+
+        state = slurm_state(submitit.SlurmJob(record.folder, record.job_id))
     except Exception:  # no submitit, no sacct here: the run directory alone decides
         return None
-    from robustbench_mm.app.schedulers.cluster import ALIVE
-
-    if state.split()[0] in ALIVE:
-        return state.split()[0]
-    return "" if state.split()[0] in SLURM_FAILED else None
+    if state in ALIVE:
+        return state
+    return "" if state in SLURM_FAILED else None
 
 
 def print_status(runs_dir: str | Path) -> int:

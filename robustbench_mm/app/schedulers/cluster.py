@@ -60,6 +60,11 @@ class RunTask:
         return DelayedSubmission(RunTask(dataclasses.replace(self.spec, force=False)))
 
 
+def slurm_state(job: Any) -> str:
+    """The first word of a Slurm job's state (``CANCELLED by 123`` -> ``CANCELLED``); UNKNOWN if none."""
+    return (str(job.state).upper().split() or ["UNKNOWN"])[0]
+
+
 class SubmititScheduler(Scheduler):
     detached = True
 
@@ -132,7 +137,7 @@ class SubmititScheduler(Scheduler):
 
             return _Attached(LocalJob(record.folder, record.job_id), record.job_id)
         job = self.submitit.SlurmJob(record.folder, record.job_id)
-        return job if str(job.state).upper().split()[0] in ALIVE else None
+        return job if slurm_state(job) in ALIVE else None
 
     def outcomes(self) -> Iterator[Outcome]:
         yield from self.ready
