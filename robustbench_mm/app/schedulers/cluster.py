@@ -188,6 +188,9 @@ def _collect(spec: RunSpec, job: Any) -> Outcome:
 
 
 def waiting_hint(plan: RunPlan) -> str:
+    if plan.launcher == "local":  # its jobs share the terminal's process group: Ctrl-C reached them too
+        status = f"`mmbench status {plan.runs_dir}`"
+        return f"local jobs stop with Ctrl-C; the same `mmbench run` command resumes them ({status})"
     return (
         f"the jobs keep running: `mmbench status {plan.runs_dir}` shows them; the same `mmbench run` command "
         "attaches to them and writes the report (or `mmbench report` once they are done)"
