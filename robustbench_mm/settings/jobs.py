@@ -101,10 +101,14 @@ class RunPlan(JobOptions, ReportOptions):
         low=0,
         low_open=True,
     )
-    wait: bool = setting(True, "with --launcher slurm/local: wait for the jobs and write the report (--no-wait: submit and return)")
+    wait: bool = setting(
+        True, "with --launcher slurm/local: wait for the jobs and write the report (--no-wait: submit and return)"
+    )
     slurm_partition: str | None = setting(None, "with --launcher slurm: the partition")
     gpus_per_run: int | None = setting(None, "with --launcher slurm/local: GPUs per job (default 0)", low=0, high=64)
-    cpus_per_run: int | None = setting(None, "with --launcher slurm/local: CPU cores per job (default 1)", low=1, high=1024)
+    cpus_per_run: int | None = setting(
+        None, "with --launcher slurm/local: CPU cores per job (default 1)", low=1, high=1024
+    )
     mem_gb: float | None = setting(None, "with --launcher slurm/local: memory per job in GB", low=0, low_open=True)
     timeout_min: int = setting(
         240, "with --launcher slurm/local: a job's time limit; at the limit it is requeued and resumes", low=1
