@@ -37,6 +37,10 @@ class Scheduler:
         """Each submitted run's outcome as it comes, until every run has one."""
         raise NotImplementedError
 
+    def summary(self) -> str:
+        """One line on what was handed out (cluster jobs: submitted, attached, reused)."""
+        return ""
+
     def close(self) -> None:
         """Stop what is in flight (local schedulers); cluster jobs keep running."""
 

@@ -10,6 +10,7 @@ from concurrent.futures import ProcessPoolExecutor
 
 from robustbench_mm.app.runone import Outcome, RunSpec, train_and_evaluate
 from robustbench_mm.app.schedulers import Scheduler
+from robustbench_mm.settings import EvalConfig, TrainConfig
 
 
 class ProcessScheduler(Scheduler):
@@ -33,7 +34,7 @@ class ProcessScheduler(Scheduler):
             yield _outcome(spec, result)
 
 
-def _args(spec: RunSpec, chatty: bool) -> tuple:
+def _args(spec: RunSpec, chatty: bool) -> tuple[TrainConfig, EvalConfig, str, bool, bool]:
     return spec.cfg, spec.evaluate, spec.runs_dir, spec.force, chatty
 
 
