@@ -1,15 +1,19 @@
 """Recipe experiments: train one model with given settings and append the outcome to a JSON-lines log.
 
-Run from the worktree root, one core, one thread, e.g.
-  PYTHONPATH=$PWD OMP_NUM_THREADS=1 taskset -c 1 .venv/bin/python notes/recipe_driver.py \
+The settings are ``mmbench train``'s flags (after ``--``; ``robustbench_mm.cli.train_settings``
+reads them), preceded by this script's own ``key=value`` words:
+
+  PYTHONPATH=$PWD OMP_NUM_THREADS=1 taskset -c 1 .venv/bin/python notes/recipe_driver.py tag=t1 -- \\
       --dataset imagefolder:/work/data/cifar10 --arch fast32 --method erm --epochs 10 --batch-size 256 --lr 0.2
-``--net stem=32,w=64-128-256,res=101,scale=0.125`` registers a variant of the fast family under a new name.
+
+``net=stem=32,w=64-128-256,res=101,scale=0.125`` registers a variant of the fast family under a new
+name; ``crop=N`` / ``flip=0|1`` change the loader's augmentation; ``train_limit=N`` trains on the
+first N images after a seeded shuffle; ``log=PATH`` (default notes/experiments.jsonl).
 CPU time (process time: what the run would take on an idle core) and wall time are both logged.
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import sys
@@ -18,11 +22,14 @@ import time
 
 import torch
 
+from robustbench_mm.cli import train_settings
 from robustbench_mm.data.datasets import load_dataset
 from robustbench_mm.models.fast import fast_net
 from robustbench_mm.models.registry import ARCHS
-from robustbench_mm.settings import TrainConfig
+from robustbench_mm.store.rundir import RunDir
 from robustbench_mm.training.loop import train
+
+EXTRAS = {"net": None, "crop": None, "flip": None, "train_limit": None, "log": "notes/experiments.jsonl", "tag": ""}
 
 
 def register_net(text: str) -> str:
@@ -39,49 +46,33 @@ def register_net(text: str) -> str:
     return name
 
 
-def main() -> None:
-    p = argparse.ArgumentParser()
-    p.add_argument("--dataset", required=True)
-    p.add_argument("--data-root")
-    p.add_argument("--arch")
-    p.add_argument("--net")
-    p.add_argument("--method", default="erm")
-    p.add_argument("--epochs", type=int, required=True)
-    p.add_argument("--batch-size", type=int, required=True)
-    p.add_argument("--lr", type=float, required=True)
-    p.add_argument("--weight-decay", type=float, default=5e-4)
-    p.add_argument("--schedule", default="trapezoid")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--crop", type=int, default=None)
-    p.add_argument("--flip", type=int, default=None)
-    p.add_argument(
-        "--train-limit", type=int, default=None, help="use the first N training images (after a seeded shuffle)"
-    )
-    p.add_argument("--log", default="notes/experiments.jsonl")
-    p.add_argument("--tag", default="")
-    args = p.parse_args()
+def split_argv(argv: list[str]) -> tuple[dict, list[str]]:
+    """(this script's key=value words, mmbench train's flags after ``--``)."""
+    cut = argv.index("--") if "--" in argv else len(argv)
+    extras = dict(EXTRAS)
+    for word in argv[:cut]:
+        key, _, value = word.partition("=")
+        if key not in EXTRAS or not value:
+            raise SystemExit(f"recipe_driver: expected key=value with key in {', '.join(EXTRAS)}, got {word[:60]!r}")
+        extras[key] = value
+    return extras, argv[cut + 1 :]
+
+
+def main(argv: list[str]) -> None:
+    extras, flags = split_argv(argv)
+    _, cfg = train_settings(flags)
     torch.set_num_threads(1)
-    data = load_dataset(args.dataset, args.data_root, progress=False)
-    if args.crop is not None:
-        data = dataclasses.replace(data, crop_padding=args.crop)
-    if args.flip is not None:
-        data = dataclasses.replace(data, flip=bool(args.flip))
-    if args.train_limit:
-        keep = torch.randperm(len(data.train_y), generator=torch.Generator().manual_seed(123))[: args.train_limit]
+    data = load_dataset(cfg.dataset, cfg.data_root, progress=False)
+    if extras["crop"] is not None:
+        data = dataclasses.replace(data, crop_padding=int(extras["crop"]))
+    if extras["flip"] is not None:
+        data = dataclasses.replace(data, flip=bool(int(extras["flip"])))
+    if extras["train_limit"]:
+        keep = torch.randperm(len(data.train_y), generator=torch.Generator().manual_seed(123))
+        keep = keep[: int(extras["train_limit"])]
         data = dataclasses.replace(data, train_x=data.train_x[keep], train_y=data.train_y[keep])
-    arch = register_net(args.net) if args.net else args.arch
-    cfg = TrainConfig(
-        dataset=args.dataset,
-        data_root=args.data_root,
-        arch=arch,
-        method=args.method,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        weight_decay=args.weight_decay,
-        schedule=args.schedule,
-        seed=args.seed,
-    )
+    if extras["net"]:
+        cfg.arch = register_net(extras["net"])
     wall, cpu = time.perf_counter(), time.process_time()
     result = train(
         cfg, out_dir=tempfile.mkdtemp(prefix="recipe-"), force=True, progress=False, data=data, log=lambda s: None
@@ -90,17 +81,15 @@ def main() -> None:
     import pandas as pd
 
     log = pd.read_csv(result.run_dir / "train_log.csv")
+    resolved = RunDir(result.run_dir).read_config()  # every per-dataset default filled in
     record = {
-        "tag": args.tag,
-        "dataset": args.dataset,
-        "arch": args.net or arch,
-        "method": args.method,
-        "epochs": args.epochs,
-        "batch_size": args.batch_size,
-        "lr": args.lr,
-        "weight_decay": args.weight_decay,
-        "schedule": args.schedule,
-        "seed": args.seed,
+        "tag": extras["tag"],
+        "dataset": cfg.dataset,
+        "arch": extras["net"] or resolved.arch,
+        **{
+            k: getattr(resolved, k)
+            for k in ("method", "epochs", "batch_size", "lr", "weight_decay", "schedule", "seed")
+        },
         "crop": data.crop_padding,
         "flip": data.flip,
         "train_images": int(log.shape[0] and len(data.train_y)),
@@ -111,10 +100,10 @@ def main() -> None:
         "train_acc": log["train_accuracy"].round(4).tolist(),
         "run_dir": str(result.run_dir),
     }
-    with open(args.log, "a") as f:
+    with open(extras["log"], "a") as f:
         f.write(json.dumps(record) + "\n")
     print(json.dumps({k: v for k, v in record.items() if k not in ("train_loss",)}))
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main(sys.argv[1:])

@@ -1,5 +1,5 @@
-"""The CPU-checkable parts of benchmarks/gpu/cifar10_run.py: the data tarball, the budget check,
-the summary table. (The whole script's smoke test, ``--tiny``, takes minutes: its docstring.)"""
+"""The CIFAR-10 GPU run on a CPU: its data tarball (benchmarks/gpu/cifar10_data.py) and a smoke
+test of the one command it is, ``mmbench run --preset cifar10-gpu``, on a tiny synthetic folder."""
 
 from __future__ import annotations
 
@@ -15,8 +15,6 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks" / "gpu"))
 
 import cifar10_data  # noqa: E402
-import cifar10_run  # noqa: E402
-import cifar10_summary  # noqa: E402
 
 from robustbench_mm.core.errors import UserError  # noqa: E402
 from robustbench_mm.data.datasets import load_dataset  # noqa: E402
@@ -61,34 +59,23 @@ def test_a_broken_tarball_is_one_line_error(tmp_path):
     assert "\n" not in str(info.value)
 
 
-def test_budget_check_exit_status_follows_the_limit(capsys):
-    assert cifar10_run.main(["--budget-check"]) == 0  # the default work fits the default 7.5 minutes
-    assert "fits in --max-minutes 7.5" in capsys.readouterr().out
-    assert cifar10_run.main(["--budget-check", "--max-minutes", "5"]) == 1
+def test_cifar10_gpu_preset_runs_end_to_end_on_a_tiny_synthetic_folder(tmp_path, capsys):
+    """The preset's own settings (overlapped launcher, image folder, the floor, md + html, 2,000
+    stratified test images) with only the sizes shrunk for a CPU."""
+    from robustbench_mm.cli import main
+    from robustbench_mm.settings.presets import load_preset
 
-
-def test_summary_table_reads_the_report_rows(tmp_path):
-    rows = [
-        ("erm", "clean", "clean", 0.0, 0.93, 0.01),
-        ("erm", "adversarial", "fgsm", 2 / 255, 0.41, 0.02),
-        ("erm", "adversarial", "fgsm", 8 / 255, 0.12, 0.03),
-        ("erm", "adversarial", "pgd-linf", 8 / 255, 0.0, 0.0),
-        ("erm", "adversarial", "fgsm", 4 / 255, 0.99, 0.0),
-    ]
-    table = pd.DataFrame(
-        [
-            {"method": m, "suite": s, "test": t, "severity": e, "metric": "accuracy", "mean": v, "std": sd, "seeds": 2}
-            for m, s, t, e, v, sd in rows
-        ]
-    )
-    table.to_csv(tmp_path / "report.csv", index=False, float_format="%.6g")  # as the report writes it
-    pd.DataFrame([{"method": "erm", "eps": 0.03, "accuracy": a} for a in (0.2, 0.3)]).to_csv(tmp_path / "f.csv")
-    lines = cifar10_summary.fgsm_table(tmp_path / "report.csv", tmp_path / "f.csv")
-    cells = [c.strip() for c in lines[2].strip("|").split("|")]
-    head = [c.strip() for c in lines[0].strip("|").split("|")]
-    row = dict(zip(head, cells))
-    assert (
-        row["clean"] == "93.00 ± 1.00" and row["FGSM 2/255"] == "41.00 ± 2.00" and row["FGSM 8/255"] == "12.00 ± 3.00"
-    )
-    assert row["FGSM 1/255"] == "–" and row["FGSM 0.03 (pixels; preset)"] == "25.00 ± 7.07"
-    assert row["paper Table 7 (FGSM, 1,200 ep.)"] == "36.32" and row["PGD-10 8/255"] == "0.00 ± 0.00"
+    preset = load_preset("cifar10-gpu")
+    assert preset.run["launcher"] == "overlapped" and preset.run["seeds"] == [0, 1]
+    assert preset.train["arch"] == "preactresnet18" and preset.train["epochs"] >= 30 and preset.train["amp"] == "on"
+    assert preset.eval["n_test"] >= 2000 and preset.run["methods"] == ["erm", "mixup", "manifold-mixup"]
+    folder = cifar10_data.synthetic_imagefolder(tmp_path / "cifar10", 6, 3)
+    tiny = ["--dataset", f"imagefolder:{folder}", "--arch", "cnn", "--epochs", "1", "--batch-size", "16"]
+    tiny += ["--methods", "erm,manifold-mixup", "--seeds", "0", "--suite", "clean,calibration", "--amp", "off"]
+    where = ["--runs-dir", str(tmp_path / "runs"), "--out", str(tmp_path / "report"), "--quiet"]
+    assert main(["run", "--preset", "cifar10-gpu", *tiny, *where]) == 0
+    report = pd.read_csv(tmp_path / "report" / "report.csv")
+    assert set(report["method"]) == {"erm", "manifold-mixup"}
+    assert (tmp_path / "report" / "report.html").exists()
+    clean = report[(report.suite == "clean") & (report.metric == "accuracy")]
+    assert len(clean) == 2 and (clean["n"] == 30).all()  # every test image (fewer than the preset's 2,000)

@@ -1,10 +1,11 @@
-"""The CIFAR-10 image folder for ``cifar10_run.py``: packed into a tarball here, unpacked there.
+"""The CIFAR-10 image folder for the GPU run (``mmbench run --preset cifar10-gpu``): packed into
+a tarball here, unpacked there; and a synthetic CIFAR-shaped folder for CPU smoke tests.
 
 The device machine has no network, so the JPEG class folders (``train/<class>/*.jpg``,
 ``test/<class>/*.jpg``) travel inside the working tree as one git-ignored tarball:
 
-    python benchmarks/gpu/cifar10_run.py --make-tar /work/data/cifar10 data/cifar10.tar.gz
-    # or, the same without Python:  mkdir -p data && tar -C /work/data -czf data/cifar10.tar.gz cifar10
+    mkdir -p data && tar -C /work/data -czf data/cifar10.tar.gz cifar10
+    # or from Python: cifar10_data.make_tar(Path("/work/data/cifar10"), Path("data/cifar10.tar.gz"))
 
 (~20 MB: 60,000 small JPEGs whose headers gzip well; the device tree may carry 64 MiB in all.)
 """

@@ -1,19 +1,18 @@
 """``mmbench run``: train every (method, seed), evaluate every run, write the report.
 
 :func:`run_benchmark` takes settings objects, so it is the same from Python and from the CLI.
-Trainings are independent, so ``jobs`` > 1 runs them in parallel processes (one per GPU when
-several are present); :func:`plan_commands` prints one self-contained command per run for a
-cluster scheduler instead, after which ``mmbench report`` collects the run directories.
+The runs are independent; a scheduler (:mod:`robustbench_mm.app.schedulers`: local processes,
+the overlapped single-device schedule, submitit jobs on this machine or on Slurm) carries them
+out. :func:`plan_commands` prints one self-contained command per run for any other cluster
+scheduler instead, after which ``mmbench report`` collects the run directories.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import shlex
-import signal
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from robustbench_mm.core.errors import UserError
@@ -115,173 +114,82 @@ def _data_for_names(train: TrainConfig):
     return load_dataset(train.dataset, train.data_root, train.download)  # an image folder: its image size decides
 
 
-def _train_and_evaluate(
-    cfg: TrainConfig, eval_cfg: EvalConfig, out_dir: str, force: bool, chatty: bool, device: str | None
-) -> tuple[str, float, float, str]:
-    """One run end to end (also the body of a worker process): trained, resumed or reused, then
-    evaluated unless its evaluation with these settings is already stored. ``chatty``: a line on
-    stderr per epoch and when evaluating starts, named by the run (runs in parallel interleave)."""
-    from robustbench_mm.data.datasets import load_dataset
-    from robustbench_mm.evaluation.runner import evaluate_run
-    from robustbench_mm.training.loop import train
-
-    if device is not None:
-        cfg = dataclasses.replace(cfg, device=device)
-        eval_cfg = dataclasses.replace(eval_cfg, device=device)
-    data = _cached_dataset(cfg, load_dataset)
-    started = time.perf_counter()
-    say = (
-        (lambda message: print(f"{cfg.method}-s{cfg.seed}: {message}", file=sys.stderr, flush=True))
-        if chatty
-        else (lambda message: None)
-    )
-    result = train(cfg, out_dir=out_dir, force=force, progress="lines" if chatty else False, data=data, log=say)
-    say("evaluating")
-    evaluation = evaluate_run(result.run_dir, config=eval_cfg, data=data, reuse=True)
-    what = {"finished": "up to date", "resume": "resumed"}.get(result.state, "trained")
-    what += ", evaluation reused" if evaluation.seconds == 0 and result.state == "finished" else ""
-    return str(result.run_dir), result.test_accuracy, time.perf_counter() - started, what
-
-
-_dataset_cache: dict = {}
-
-
-def _cached_dataset(cfg: TrainConfig, loader):
-    key = (cfg.dataset, cfg.data_root)
-    if key not in _dataset_cache:
-        _dataset_cache[key] = loader(cfg.dataset, cfg.data_root, cfg.download)
-    return _dataset_cache[key]
-
-
-def _init_worker(parent: int, threads: int) -> None:
-    import torch
-
-    from robustbench_mm.core.procs import die_with_parent
-
-    die_with_parent(parent)  # a killed `mmbench run` takes its workers with it
-    # A forked child must never start an OpenMP team of its own (the parent's does not survive the
-    # fork): the whole worker runs with the runs' own thread count, which train and evaluate keep.
-    torch.set_num_threads(threads)
-    # Ctrl-C reaches the whole process group; the parent handles it by stopping every worker
-    # (a worker that caught it would go on to the next queued run)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
 def run_benchmark(plan: RunPlan, train: TrainConfig, evaluate: EvalConfig) -> int:
     """Train ``plan.methods`` x ``plan.seeds`` with ``train``'s settings, evaluate each run with
-    ``evaluate``'s, and write the report into ``plan.out``.
+    ``evaluate``'s, and write the report into ``plan.out``; ``plan.launcher`` says how the runs
+    are carried out (:mod:`robustbench_mm.app.schedulers`), which never changes a number.
 
     Make-like, as ``train`` is: a second call with the same settings reuses every finished run and
     its evaluation and only writes the report again; interrupted runs continue; runs of other
-    settings are refused (``plan.force`` replaces them).
+    settings are refused (``plan.force`` replaces them). Returns the exit status: 0, or 1 when a
+    run did not finish (failed, or left out by a budget) or (``plan.strict``) is undertrained.
     """
+    from robustbench_mm.app.runone import RunSpec, cached_dataset
+    from robustbench_mm.app.schedulers import create_scheduler
     from robustbench_mm.core.inference import resolve_device
-    from robustbench_mm.data.datasets import load_dataset
-    from robustbench_mm.report import headline_text, write_report
+    from robustbench_mm.core.progress import Progress, mode_for
     from robustbench_mm.store.rundir import RunDir
     from robustbench_mm.store.storage import ensure_writable_dir
 
     for obj in (plan, train, evaluate):
         obj.validate()
     configs = planned_configs(plan, train)
-    resolve_device(train.device)  # fail early on --device cuda without a GPU
-    data = _cached_dataset(configs[0], load_dataset)
-    for cfg, _ in resolved_runs(configs, data):  # every destination checked before anything trains
-        RunDir.of(plan.runs_dir, cfg).training_state(cfg, plan.force)
+    if plan.launcher != "slurm":  # a login node has no GPU; the jobs' nodes do
+        resolve_device(train.device)  # fail early on --device cuda without a GPU
+    data = cached_dataset(configs[0])
+    specs = []
+    for i, (cfg, (resolved, _)) in enumerate(zip(configs, resolved_runs(configs, data), strict=True)):
+        RunDir.of(plan.runs_dir, resolved).training_state(resolved, plan.force)  # checked before anything trains
+        specs.append(RunSpec(i, resolved.run_name, cfg, evaluate, plan.runs_dir, plan.force))
+    progress = Progress(len(specs), "runs", mode_for(plan.quiet), unit="run", leave=True)
+    scheduler = create_scheduler(plan, train, len(specs), chatty=progress.mode == "lines")
     ensure_writable_dir(plan.out)
 
     started = time.perf_counter()
-    jobs = min(plan.jobs or default_jobs(train.device, train.cpu_threads), len(configs))
-    results = _run_all(configs, evaluate, plan, jobs, _job_devices(jobs, train.device))
-    seconds = time.perf_counter() - started
+    with scheduler:
+        scheduler.submit(specs)
+        if scheduler.detached:
+            _say(scheduler.summary())
+            if not plan.wait:
+                _say(f"not waiting: `mmbench status {plan.runs_dir}` shows the runs; `mmbench run` again attaches")
+                return 0
+        outcomes = _collect(scheduler, progress, plan)
+    return _report(plan, outcomes, time.perf_counter() - started)
+
+
+def _collect(scheduler, progress, plan: RunPlan) -> list:
+    """Every run's outcome, in plan order."""
+    outcomes = []
+    try:
+        with progress:
+            for outcome in scheduler.outcomes():
+                outcomes.append(outcome)
+                progress.update(1, outcome.line())
+    except KeyboardInterrupt:
+        if scheduler.detached:
+            from robustbench_mm.app.schedulers.cluster import waiting_hint
+
+            _say(waiting_hint(plan))
+        raise
+    return sorted(outcomes, key=lambda o: o.spec.index)
+
+
+def _report(plan: RunPlan, outcomes: list, seconds: float) -> int:
+    """The report over the runs that finished; the others named, with the way to go on."""
+    from robustbench_mm.report import headline_text, write_report
+
+    finished = [o for o in outcomes if o.finished]
+    missing = [o for o in outcomes if not o.finished]
+    for outcome in missing:
+        _say(f"not finished: {outcome.line()}")
+    if not finished:
+        raise UserError(f"no run finished; `mmbench status {plan.runs_dir}` shows each run's state")
     report = write_report(
-        [r[0] for r in results], plan.out, formats=plan.formats, seconds=seconds, floor=plan.accuracy_floor
+        [o.spec.run_dir() for o in finished], plan.out, formats=plan.formats, seconds=seconds, floor=plan.accuracy_floor
     )
     print(headline_text(report))
     print(f"\nreport: {Path(plan.out) / ('report.' + plan.formats[0])} ({seconds:.1f} s)")
+    if missing:
+        _say(f"incomplete: {len(missing)} of {len(outcomes)} runs not in the report; the same command continues them")
+        return 1
     return 1 if plan.strict and report.guard.fired else 0
-
-
-def _run_all(
-    configs: list[TrainConfig], evaluate: EvalConfig, plan: RunPlan, jobs: int, devices: list[str | None]
-) -> list[tuple[str, float, float, str]]:
-    from robustbench_mm.core.progress import Progress, mode_for
-
-    progress = Progress(len(configs), "runs", mode_for(plan.quiet), unit="run", leave=True)
-
-    def done(result: tuple[str, float, float, str]) -> None:
-        progress.update(
-            1, f"{Path(result[0]).name} {result[3]}, test accuracy {result[1] * 100:.2f}%, {result[2]:.1f} s"
-        )
-
-    args = (plan.runs_dir, plan.force, progress.mode == "lines")
-    results = []
-    with progress:
-        if jobs == 1:
-            for cfg in configs:
-                results.append(_train_and_evaluate(cfg, evaluate, *args, None))
-                done(results[-1])
-            return results
-        for result in _parallel(configs, evaluate, args, jobs, devices):
-            results.append(result)
-            done(result)
-    return results
-
-
-def _parallel(configs, evaluate, args, jobs, devices):
-    """The runs in ``jobs`` worker processes, results in plan order as they come."""
-    import multiprocessing as mp
-    import os
-
-    # CPU workers fork: they share the parent's already-loaded libraries copy-on-write (torch
-    # alone is ~0.5 GB per process otherwise); each run sets its own thread count (a setting).
-    # CUDA workers spawn: CUDA cannot be re-initialised in a fork.
-    # (and with one thread each: an OpenMP team started in a forked child can hang on the parent's)
-    on_cpu = all(d is None or d == "cpu" for d in devices) and not _uses_cuda(configs[0].device)
-    forkable = on_cpu and configs[0].cpu_threads == 1 and "fork" in mp.get_all_start_methods()
-    context = mp.get_context("fork" if forkable else "spawn")
-    initargs = (os.getpid(), configs[0].cpu_threads)
-    with ProcessPoolExecutor(jobs, mp_context=context, initializer=_init_worker, initargs=initargs) as pool:
-        futures = [
-            pool.submit(_train_and_evaluate, cfg, evaluate, *args, devices[i % len(devices)])
-            for i, cfg in enumerate(configs)
-        ]
-        try:
-            for future in futures:
-                yield future.result()
-        except BaseException:  # Ctrl-C or a failed run: stop now; the same command continues from the checkpoints
-            workers = list((getattr(pool, "_processes", None) or {}).values())  # shutdown forgets them
-            pool.shutdown(wait=False, cancel_futures=True)
-            for process in workers:
-                process.terminate()
-            raise
-
-
-def _uses_cuda(device: str) -> bool:
-    import torch
-
-    return device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
-
-
-def default_jobs(device: str, cpu_threads: int = 1) -> int:
-    """One job per GPU on CUDA; on the CPU one process per ``cpu_threads`` cores.
-
-    Small models do not share two cores well inside one process (OpenMP threads spin and
-    wait on each other), while independent trainings do.
-    """
-    import os
-
-    import torch
-
-    if device != "cpu" and torch.cuda.is_available():
-        return max(1, torch.cuda.device_count())
-    return max(1, (os.cpu_count() or 1) // cpu_threads)
-
-
-def _job_devices(jobs: int, device: str) -> list[str | None]:
-    """One GPU per job when several are present; otherwise every job keeps the configured device."""
-    import torch
-
-    if device in ("auto", "cuda") and torch.cuda.device_count() > 1:
-        return [f"cuda:{i}" for i in range(torch.cuda.device_count())]
-    return [None]

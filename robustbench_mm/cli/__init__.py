@@ -1,4 +1,4 @@
-"""``mmbench``: train | evaluate | report | check | run | list | show-corruptions.
+"""``mmbench``: train | evaluate | report | check | run | status | list | show-corruptions.
 
 The flags of train, evaluate and run are generated from the settings dataclasses
 (:mod:`robustbench_mm.settings`) and from each training method's own settings; this module only
@@ -22,6 +22,7 @@ from robustbench_mm.cli.commands import (
     cmd_run,
     cmd_show_boundaries,
     cmd_show_corruptions,
+    cmd_status,
     cmd_train,
     eval_config,
 )
@@ -39,7 +40,7 @@ from robustbench_mm.core.errors import UserError
 from robustbench_mm.settings import EvalConfig, EvaluateOptions, ReportOptions, RunPlan, TrainConfig, TrainOptions
 from robustbench_mm.settings.external import ExternalModelOptions
 
-__all__ = ["build_parser", "eval_config", "main"]
+__all__ = ["build_parser", "eval_config", "main", "train_settings"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -97,9 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_settings(p, "plan", [RunPlan], seen=seen)
     p.set_defaults(func=cmd_run)
 
-    p = sub.add_parser("list", help="registered datasets, architectures, methods, attacks, ...")
-    p.add_argument("--presets", action="store_true")
-    p.set_defaults(func=cmd_list)
+    _add_status_and_list(sub)
 
     p = sub.add_parser("show-corruptions", help="write a corruption x severity picture grid")
     p.add_argument("--dataset", default="digits")
@@ -121,6 +120,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=_seed, default=0)
     p.set_defaults(func=cmd_show_boundaries)
     return parser
+
+
+def _add_status_and_list(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("status", help="one line per run: finished, running, interrupted, failed or not started")
+    p.add_argument("runs_dir", metavar="RUNS_DIR")
+    p.set_defaults(func=cmd_status)
+    p = sub.add_parser("list", help="registered datasets, architectures, methods, attacks, ...")
+    p.add_argument("--presets", action="store_true")
+    p.set_defaults(func=cmd_list)
+
+
+def train_settings(argv: Sequence[str]) -> tuple[TrainOptions, TrainConfig]:
+    """What ``mmbench train ARGV`` would train (defaults < preset < flags), without training it:
+    scripts take the command's flags instead of growing parsers of their own."""
+    options, cfg, _ = _settings(build_parser().parse_args(["train", *argv]))
+    return options, cfg
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -175,6 +175,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     return run_benchmark(plan, train, evaluate)
 
 
+def cmd_status(args: argparse.Namespace) -> int:
+    from robustbench_mm.app.status import print_status
+
+    return print_status(args.runs_dir)
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     from robustbench_mm.attacks import ATTACKS
     from robustbench_mm.corruptions import CORRUPTIONS, DEFORMATIONS

@@ -60,11 +60,11 @@ def load_preset(name: str) -> Preset:
         raise UserError(f"unknown preset {clip(name)}; valid: {', '.join(preset_names())}")
     with resources.as_file(_folder() / f"{name}.toml") as path:
         data = read_toml(path)
-    known = {"description", "methods", "seeds", "train", "method", "eval"}
+    known = {"description", "methods", "seeds", "run", "train", "method", "eval"}
     unknown = sorted(set(data) - known)
     if unknown:  # a shipped preset is code: a typo is a bug, not user input
         raise ValueError(f"preset {name}: unknown key(s) {unknown}")
-    run = {k: data[k] for k in ("methods", "seeds") if k in data}
+    run = {**{k: data[k] for k in ("methods", "seeds") if k in data}, **data.get("run", {})}  # [run]: RunPlan
     return Preset(
         name, data.get("description", ""), data.get("train", {}), data.get("method", {}), run, data.get("eval", {})
     )
