@@ -1,0 +1,168 @@
+"""Accuracy parity of our corruptions against make_cifar_c.py on real CIFAR-10 test images.
+
+Used by ``compare_corruptions_reference.py --accuracy-run RUN --images DIR`` (see there and
+``benchmarks/corruptions_reference.md``). For the 15 CIFAR-10-C corruptions and severities 1-5,
+a trained model classifies the same clean test images corrupted (a) by ours and (b) by the
+reference's functions (``--cifar-ref``), run in the reference venv with NumPy's global seed.
+Both sides are quantised as the published CIFAR-10-C arrays (``np.uint8(float * 255)``).
+
+Each corruption's random draws differ between the two sides, so even identical laws give
+different per-image outcomes: the reference is run a second time with another seed, and the
+"ref vs ref" column is the noise floor of the comparison at this number of images.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import torch
+
+CIFAR_C_15 = [
+    "gaussian_noise",
+    "shot_noise",
+    "impulse_noise",
+    "defocus_blur",
+    "glass_blur",
+    "motion_blur",
+    "zoom_blur",
+    "snow",
+    "frost",
+    "fog",
+    "brightness",
+    "contrast",
+    "elastic_transform",
+    "pixelate",
+    "jpeg_compression",
+]
+TOLERANCE = 1.5  # accuracy points, mean over the five severities
+
+ACC_HELPER = textwrap.dedent(
+    r"""
+    import importlib.util, json, os, sys, warnings
+    warnings.simplefilter("ignore")
+    import numpy as np
+    import cv2
+    cv2.setNumThreads(1)
+
+    args = json.loads(sys.argv[1])
+    spec = importlib.util.spec_from_file_location("make_cifar_c_ref", args["cifar_ref"])
+    mod = importlib.util.module_from_spec(spec)
+    sys.path.insert(0, os.path.dirname(os.path.abspath(args["cifar_ref"])))
+    spec.loader.exec_module(mod)
+    imgs = np.load(args["images"])
+    for k, name in enumerate(args["names"]):
+        out = np.empty((5,) + imgs.shape, np.uint8)
+        for s in range(1, 6):
+            np.random.seed(args["seed"] * 1000 + k * 10 + s)
+            for i, im in enumerate(imgs):
+                out[s - 1, i] = mod.corrupt(im, name, s)
+        np.save(os.path.join(args["out"], name + ".npy"), out)
+        print(f"[make_cifar_c seed {args['seed']}] {name}", file=sys.stderr, flush=True)
+    """
+)
+
+
+def load_test_images(root: Path, n: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """The first n / #classes images (sorted names) of every class folder of ``root``."""
+    from PIL import Image
+
+    classes = sorted(d.name for d in root.iterdir() if d.is_dir())
+    per = n // len(classes)
+    imgs, labels = [], []
+    for label, cls in enumerate(classes):
+        for f in sorted((root / cls).iterdir())[:per]:
+            imgs.append(np.asarray(Image.open(f).convert("RGB")))
+            labels.append(label)
+    return np.stack(imgs), np.array(labels), classes
+
+
+def reference_outputs(python: str, cifar_ref: str, images: Path, names: list[str], seed: int, out: Path) -> None:
+    helper = out / "acc_helper.py"
+    helper.write_text(ACC_HELPER)
+    args = {"cifar_ref": cifar_ref, "images": str(images), "names": names, "seed": seed, "out": str(out)}
+    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    proc = subprocess.run([python, str(helper), json.dumps(args)], env=env)
+    if proc.returncode != 0:
+        raise SystemExit(f"reference helper failed (exit {proc.returncode}); see stderr above")
+
+
+def correct(model: torch.nn.Module, u8: np.ndarray, labels: torch.Tensor) -> np.ndarray:
+    """Per-image 0/1 correctness of the model on uint8 (N, H, W, C) images."""
+    from robustbench_mm.core.inference import predict_logits
+
+    x = torch.from_numpy(np.ascontiguousarray(u8)).permute(0, 3, 1, 2).float().div(255)
+    return (predict_logits(model, x, batch_size=500).argmax(1) == labels).numpy().astype(np.float64)
+
+
+def run_parity(a, work: Path) -> dict:
+    """Accuracy (%) per corruption and severity for ours, the reference and the reference again."""
+    from robustbench_mm.corruptions import corrupt
+    from robustbench_mm.store.checkpoint import load_model
+
+    torch.set_num_threads(1)
+    imgs, labels_np, classes = load_test_images(Path(a.images), a.n_acc)
+    img_path = work / "clean.npy"
+    np.save(img_path, imgs)
+    names = [n for n in CIFAR_C_15 if n in a.names] if a.names else CIFAR_C_15
+    dirs = {"ref": work / "ref", "ref2": work / "ref2"}
+    for i, d in enumerate(dirs.values()):
+        d.mkdir()
+        reference_outputs(a.ref_python, a.cifar_ref, img_path, names, a.seed + i, d)
+    model, meta = load_model(Path(a.accuracy_run) / "model.pt")
+    if meta["classes"] != classes:
+        raise SystemExit(f"the model's classes {meta['classes']} are not the image folder's {classes}")
+    labels = torch.from_numpy(labels_np)
+    x = torch.from_numpy(imgs).permute(0, 3, 1, 2).float().div(255)
+    res: dict = {"n": len(imgs), "clean": 100 * correct(model, imgs, labels).mean(), "rows": {}}
+    g = torch.Generator().manual_seed(a.seed)
+    for name in names:
+        row: dict = {k: [] for k in ("ours", "ref", "ref2")}
+        per_image = np.zeros(len(imgs))
+        ref_u8 = {k: np.load(d / f"{name}.npy") for k, d in dirs.items()}
+        for s in range(1, 6):
+            y = corrupt(x, name, s, g).permute(0, 2, 3, 1).double().numpy()
+            ours_u8 = np.floor(np.clip(y, 0, 1) * 255 + 1e-3).astype(np.uint8)  # np.uint8(float * 255)
+            c_ours, c_ref = correct(model, ours_u8, labels), correct(model, ref_u8["ref"][s - 1], labels)
+            row["ours"].append(100 * c_ours.mean())
+            row["ref"].append(100 * c_ref.mean())
+            row["ref2"].append(100 * correct(model, ref_u8["ref2"][s - 1], labels).mean())
+            per_image += (c_ours - c_ref) / 5
+        row["se"] = 100 * per_image.std() / len(imgs) ** 0.5  # standard error of the mean diff (paired)
+        res["rows"][name] = row
+        print(f"[accuracy] {name}", file=sys.stderr, flush=True)
+    res["meta"] = {k: meta.get(k) for k in ("arch", "dataset", "method")}
+    return res
+
+
+def print_table(res: dict) -> None:
+    print(
+        f"\n## Accuracy parity vs make_cifar_c: {res['n']} CIFAR-10 test images, clean accuracy {res['clean']:.1f}%\n"
+    )
+    print("Cells: accuracy (%) ours / make_cifar_c; diff = ours - make_cifar_c (points); ref vs ref = the")
+    print("reference with another seed minus the reference (the noise floor); mean over severities 1-5.\n")
+    print("| corruption | s1 | s2 | s3 | s4 | s5 | diff s1..s5 | mean diff (s.e.) | ref vs ref | within +-1.5 |")
+    print("|---|" + "---|" * 9)
+    within = 0
+    for name, r in res["rows"].items():
+        diffs = [o - c for o, c in zip(r["ours"], r["ref"], strict=True)]
+        mean = float(np.mean(diffs))
+        noise = float(np.mean([c2 - c for c2, c in zip(r["ref2"], r["ref"], strict=True)]))
+        ok = abs(mean) <= TOLERANCE
+        within += ok
+        cells = [f"{o:.1f} / {c:.1f}" for o, c in zip(r["ours"], r["ref"], strict=True)]
+        cells += [" ".join(f"{d:+.1f}" for d in diffs), f"**{mean:+.2f}** ({r['se']:.2f})", f"{noise:+.2f}"]
+        print(f"| {name} | " + " | ".join(cells) + f" | {'yes' if ok else 'NO'} |")
+    means = [np.mean(r["ours"]) - np.mean(r["ref"]) for r in res["rows"].values()]
+    print(f"\n{within} of {len(res['rows'])} within +-{TOLERANCE} points (mean over severities).")
+    print(
+        f"Mean corruption accuracy: ours {np.mean([np.mean(r['ours']) for r in res['rows'].values()]):.2f}%, ", end=""
+    )
+    print(
+        f"make_cifar_c {np.mean([np.mean(r['ref']) for r in res['rows'].values()]):.2f}% (diff {np.mean(means):+.2f})."
+    )
