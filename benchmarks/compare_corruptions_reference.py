@@ -43,6 +43,12 @@ What is measured
     i.e. truncation; ours gets +1e-3 level before truncating so float32 rounding of untouched
     pixels does not count as a change. Pixels cannot be compared (no shared random stream).
 
+(c) Accuracy parity, ``--accuracy-run RUN --images DIR --cifar-ref FILE`` (only this part runs):
+    a trained CIFAR-10 model (``RUN/model.pt``) classifies ``--n-acc`` (1000) real CIFAR-10 test
+    images (the first of every class folder of ``DIR``, sorted) corrupted by ours and by
+    make_cifar_c, for the 15 CIFAR-10-C corruptions and severities 1-5; the reference runs twice
+    with different seeds to show the noise floor. See ``corruption_accuracy.py``.
+
 Clean images: 32x32 crops of the colour photographs bundled with scikit-image (astronaut,
 chelsea, coffee, rocket, ...), each photo first downscaled so its short side is 40..160 px:
 CIFAR-like natural images available offline. Falls back to smooth random colour fields if the
@@ -273,6 +279,7 @@ def main() -> None:
     p.add_argument("--images", default=None, help="accuracy parity: CIFAR-10 test image folder (class sub-folders)")
     p.add_argument("--n-acc", type=int, default=1000, help="accuracy parity: test images (balanced over classes)")
     p.add_argument("--names", nargs="*", default=None, help="accuracy parity: only these corruptions")
+    p.add_argument("--ref-cache", default=None, help="accuracy parity: keep/reuse the reference outputs here")
     a = p.parse_args()
     if a.accuracy_run:
         accuracy_parity(a)

@@ -56,7 +56,8 @@ ACC_HELPER = textwrap.dedent(
     sys.path.insert(0, os.path.dirname(os.path.abspath(args["cifar_ref"])))
     spec.loader.exec_module(mod)
     imgs = np.load(args["images"])
-    for k, name in enumerate(args["names"]):
+    for name in args["names"]:
+        k = args["all_names"].index(name)
         out = np.empty((5,) + imgs.shape, np.uint8)
         for s in range(1, 6):
             np.random.seed(args["seed"] * 1000 + k * 10 + s)
@@ -86,6 +87,7 @@ def reference_outputs(python: str, cifar_ref: str, images: Path, names: list[str
     helper = out / "acc_helper.py"
     helper.write_text(ACC_HELPER)
     args = {"cifar_ref": cifar_ref, "images": str(images), "names": names, "seed": seed, "out": str(out)}
+    args["all_names"] = CIFAR_C_15  # a corruption's seed does not depend on which others run
     env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
     proc = subprocess.run([python, str(helper), json.dumps(args)], env=env)
     if proc.returncode != 0:
@@ -107,13 +109,20 @@ def run_parity(a, work: Path) -> dict:
 
     torch.set_num_threads(1)
     imgs, labels_np, classes = load_test_images(Path(a.images), a.n_acc)
+    if a.ref_cache:  # reference outputs kept between runs (same images, seed and reference file)
+        work = Path(a.ref_cache) / f"n{len(imgs)}-seed{a.seed}"
+        work.mkdir(parents=True, exist_ok=True)
     img_path = work / "clean.npy"
+    if img_path.exists() and not np.array_equal(np.load(img_path), imgs):
+        raise SystemExit(f"{work} holds reference outputs of other images")
     np.save(img_path, imgs)
     names = [n for n in CIFAR_C_15 if n in a.names] if a.names else CIFAR_C_15
     dirs = {"ref": work / "ref", "ref2": work / "ref2"}
     for i, d in enumerate(dirs.values()):
-        d.mkdir()
-        reference_outputs(a.ref_python, a.cifar_ref, img_path, names, a.seed + i, d)
+        d.mkdir(exist_ok=True)
+        todo = [n for n in names if not (d / f"{n}.npy").exists()]
+        if todo:
+            reference_outputs(a.ref_python, a.cifar_ref, img_path, todo, a.seed + i, d)
     model, meta = load_model(Path(a.accuracy_run) / "model.pt")
     if meta["classes"] != classes:
         raise SystemExit(f"the model's classes {meta['classes']} are not the image folder's {classes}")
@@ -122,7 +131,7 @@ def run_parity(a, work: Path) -> dict:
     res: dict = {"n": len(imgs), "clean": 100 * correct(model, imgs, labels).mean(), "rows": {}}
     g = torch.Generator().manual_seed(a.seed)
     for name in names:
-        row: dict = {k: [] for k in ("ours", "ref", "ref2")}
+        row: dict = {k: [] for k in ("ours", "ref", "ref2", "mad_ours", "mad_ref")}
         per_image = np.zeros(len(imgs))
         ref_u8 = {k: np.load(d / f"{name}.npy") for k, d in dirs.items()}
         for s in range(1, 6):
@@ -133,6 +142,8 @@ def run_parity(a, work: Path) -> dict:
             row["ref"].append(100 * c_ref.mean())
             row["ref2"].append(100 * correct(model, ref_u8["ref2"][s - 1], labels).mean())
             per_image += (c_ours - c_ref) / 5
+            row["mad_ours"].append(float(np.abs(ours_u8.astype(np.float64) - imgs).mean()))  # uint8 levels
+            row["mad_ref"].append(float(np.abs(ref_u8["ref"][s - 1].astype(np.float64) - imgs).mean()))
         row["se"] = 100 * per_image.std() / len(imgs) ** 0.5  # standard error of the mean diff (paired)
         res["rows"][name] = row
         print(f"[accuracy] {name}", file=sys.stderr, flush=True)
@@ -166,3 +177,8 @@ def print_table(res: dict) -> None:
     print(
         f"make_cifar_c {np.mean([np.mean(r['ref']) for r in res['rows'].values()]):.2f}% (diff {np.mean(means):+.2f})."
     )
+    print("\nMean |corrupted - clean| (uint8 levels) on the same images, ours / make_cifar_c:\n")
+    print("| corruption | s1 | s2 | s3 | s4 | s5 |\n|---|---|---|---|---|---|")
+    for name, r in res["rows"].items():
+        pairs = zip(r["mad_ours"], r["mad_ref"], strict=True)
+        print(f"| {name} | " + " | ".join(f"{o:.2f} / {c:.2f}" for o, c in pairs) + " |")
