@@ -279,6 +279,7 @@ def main() -> None:
     p.add_argument("--images", default=None, help="accuracy parity: CIFAR-10 test image folder (class sub-folders)")
     p.add_argument("--n-acc", type=int, default=1000, help="accuracy parity: test images (balanced over classes)")
     p.add_argument("--names", nargs="*", default=None, help="accuracy parity: only these corruptions")
+    p.add_argument("--our-seeds", type=int, default=4, help="accuracy parity: our draws averaged per cell")
     p.add_argument("--ref-cache", default=None, help="accuracy parity: keep/reuse the reference outputs here")
     a = p.parse_args()
     if a.accuracy_run:

@@ -224,25 +224,6 @@ def deg2rad(d: torch.Tensor) -> torch.Tensor:
 
 
 @lru_cache(maxsize=512)
-def zoom_matrix(n: int, zoom: float, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
-    """(n, n) bilinear resampling matrix that magnifies an axis by ``zoom`` about its centre.
-
-    Output pixel j samples input position (j + 0.5 - n/2) / zoom + n/2 - 0.5 (pixel-centre
-    units), edge-clamped. ``M @ x @ M.T`` zooms an image; used by zoom blur and snow.
-    Cached: treat the result as read-only.
-    """
-    j = torch.arange(n, device=device, dtype=torch.float64)
-    p = (j + 0.5 - n / 2) / zoom + n / 2 - 0.5
-    lo = torch.floor(p)
-    frac = p - lo
-    rows = torch.arange(n, device=device).repeat(2)
-    cols = torch.cat([lo, lo + 1]).long().clamp(0, n - 1)
-    m = torch.zeros(n, n, dtype=torch.float64, device=device)
-    m.index_put_((rows, cols), torch.cat([1 - frac, frac]), accumulate=True)
-    return m.to(dtype)
-
-
-@lru_cache(maxsize=512)
 def clipped_zoom_matrix(n: int, zoom: float, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
     """(n, n) matrix of make_cifar_c's ``clipped_zoom`` along one axis (``M @ x @ M.T`` zooms).
 

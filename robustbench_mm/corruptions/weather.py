@@ -10,7 +10,8 @@ Departures from the reference:
   high-contrast procedural ice texture hid far more of the image than they do. No crystal
   structure is reproduced, so per-image numbers still differ from CIFAR-10-C's.
 * snow: the snow layer is motion-blurred with ImageMagick's kernel (see ``_util.motion_blur``)
-  instead of calling ImageMagick; the two uint8 round trips (PNG in and out) are kept.
+  instead of calling ImageMagick; the two uint8 round trips (PNG in and out) are kept. Its
+  zoom is the reference's clipped zoom, as zoom blur's.
 * fog: the diamond-square plasma fractal is the reference algorithm, batched (one fractal per
   example, map size = the next power of two >= the image side).
 * spatter (water, severities 1-3): OpenCV's Canny edges + L2 distance transform are replaced
@@ -34,11 +35,12 @@ from robustbench_mm.corruptions.registry import CORRUPTIONS
 
 
 def _zoom(layer: torch.Tensor, z: float) -> torch.Tensor:
-    if z == 1:  # zoom_matrix(n, 1) is the identity
+    """make_cifar_c's clipped_zoom (see ``_util.clipped_zoom_matrix``), each axis on its own."""
+    if z == 1:  # clipped_zoom_matrix(n, 1) is the identity
         return layer
     h, w = layer.shape[-2:]
     dev, dt = layer.device, layer.dtype
-    return U.separable(layer, U.zoom_matrix(h, z, dev, dt), U.zoom_matrix(w, z, dev, dt))
+    return U.separable(layer, U.clipped_zoom_matrix(h, z, dev, dt), U.clipped_zoom_matrix(w, z, dev, dt))
 
 
 @CORRUPTIONS.register("snow")
