@@ -43,6 +43,12 @@ What is measured
     i.e. truncation; ours gets +1e-3 level before truncating so float32 rounding of untouched
     pixels does not count as a change. Pixels cannot be compared (no shared random stream).
 
+(c) Accuracy parity, ``--accuracy-run RUN --images DIR --cifar-ref FILE`` (only this part runs):
+    a trained CIFAR-10 model (``RUN/model.pt``) classifies ``--n-acc`` (1000) real CIFAR-10 test
+    images (the first of every class folder of ``DIR``, sorted) corrupted by ours and by
+    make_cifar_c, for the 15 CIFAR-10-C corruptions and severities 1-5; the reference runs twice
+    with different seeds to show the noise floor. See ``corruption_accuracy.py``.
+
 Clean images: 32x32 crops of the colour photographs bundled with scikit-image (astronaut,
 chelsea, coffee, rocket, ...), each photo first downscaled so its short side is 40..160 px:
 CIFAR-like natural images available offline. Falls back to smooth random colour fields if the
@@ -239,6 +245,25 @@ def ours(
     return speed, stats
 
 
+def accuracy_parity(a: argparse.Namespace) -> None:
+    """Accuracy of a trained model on ours vs make_cifar_c's corruptions (corruption_accuracy.py)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from corruption_accuracy import print_table, run_parity
+
+    if not (a.cifar_ref and Path(a.cifar_ref).is_file() and a.images and Path(a.images).is_dir()):
+        raise SystemExit("--accuracy-run needs --cifar-ref FILE and --images DIR")
+    started, load = time.perf_counter(), {"start": os.getloadavg()}
+    with tempfile.TemporaryDirectory(prefix="corrupt_acc_") as tmp:
+        res = run_parity(a, Path(tmp))
+    load["end"] = os.getloadavg()
+    print_table(res)
+    print(f"\nModel: {a.accuracy_run} {res['meta']}; torch {torch.__version__}, 1 thread")
+    print(f"Wall time: {time.perf_counter() - started:.0f} s")
+    print("Load average (1/5/15 min): " + "; ".join(f"{k} {v[0]:.2f} {v[1]:.2f} {v[2]:.2f}" for k, v in load.items()))
+    if a.json:
+        Path(a.json).write_text(json.dumps({"args": vars(a), "accuracy": res, "load_average": load}, indent=1))
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--ref-python", required=True, help="python of the venv with imagecorruptions")
@@ -250,7 +275,16 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", default=None, help="also write all numbers here")
+    p.add_argument("--accuracy-run", default=None, help="run folder of a CIFAR-10 model: accuracy parity only")
+    p.add_argument("--images", default=None, help="accuracy parity: CIFAR-10 test image folder (class sub-folders)")
+    p.add_argument("--n-acc", type=int, default=1000, help="accuracy parity: test images (balanced over classes)")
+    p.add_argument("--names", nargs="*", default=None, help="accuracy parity: only these corruptions")
+    p.add_argument("--our-seeds", type=int, default=4, help="accuracy parity: our draws averaged per cell")
+    p.add_argument("--ref-cache", default=None, help="accuracy parity: keep/reuse the reference outputs here")
     a = p.parse_args()
+    if a.accuracy_run:
+        accuracy_parity(a)
+        return
     if a.cifar_ref and not Path(a.cifar_ref).is_file():
         print(f"--cifar-ref {a.cifar_ref} not found: skipping the make_cifar_c reference", file=sys.stderr)
         a.cifar_ref = None

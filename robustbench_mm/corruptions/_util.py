@@ -224,22 +224,29 @@ def deg2rad(d: torch.Tensor) -> torch.Tensor:
 
 
 @lru_cache(maxsize=512)
-def zoom_matrix(n: int, zoom: float, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
-    """(n, n) bilinear resampling matrix that magnifies an axis by ``zoom`` about its centre.
+def clipped_zoom_matrix(n: int, zoom: float, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """(n, n) matrix of make_cifar_c's ``clipped_zoom`` along one axis (``M @ x @ M.T`` zooms).
 
-    Output pixel j samples input position (j + 0.5 - n/2) / zoom + n/2 - 0.5 (pixel-centre
-    units), edge-clamped. ``M @ x @ M.T`` zooms an image; used by zoom blur and snow.
+    The reference crops ``ch = ceil(n / zoom)`` central pixels (from ``(n - ch) // 2``), resizes
+    them with ``scipy.ndimage.zoom(order=1)`` to ``round(ch * zoom)`` pixels, which maps the
+    corners onto each other (output o samples crop position o * (ch - 1) / (out - 1)), and keeps
+    the ``n`` pixels from ``(out - n) // 2``. So the magnification is quantised and the content
+    shifted by up to about a pixel towards the bottom-right; that shift is much of the blur.
     Cached: treat the result as read-only.
     """
-    j = torch.arange(n, device=device, dtype=torch.float64)
-    p = (j + 0.5 - n / 2) / zoom + n / 2 - 0.5
-    lo = torch.floor(p)
+    ch = math.ceil(n / zoom)
+    top = (n - ch) // 2
+    out = round(ch * zoom)  # scipy's output length
+    trim = (out - n) // 2
+    step = (ch - 1) / (out - 1) if out > 1 else 0.0  # scipy's per-axis factor, computed as it does
+    p = (torch.arange(n, dtype=torch.float64) + trim) * step
+    lo = torch.floor(p).clamp(0, max(ch - 2, 0))
     frac = p - lo
-    rows = torch.arange(n, device=device).repeat(2)
-    cols = torch.cat([lo, lo + 1]).long().clamp(0, n - 1)
-    m = torch.zeros(n, n, dtype=torch.float64, device=device)
+    rows = torch.arange(n).repeat(2)
+    cols = (torch.cat([lo, lo + 1]).long().clamp(max=ch - 1) + top).clamp(0, n - 1)
+    m = torch.zeros(n, n, dtype=torch.float64)
     m.index_put_((rows, cols), torch.cat([1 - frac, frac]), accumulate=True)
-    return m.to(dtype)
+    return m.to(device=device, dtype=dtype)
 
 
 def motion_blur(x: torch.Tensor, radius: float, sigma: float, degrees: torch.Tensor) -> torch.Tensor:

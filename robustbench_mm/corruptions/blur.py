@@ -9,15 +9,14 @@ Departures from the reference, all for batching:
   written yet, so it equals one simultaneous gather, which is what we do (per iteration, one
   offset per pixel for all channels). On images large enough to scale d to 2+, the gather
   is the simultaneous version of the sweep.
-* zoom_blur: every zoom is an exact, centred bilinear magnification. The reference zooms an
-  integer crop of ceil(h/z) rows to round(ceil(h/z) * z) and keeps the top-left h: on 32 px
-  that quantises the magnification (z = 1.01 gives exactly 1, 1.02-1.04 give 1.032, ...)
-  and shifts the content by up to about 1 px (1.4 px at the largest zooms) towards the
-  bottom-right. The zoom factors are the reference's: ``np.arange(1, 1.06 .. 1.26, 0.01)``
-  includes its endpoint at severities 1-2 by float rounding (7 and 12 zooms), so we use
-  7, 12, 16, 21 and 26 zooms (1.00 up to 1.06, 1.11, 1.15, 1.20, 1.25). Without the quantised
-  geometry our zoom blur is somewhat weaker than the reference's (see
-  benchmarks/corruptions_reference.md).
+* zoom_blur: none in effect. Each zoom is the reference's ``clipped_zoom`` (see
+  ``_util.clipped_zoom_matrix``): a crop of ceil(h/z) central rows resized, corners aligned,
+  to round(ceil(h/z) * z) and trimmed to h, which on 32 px quantises the magnification and
+  shifts the content by up to about a pixel towards the bottom-right. The zoom factors are
+  the reference's ``np.arange(1, 1.06 .. 1.26, 0.01)`` values, taken from NumPy so float
+  rounding matches (the endpoint is included at severities 1-2: 7 and 12 zooms, then 16, 21
+  and 26). On non-square images each axis is clipped-zoomed on its own (the reference uses
+  the height for both axes, i.e. only supports squares).
 * motion_blur: ImageMagick's kernel (see ``_util.motion_blur``) applied with edge clamping;
   the angle ~ U(-45, 45) degrees is drawn per example.
 """
@@ -27,6 +26,7 @@ from __future__ import annotations
 import math
 from functools import lru_cache
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -97,20 +97,22 @@ def motion_blur(x: torch.Tensor, severity: int, generator: torch.Generator) -> t
     return U.motion_blur(x, radius * s, sigma * s, angles)
 
 
+ZOOM_BLUR_ENDS = (1.06, 1.11, 1.16, 1.21, 1.26)  # np.arange(1, end, 0.01) per severity
+
+
 @CORRUPTIONS.register("zoom_blur")
 def zoom_blur(x: torch.Tensor, severity: int, generator: torch.Generator) -> torch.Tensor:
-    """Average of the image and its centred zooms 1.00, 1.01, ... up to 1.06, 1.11, 1.15, 1.20, 1.25."""
-    steps = [7, 12, 16, 21, 26][severity - 1]  # len(np.arange(1, 1.06 .. 1.26, 0.01)): endpoints in at 1-2
+    """Average of the image and its clipped zooms 1.00, 1.01, ... up to 1.06, 1.11, 1.15, 1.20, 1.25."""
     h, w = x.shape[-2:]
-    return U.apply_pixel_operator(x, _zoom_blur_operator(h, w, steps, x.device, x.dtype))
+    return U.apply_pixel_operator(x, _zoom_blur_operator(h, w, severity, x.device, x.dtype))
 
 
 @lru_cache(maxsize=32)
-def _zoom_blur_operator(h: int, w: int, steps: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
-    """(x + sum_k zoom(x, 1 + 0.01 k)) / (steps + 1) as one sparse operator (the image is counted
-    twice, as in the reference: once as x and once as the zoom by 1.00)."""
+def _zoom_blur_operator(h: int, w: int, severity: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """(x + sum_z clipped_zoom(x, z)) / (len(zs) + 1) as one sparse operator (the image is
+    counted twice, as in the reference: once as x and once as the zoom by 1.00)."""
     f64, cpu = torch.float64, torch.device("cpu")
+    zooms = [float(z) for z in np.arange(1, ZOOM_BLUR_ENDS[severity - 1], 0.01)]  # the reference's exact floats
     pairs = [(torch.eye(h, dtype=f64), torch.eye(w, dtype=f64))]
-    for k in range(steps):
-        pairs.append((U.zoom_matrix(h, 1 + 0.01 * k, cpu, f64), U.zoom_matrix(w, 1 + 0.01 * k, cpu, f64)))
-    return U.sparse_sum_of_separables(pairs, 1.0 / (steps + 1), device, dtype)
+    pairs += [(U.clipped_zoom_matrix(h, z, cpu, f64), U.clipped_zoom_matrix(w, z, cpu, f64)) for z in zooms]
+    return U.sparse_sum_of_separables(pairs, 1.0 / (len(zooms) + 1), device, dtype)

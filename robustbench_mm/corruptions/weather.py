@@ -3,13 +3,15 @@
 Departures from the reference:
 
 * frost: the reference blends crops of frost photographs (five of six are ever drawn) that
-  are not part of this package. We synthesise an ice texture per example from the generator
-  instead (smooth fractal noise plus thin bright "crystal" ridges, slightly blue on RGB) and
-  keep the reference's blend weights. The texture's brightness is calibrated
-  (``FROST_GAIN``) so the mean |frosted - clean| matches make_cifar_c's within a few percent
-  at every severity; its look (and so per-image numbers) still differs from CIFAR-10-C's.
+  are not part of this package. We keep its blend weights and synthesise each crop from the
+  photographs' measured statistics (``FROST_PHOTOS``): one of five colours, plus grey
+  crop-level, smooth and pixel-scale variation of the measured sizes. Downscaled by 5 as the
+  reference does, the photographs are nearly flat colour with fine grain at 32 px; an earlier
+  high-contrast procedural ice texture hid far more of the image than they do. No crystal
+  structure is reproduced, so per-image numbers still differ from CIFAR-10-C's.
 * snow: the snow layer is motion-blurred with ImageMagick's kernel (see ``_util.motion_blur``)
-  instead of calling ImageMagick; the two uint8 round trips (PNG in and out) are kept.
+  instead of calling ImageMagick; the two uint8 round trips (PNG in and out) are kept. Its
+  zoom is the reference's clipped zoom, as zoom blur's.
 * fog: the diamond-square plasma fractal is the reference algorithm, batched (one fractal per
   example, map size = the next power of two >= the image side).
 * spatter (water, severities 1-3): OpenCV's Canny edges + L2 distance transform are replaced
@@ -33,11 +35,12 @@ from robustbench_mm.corruptions.registry import CORRUPTIONS
 
 
 def _zoom(layer: torch.Tensor, z: float) -> torch.Tensor:
-    if z == 1:  # zoom_matrix(n, 1) is the identity
+    """make_cifar_c's clipped_zoom (see ``_util.clipped_zoom_matrix``), each axis on its own."""
+    if z == 1:  # clipped_zoom_matrix(n, 1) is the identity
         return layer
     h, w = layer.shape[-2:]
     dev, dt = layer.device, layer.dtype
-    return U.separable(layer, U.zoom_matrix(h, z, dev, dt), U.zoom_matrix(w, z, dev, dt))
+    return U.separable(layer, U.clipped_zoom_matrix(h, z, dev, dt), U.clipped_zoom_matrix(w, z, dev, dt))
 
 
 @CORRUPTIONS.register("snow")
@@ -100,7 +103,7 @@ def _fractal_noise(n: int, k: int, h: int, w: int, generator: torch.Generator, l
     draws = U.rand((n, k, sum(s * s for s in sizes)), generator, like)
     g = torch.zeros(n, k, total, total, dtype=like.dtype, device=like.device)
     at = used = 0
-    for size, amp in zip(sizes, amps):
+    for size, amp in zip(sizes, amps, strict=True):
         g[..., at : at + size, at : at + size] = draws[..., used : used + size * size].view(n, k, size, size) * amp
         at, used = at + size, used + size * size
     rows = _octave_matrix(h, top, like.device, like.dtype)
@@ -110,26 +113,41 @@ def _fractal_noise(n: int, k: int, h: int, w: int, generator: torch.Generator, l
     return (out - lo) / (hi - lo).clamp_min(1e-12)
 
 
-# The reference's frost crops (five photographs, downscaled by 5) average (0.57, 0.66, 0.70)
-# in RGB; our pattern averages about (0.61, 0.65, 0.68) with this gain (and the clip at 1),
-# and the mean |frosted - clean| on CIFAR-like photos is within 3% of make_cifar_c's at every
-# severity (benchmarks/corruptions_reference.md). Without the gain it was 0.66-0.73x.
-FROST_GAIN = 1.5
+# make_cifar_c's frost photographs frost1-5 (its randint(5) never draws frost6), resized by 0.2
+# as it does, measured over 2,000 random 32x32 crops each: the mean colour; the grey level's
+# crop-to-crop sd, its pixel-scale ("fine") sd from the mean |neighbour difference| (white-noise
+# law: 4 sd / sqrt(pi) over both axes; the crops' Laplacian/gradient ratio is white noise's) and
+# the remaining smooth in-crop sd; the channels' gains on the grey deviations (frost1 is blue).
+# Only these statistics are shipped, not the photographs (their licence is not stated).
+FROST_PHOTOS = (
+    # (r, g, b), crop sd, fine sd, smooth sd, (gain r, g, b)
+    ((0.300, 0.580, 0.645), 0.042, 0.037, 0.042, (1.36, 0.90, 0.74)),
+    ((0.779, 0.797, 0.833), 0.035, 0.053, 0.047, (0.97, 1.00, 1.03)),
+    ((0.777, 0.794, 0.831), 0.035, 0.053, 0.048, (0.97, 1.00, 1.03)),
+    ((0.563, 0.621, 0.671), 0.039, 0.084, 0.058, (0.99, 0.99, 1.03)),
+    ((0.406, 0.450, 0.496), 0.064, 0.103, 0.087, (1.02, 1.00, 0.98)),
+)
 
 
 def frost_texture(
     n: int, c: int, h: int, w: int, generator: torch.Generator, like: torch.Tensor, scale: float = 1.0
 ) -> torch.Tensor:
-    """Procedural stand-in for the reference's frost photographs, values in [0, 1] (times
-    ``scale``, which saves the caller a pass)."""
-    noise = _fractal_noise(n, 2, h, w, generator, like)
-    ridges = noise[:, 1:].mul(2).sub_(1).abs_().neg_().add_(1)  # 1 - |2 f - 1|: peaks along f = 1/2
-    sq = ridges * ridges
-    ridges = sq.mul_(sq).mul_(ridges).mul_(ridges)  # ^6: thin bright veins
-    tex = ridges.mul_(0.8).add_(noise[:, :1], alpha=0.6).clamp_(0, 1)
-    tint = [0.86, 0.94, 1.0] if c == 3 else [1.0]  # ice is slightly blue
-    gain = torch.tensor(tint, dtype=like.dtype, device=like.device).view(1, c, 1, 1) * (FROST_GAIN * scale)
-    return (tex * gain).clamp_(max=scale)
+    """Stand-in for a random crop of a random frost photograph, values in [0, 1] (times ``scale``,
+    which saves the caller a pass): per example one of the five photographs' colour, plus a grey
+    deviation with its crop-to-crop, smooth (fractal) and pixel-scale parts, scaled per channel."""
+    rows = [[*rgb, crop, fine, smooth, *gain] for rgb, crop, fine, smooth, gain in FROST_PHOTOS]
+    table = torch.tensor(rows, dtype=like.dtype, device=like.device)
+    pick = U.rand((n,), generator, table).mul_(len(rows)).floor_().long().clamp_(max=len(rows) - 1)
+    p = table.index_select(0, pick).view(n, 9, 1, 1)
+    smooth = _fractal_noise(n, 1, h, w, generator, like)
+    sd = smooth.std((2, 3), keepdim=True, correction=0).clamp_min(1e-6)
+    smooth = (smooth - smooth.mean((2, 3), keepdim=True)) / sd
+    grey = U.randn((n, 1, h, w), generator, like).mul_(p[:, 4:5]).addcmul_(smooth, p[:, 5:6])
+    grey.addcmul_(U.randn((n, 1, 1, 1), generator, like), p[:, 3:4])
+    colour, gain = p[:, 0:3], p[:, 6:9]
+    if c == 1:
+        colour, gain = U.to_gray(colour), torch.ones_like(colour[:, :1])
+    return (colour + gain * grey).clamp_(0, 1).mul_(scale)
 
 
 @CORRUPTIONS.register("frost")
