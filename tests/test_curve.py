@@ -213,3 +213,22 @@ def test_a_report_of_real_runs_has_the_curve(trained_runs, tmp_path):
     assert "Median ε*" in md.split("## Headline")[1]
     verdict = md.split("## Setup")[0]
     assert "saturated (every method below 2%)" in verdict and "median ε*" in verdict
+
+
+def test_a_merged_evaluation_recomputes_the_curve_over_the_new_worst_case():
+    from robustbench_mm.attacks.curve import refresh_metrics
+    from robustbench_mm.core.results import frame, row
+
+    per_example = {
+        ("clean", "clean", 0.0): np.ones(4, dtype=bool),
+        ("adversarial", "fmn-linf", 0.0): np.array([0.3, 0.3, 0.05, np.inf], dtype=np.float32),
+        ("adversarial", "worst-case", 0.1): np.array([True, False, False, True]),  # a stronger attack, merged in
+        ("adversarial", "curve", 0.1): np.array([True, True, False, True]),  # stale: before the merge
+    }
+    stale = [row("adversarial", "curve", 0.1, "accuracy", 0.75, 4), row("adversarial", "curve", 0.1, "auc", 0.9, 4)]
+    identity = {"run": "r", "dataset": "digits", "arch": "cnn", "method": "erm", "seed": 0}
+    metrics = refresh_metrics(frame(stale, identity), per_example)
+    values = metrics.set_index(["test", "severity", "metric"])["value"]
+    assert values[("curve", 0.1, "accuracy")] == pytest.approx(0.5)  # the second example now falls at 0.1
+    assert values[("curve", 0.1, "auc")] == pytest.approx((0.1 + 0.1 + 0.05 + 0.1) / 4 / 0.1)
+    assert per_example[("adversarial", "curve", 0.1)].tolist() == [True, False, False, True]

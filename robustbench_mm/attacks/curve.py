@@ -25,6 +25,7 @@ import math
 from collections.abc import Callable
 
 import numpy as np
+import pandas as pd
 
 from robustbench_mm.attacks.minimum_norm import DEFAULT_MINIMUM_NORM, FMN_STEPS, MINIMUM_NORM
 from robustbench_mm.core.results import row
@@ -144,3 +145,20 @@ def refresh(per_example: dict, headline_linf: float | None) -> tuple[list[dict],
         rows += more_rows
         out.update(more)
     return rows, out
+
+
+def refresh_metrics(metrics, per_example: dict):
+    """``metrics`` (a results frame of one run) with its curve rows recomputed by :func:`refresh`
+    from ``per_example`` (updated in place); unchanged when the run has no minimum-norm result.
+    The area under the curve keeps the radius it had."""
+    auc = metrics[(metrics["suite"] == SUITE) & (metrics["test"] == CURVE_TEST["linf"]) & (metrics["metric"] == "auc")]
+    rows, kept = refresh(per_example, float(auc["severity"].iloc[0]) if len(auc) else None)
+    if not rows:
+        return metrics
+    for key in [k for k in per_example if k[0] == SUITE and k[1] in (*CURVE_TEST.values(), *STAR_TEST.values())]:
+        del per_example[key]
+    per_example.update(kept)
+    identity = metrics.iloc[0][["run", "dataset", "arch", "method", "seed"]].to_dict()
+    old = (metrics["suite"] == SUITE) & metrics["test"].isin(list(CURVE_TEST.values()))
+    new = pd.DataFrame([{**identity, **r} for r in rows], columns=metrics.columns)
+    return pd.concat([metrics[~old], new], ignore_index=True)
