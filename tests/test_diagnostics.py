@@ -58,9 +58,19 @@ def test_rows_follow_the_schema(outputs):
         assert (df["n"] == n).all()
         assert not df.duplicated(["suite", "test", "severity", "metric"]).any()
         adv = df[df["suite"] == "adversarial"]
-        assert set(adv["metric"]) == {"accuracy"}
+        assert set(adv["metric"]) == {"accuracy", "median-eps", "auc"}  # the last two: the curve (test_curve.py)
+        adv = adv[adv["metric"] == "accuracy"]
         assert adv["value"].between(0, 1).all()
-        assert set(adv["test"]) == {"fgsm", "pgd-linf", "pgd-l2", "square", "apgd-dlr", "worst-case", "worst-case-l2"}
+        assert set(adv["test"]) == {
+            "fgsm",
+            "pgd-linf",
+            "pgd-l2",
+            "square",
+            "apgd-dlr",
+            "worst-case",
+            "worst-case-l2",
+            "curve",  # the robustness curve at the grid radii (FMN-L∞ + the worst case)
+        }
         linf = adv[adv["test"] == "pgd-linf"]["severity"].tolist()
         assert linf == pytest.approx(list(DIGITS.linf))
         assert adv[adv["test"] == "pgd-l2"]["severity"].tolist() == pytest.approx(list(DIGITS.l2))
@@ -70,7 +80,7 @@ def test_rows_follow_the_schema(outputs):
         acc = {t: v for t, v in adv[adv["severity"] == DIGITS.headline][["test", "value"]].values}
         assert acc["worst-case"] <= min(acc["apgd-dlr"], acc["pgd-linf"], acc["fgsm"], acc["square"]) + 1e-9
         for r in out.rows:  # a per-example verdict behind every accuracy
-            if r["suite"] == "adversarial":
+            if r["suite"] == "adversarial" and r["metric"] == "accuracy":
                 ok = out.per_example[(r["suite"], r["test"], r["severity"])]
                 assert ok.dtype == bool and ok.shape == (n,) and ok.mean() == pytest.approx(r["value"])
         diag_rows = df[df["suite"] == "diagnostics"]

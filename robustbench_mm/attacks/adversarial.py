@@ -22,6 +22,7 @@ import math
 import numpy as np
 import torch
 
+from robustbench_mm.attacks import curve as min_norm
 from robustbench_mm.attacks import diagnostics as diag
 from robustbench_mm.attacks.driver import attack
 from robustbench_mm.attacks.registry import ATTACKS, AttackResult, validate
@@ -124,12 +125,15 @@ def _grid(name: str, explicit: bool, linf: list[float], l2: list[float], headlin
 def adversarial_suite(ctx: SuiteContext) -> SuiteOutput:
     cfg = ctx.config
     names, explicit, linf_grid, l2_grid = _plan(ctx)
+    minimum = min_norm.wanted(names, explicit)  # minimum-norm attacks: after the worst case (curve.py)
+    names = [name for name in names if name not in minimum]
     n = len(ctx.y)
     out = SuiteOutput()
     model = ctx.model
     session = ctx.attacks or AttackSession(model)  # model copies and clean verdicts built once
     headline = headline_radius(linf_grid, ctx.threat)
     calls = sum(len(_grid(name, explicit, linf_grid, l2_grid, headline)) for name in names) + DIAGNOSTIC_CALLS
+    calls += len(minimum)
     bar = ctx.progress(calls, "adversarial", unit="attack")
 
     def run(
@@ -189,6 +193,7 @@ def adversarial_suite(ctx: SuiteContext) -> SuiteOutput:
                 if keep:
                     out.logits[(SUITE, name, float(eps))] = res.logits
         _finish(ctx, out, record, run, correct, acc, linf_grid, l2_grid)
+        min_norm.add_to_suite(ctx, run, out, minimum, linf_grid, l2_grid, headline)
     return out
 
 

@@ -71,6 +71,11 @@ register(Metric("flag", "check fired", LOWER, 0.0, 1.0, "", 1.0, 2))
 register(Metric("value", "measured quantity", NEITHER))
 # unbounded attacks: the median L2 perturbation an attack needed (higher = more robust)
 register(Metric("median-l2", "median L2 needed", HIGHER, 0.0, math.inf, "L2", 1.0, 3))
+# the robustness curve (attacks/curve.py): the median over examples of the smallest adversarial
+# radius found (in the threat model's norm) and the area under the curve up to the headline
+# radius, normalised to [0, 1]
+register(Metric("median-eps", "median ε*", HIGHER, 0.0, math.inf, "", 1.0, 4))
+_fraction("auc", "area under the robustness curve", HIGHER)
 # corruption errors relative to ERM's (Hendrycks & Dietterich 2019 with ERM in AlexNet's place):
 # ratios of seed-means with no spread of their own, derived from the corruption accuracies the
 # gate already checks row by row, so they are reported but do not gate

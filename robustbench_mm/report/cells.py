@@ -64,6 +64,7 @@ def headline(summary: pd.DataFrame, threat: ThreatModel | None = None) -> tuple[
         for test, label in (("fgsm", "FGSM"), ("pgd-linf", "PGD"), ("worst-case", "Worst case")):
             if _value(summary, methods[0], "adversarial", test, "accuracy", eps) is not None:
                 columns.append((f"{label} ε={_show(eps, threat)} (%)", "adversarial", test, "accuracy", eps, True))
+        columns += curve_columns(summary, methods[0], threat)
     deformation = summary[(summary.suite == "deformation") & (summary.metric == "accuracy") & (summary.test != "mean")]
     corruption = summary[(summary.suite == "corruption") & (summary.test == "mean")]
     for name, lower in (("ece", True), ("nll", True), ("ece-ts", True)):
@@ -123,6 +124,19 @@ def headline(summary: pd.DataFrame, threat: ThreatModel | None = None) -> tuple[
                 f"⚠ {method}: gradient-masking check(s) fired — {', '.join(flags[method])}; its adversarial numbers may overstate robustness."
             )
     return pd.DataFrame(table), notes
+
+
+def curve_columns(summary: pd.DataFrame, method: str, threat: ThreatModel | None) -> list[tuple]:
+    """The robustness curve's numbers beside the headline's: median ε* and the area under the
+    curve up to the headline radius (L∞), when the runs have them."""
+    columns: list[tuple] = []
+    if _value(summary, method, "adversarial", "curve", "median-eps", 0.0) is not None:
+        columns.append(("Median ε*", "adversarial", "curve", "median-eps", 0.0, True))
+    auc = summary[(summary.method == method) & (summary.test == "curve") & (summary.metric == "auc")]
+    if len(auc):
+        h = float(auc["severity"].iloc[0])
+        columns.append((f"Curve area to ε={_show(h, threat)} (%)", "adversarial", "curve", "auc", h, True))
+    return columns
 
 
 UNSTABLE_DROP = 0.02  # ERM's mean accuracy lost to corruption below which relative mCE is not ranked
@@ -206,6 +220,13 @@ def diff_table(table: pd.DataFrame, summary: pd.DataFrame, threat: ThreatModel |
                 r = q.iloc[0]
                 label = test if suite == "clean" else f"{test} ε={_show(sev, threat)}"
                 row[label] = f"{r['diff'] * 100:+.1f} [{r.ci_low * 100:+.1f}, {r.ci_high * 100:+.1f}]"
+        for metric, label, scale in (("median-eps", "median ε*", 1.0), ("auc", "curve area", 100.0)):
+            q = diffs[(diffs.method == method) & (diffs.test == "curve") & (diffs.metric == metric)]
+            if not q.empty:
+                r, digits = q.iloc[0], 4 if scale == 1.0 else 1
+                row[label] = (
+                    f"{r['diff'] * scale:+.{digits}f} [{r.ci_low * scale:+.{digits}f}, {r.ci_high * scale:+.{digits}f}]"
+                )
         for suite in ("deformation", "corruption"):
             q = diffs[(diffs.method == method) & (diffs.suite == suite) & (diffs.test == "mean")]
             if not q.empty:

@@ -27,6 +27,7 @@ from robustbench_mm.report.cells import (
     headline_eps,
 )
 from robustbench_mm.report.collect import RunSet
+from robustbench_mm.report.curve import gaps as curve_gaps
 from robustbench_mm.report.lenses import lens_blocks
 from robustbench_mm.report.markup import Block
 from robustbench_mm.report.setup import setup_lines
@@ -50,7 +51,8 @@ class Report:
 def assess(runs: RunSet, table: pd.DataFrame, floor: float | None = None) -> Report:
     checks = guard(runs, floor)
     show = runs.threat.show if runs.threat is not None else (lambda e: f"{e:.3g}")
-    return Report(runs, table, checks, verdict_lines(table, checks, headline_eps(table, runs.threat), show))
+    lines = verdict_lines(table, checks, headline_eps(table, runs.threat), show, curve_gaps(runs))
+    return Report(runs, table, checks, lines)
 
 
 def headline_block(report: Report) -> tuple[pd.DataFrame, list[str]]:

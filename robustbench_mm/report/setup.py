@@ -17,7 +17,8 @@ def setup_lines(runs: RunSet, summary: pd.DataFrame, seconds: float | None) -> l
     first = configs[0] if configs else {}
     seeds = sorted(metrics["seed"].unique())
     adv = summary[summary.suite == "adversarial"]
-    attacks = sorted(t for t in adv.test.unique() if not t.startswith("worst-case"))
+    curve = sorted(t for t in adv.test.unique() if t in ("curve", "curve-l2"))  # from FMN + the worst case
+    attacks = sorted(t for t in adv.test.unique() if not t.startswith("worst-case") and t not in curve)
     # each attack with its radii, grouped: attacks run at the same radii share one entry
     radii_of: dict[str, list[str]] = {}
     for name in attacks:
@@ -50,7 +51,7 @@ def setup_lines(runs: RunSet, summary: pd.DataFrame, seconds: float | None) -> l
         groups = "; ".join(f"{', '.join(names)} at ε {radii}" for radii, names in radii_of.items())
         lines.append(
             f"- **Attacks**: {groups} (ε 0: unbounded attacks); the worst case at ε counts every attack at "
-            "every radius up to ε"
+            "every radius up to ε" + ("; FMN (minimum norm) for the robustness curve" if curve else "")
         )
     lines.append(f"- **Software**: robustbench_mm {__version__}, {_versions()}, Python {platform.python_version()}")
     lines.append(f"- **Hardware**: {_hardware()}")

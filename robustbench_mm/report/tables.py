@@ -10,6 +10,7 @@ import pandas as pd
 
 from robustbench_mm.methods import method_sort_key
 from robustbench_mm.report.collect import RunSet
+from robustbench_mm.report.curve import differences as curve_differences
 from robustbench_mm.store.storage import atomic_write_text
 
 KEYS = ["method", "suite", "test", "severity", "metric"]
@@ -121,6 +122,7 @@ def differences_to_erm(runs: RunSet) -> pd.DataFrame:
                     "ci_high": ece[2],
                 }
             )
+        rows += [{**r, "method": method} for r in curve_differences(runs, mine, erm)]  # median ε*, AUC
     return pd.DataFrame(rows, columns=[*KEYS, "diff", "ci_low", "ci_high"])
 
 

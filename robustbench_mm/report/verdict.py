@@ -29,6 +29,7 @@ from robustbench_mm.settings import DATASET_DEFAULTS, dataset_family
 
 STEEP = 0.2  # relative fall of the training loss over the last tenth of training
 MIN_FALL = 0.05  # ... that is also this large in nats
+SATURATED = 0.02  # headline worst case below which, for every method, the verdict judges on the curve
 CONFOUNDED = 0.02  # clean-accuracy gap (fraction) beyond which robust accuracies are not comparable
 BOOTSTRAP_SAMPLES = 1000
 
@@ -141,9 +142,50 @@ def _word(low: float, high: float, higher_is_better: bool) -> str:
     return "no significant difference"
 
 
-def verdict_lines(table: pd.DataFrame, checks: Guard, headline: float | None, show) -> list[str]:
-    """One line per method: how it compares with ERM on the four questions."""
+def saturated(table: pd.DataFrame, headline: float | None) -> bool:
+    """Every method's headline worst-case robust accuracy (seed mean) is below :data:`SATURATED`:
+    the attacks are strong there and nothing can differ, so the headline cannot rank methods."""
+    if headline is None:
+        return False
+    q = table[
+        (table.suite == "adversarial")
+        & (table.test == "worst-case")
+        & (table.metric == "accuracy")
+        & np.isclose(table.severity, headline)
+    ]
+    return len(q) > 0 and bool((q["mean"] < SATURATED).all())
+
+
+def curve_parts(diffs: pd.DataFrame, method: str, show, gap=None) -> list[str]:
+    """The verdict on the robustness curve: median ε*, the area under the curve, and the radius
+    where the method differs most from ERM (``gap``: :class:`robustbench_mm.report.curve.Gap`)."""
+    parts = []
+    mine = diffs[(diffs.method == method) & (diffs.test == "curve")]
+    for metric, scale, unit, digits in (("median-eps", 1.0, "", 4), ("auc", 100.0, " points", 1)):
+        q = mine[mine.metric == metric]
+        if q.empty:
+            continue
+        r = q.iloc[0]
+        label = "median ε*" if metric == "median-eps" else f"area under the curve to ε = {show(r.severity)}"
+        parts.append(
+            f"{label}: **{_word(r.ci_low, r.ci_high, True)}** ({r['diff'] * scale:+.{digits}f} "
+            f"[{r.ci_low * scale:+.{digits}f}, {r.ci_high * scale:+.{digits}f}]{unit})"
+        )
+    if gap is not None and np.isfinite(gap.diff):
+        parts.append(
+            f"largest difference at ε = {show(gap.eps)}: {gap.diff * 100:+.1f} "
+            f"[{gap.low * 100:+.1f}, {gap.high * 100:+.1f}] points"
+        )
+    return parts
+
+
+def verdict_lines(
+    table: pd.DataFrame, checks: Guard, headline: float | None, show, gaps: dict | None = None
+) -> list[str]:
+    """One line per method: how it compares with ERM on the four questions. On a saturated
+    headline (:func:`saturated`) the robust-accuracy question is judged on the robustness curve."""
     diffs = table.dropna(subset=["diff"])
+    flat = saturated(table, headline)
     questions = [
         (
             "worst-case robust accuracy" + (f" at ε = {show(headline)}" if headline is not None else ""),
@@ -179,6 +221,9 @@ def verdict_lines(table: pd.DataFrame, checks: Guard, headline: float | None, sh
                 & (diffs.metric == metric)
                 & np.isclose(diffs.severity, severity)
             ]
+            if flat and test == "worst-case":
+                parts.append(_saturated_part(label, diffs, method, show, (gaps or {}).get(method)))
+                continue
             if q.empty:
                 continue
             r = q.iloc[0]
@@ -189,3 +234,11 @@ def verdict_lines(table: pd.DataFrame, checks: Guard, headline: float | None, sh
         if parts:
             lines.append(f"- **{method_label(method)}** vs ERM: " + "; ".join(parts))
     return lines
+
+
+def _saturated_part(label: str, diffs: pd.DataFrame, method: str, show, gap) -> str:
+    curve = curve_parts(diffs, method, show, gap)
+    said = f"{label}: saturated (every method below {SATURATED * 100:.0f}%)"
+    if not curve:
+        return said + ", and no robustness curve to judge on (evaluate with the minimum-norm attack fmn-linf)"
+    return said + ", judged on the robustness curve: " + "; ".join(curve)

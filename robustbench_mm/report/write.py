@@ -18,6 +18,7 @@ from robustbench_mm.store.publish import publish_files
 from robustbench_mm.store.storage import atomic_write_text, ensure_writable_dir, run_lock
 
 DOCUMENTS = {"md": "report.md", "html": "report.html"}
+CURVE_FILE = "robustness_curve.png"  # report/figures/robustness_curve.py
 
 
 def write_report(
@@ -44,6 +45,7 @@ def write_report(
             from robustbench_mm.report.figures import render_all
 
             figures = [Path(f) for f in render_all(runs.metrics, runs.reliability, staging, dataset, arch, runs.tables)]
+            figures += _curve_figure(runs, staging, f"{dataset} · {arch}")
         write_report_csv(report.table, staging / "report.csv")
         blocks = build_document(report, figures, staging, seconds)
         if "md" in formats:
@@ -57,8 +59,17 @@ def write_report(
 
     out_dir = ensure_writable_dir(out_dir)
     with run_lock(out_dir, "mmbench report"):
-        publish_files(out_dir, build, owned=(*DOCUMENTS.values(), *FIGURES))
+        publish_files(out_dir, build, owned=(*DOCUMENTS.values(), *FIGURES, CURVE_FILE))
     return report
+
+
+def _curve_figure(runs, staging: Path, title: str) -> list[Path]:
+    """robustness_curve.png when the runs hold per-example ε* (the minimum-norm attack ran)."""
+    from robustbench_mm.report.curve import curve_table, headline_of_auc
+    from robustbench_mm.report.figures.robustness_curve import robustness_curve
+
+    curves = curve_table(runs)
+    return [robustness_curve(curves, staging / CURVE_FILE, title, headline_of_auc(runs))] if len(curves) else []
 
 
 def headline_text(report: Report) -> str:

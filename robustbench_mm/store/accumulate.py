@@ -86,6 +86,7 @@ def merge(stored: evalstore.StoredEvaluation | None, new):
     per_example = {**stored.per_example, **new.per_example}
     metrics = pd.concat([old_rows, new.metrics], ignore_index=True)[COLUMNS]
     metrics, per_example = _worst_cases(metrics, per_example)
+    metrics = _curves(metrics, per_example)
     reliability = new.reliability if new.reliability is not None else stored.reliability
     tables = {**stored.tables, **new.tables}
     stored_seconds = (stored.record or {}).get("seconds")
@@ -95,6 +96,13 @@ def merge(stored: evalstore.StoredEvaluation | None, new):
     )
     merged.history = list(stored.record.get("history", {}).get("settings", []))
     return merged
+
+
+def _curves(metrics: pd.DataFrame, per_example: dict) -> pd.DataFrame:
+    """The robustness curve again over the merged worst case (attacks/curve.py)."""
+    from robustbench_mm.attacks.curve import refresh_metrics
+
+    return refresh_metrics(metrics, per_example)[COLUMNS]
 
 
 def _same_model(stored: evalstore.StoredEvaluation, new) -> bool:
