@@ -130,7 +130,7 @@ def test_poisson_sampler_matches_the_poisson_law(c: int) -> None:
     x = torch.tensor(values).repeat_interleave(40_000)
     k = poisson_counts(x, c, _gen(5)).view(len(values), -1).double()
     assert torch.equal(k, k.round()) and float(k.min()) >= 0
-    for v, row in zip(values, k):
+    for v, row in zip(values, k, strict=True):
         lam = c * float(torch.tensor(v))  # the float32 rate
         se = (lam / row.numel()) ** 0.5
         assert abs(float(row.mean()) - lam) <= 5 * se + 1e-9, (v, lam)
@@ -195,7 +195,7 @@ def test_frost_texture_brightness_is_calibrated_to_the_reference_photos() -> Non
 
     tex = frost_texture(64, 3, 32, 32, _gen(), torch.empty(0))
     assert float(tex.min()) >= 0 and float(tex.max()) <= 1
-    for got, want in zip(tex.mean((0, 2, 3)).tolist(), [0.57, 0.66, 0.70]):
+    for got, want in zip(tex.mean((0, 2, 3)).tolist(), [0.57, 0.66, 0.70], strict=True):
         assert got == pytest.approx(want, abs=0.08)
     grey = frost_texture(64, 1, 8, 8, _gen(), torch.empty(0))
     assert grey.shape == (64, 1, 8, 8) and 0.5 < float(grey.mean()) < 0.8
@@ -247,7 +247,7 @@ def test_blurs_remove_high_frequencies_monotonically(name: str) -> None:
         # beyond 3 sigma, so they blur alike in the reference too: non-increasing there
         assert energy[4] <= energy[3] * (1 + 1e-6)
         del energy[4]
-    assert all(a > b for a, b in zip(energy, energy[1:])), energy
+    assert all(a > b for a, b in zip(energy, energy[1:], strict=False)), energy
 
 
 @pytest.mark.parametrize("name", BLURS + ["elastic_transform"])

@@ -90,7 +90,7 @@ def test_worst_case_never_rises_and_never_beats_an_attack(outputs):
             ("worst-case-l2", DIGITS.l2, {"pgd-l2"}),
         ):
             curve = [acc[(worst, e)] for e in grid]
-            assert all(b <= a for a, b in zip(curve, curve[1:])), (method, worst, curve)
+            assert all(b <= a for a, b in zip(curve, curve[1:], strict=False)), (method, worst, curve)
             for (test, eps), value in acc.items():
                 if test in norm_tests:
                     assert acc[(worst, eps)] <= value, (method, test, eps)

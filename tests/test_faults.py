@@ -288,7 +288,8 @@ CHILD = (
 )
 PARENT = (
     "import os, subprocess, sys, time\n"
-    "child = subprocess.Popen([sys.executable, '-c', sys.argv[1], str(os.getpid()), sys.argv[2]], stdout=subprocess.PIPE, text=True)\n"
+    "child = subprocess.Popen([sys.executable, '-c', sys.argv[1], str(os.getpid()), sys.argv[2]], "
+    "stdout=subprocess.PIPE, text=True)\n"
     "print(child.pid, child.stdout.readline().strip(), flush=True)\n"
     "time.sleep(600)\n"
 )

@@ -86,7 +86,7 @@ def test_summary_table_reads_the_report_rows(tmp_path):
     lines = cifar10_summary.fgsm_table(tmp_path / "report.csv", tmp_path / "f.csv")
     cells = [c.strip() for c in lines[2].strip("|").split("|")]
     head = [c.strip() for c in lines[0].strip("|").split("|")]
-    row = dict(zip(head, cells))
+    row = dict(zip(head, cells, strict=True))
     assert (
         row["clean"] == "93.00 ± 1.00" and row["FGSM 2/255"] == "41.00 ± 2.00" and row["FGSM 8/255"] == "12.00 ± 3.00"
     )

@@ -122,7 +122,8 @@ def test_importing_the_package_changes_nothing_in_the_process():
     code = (
         "import matplotlib; matplotlib.use('svg'); import torch; torch.set_num_threads(3)\n"
         "import robustbench_mm, robustbench_mm.cli, robustbench_mm.evaluation.runner, robustbench_mm.report, "
-        "robustbench_mm.report.figures, robustbench_mm.corruptions, robustbench_mm.training.loop, robustbench_mm.app.pipeline\n"
+        "robustbench_mm.report.figures, robustbench_mm.corruptions, robustbench_mm.training.loop, "
+        "robustbench_mm.app.pipeline\n"
         "assert matplotlib.get_backend() == 'svg', matplotlib.get_backend()\n"
         "assert torch.get_num_threads() == 3 and torch.get_default_dtype() == torch.float32\n"
     )

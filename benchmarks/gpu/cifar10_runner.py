@@ -183,7 +183,7 @@ def _overlapped(job: Job) -> None:
     job.data_facts = _data_facts(data)
     configs = ordered_configs(job)
     runs = []
-    for cfg, (resolved, _) in zip(configs, pipeline.resolved_runs(configs, data)):
+    for cfg, (resolved, _) in zip(configs, pipeline.resolved_runs(configs, data), strict=True):
         run_dir = RunDir.of(job.plan.runs_dir, resolved)
         run_dir.training_state(resolved, False)  # refuse runs of other settings before anything trains
         runs.append((cfg, resolved.run_name, run_dir))
@@ -228,7 +228,7 @@ def _sequential(job: Job) -> None:
     plan = dataclasses.replace(job.plan, quiet=False)  # its progress: one line per finished run
     job.phase("run_benchmark", lambda: pipeline.run_benchmark(plan, job.train, job.evaluate))
     job.reported = True
-    for cfg, run_dir in zip(configs, runs):
+    for cfg, run_dir in zip(configs, runs, strict=True):
         job.runs[run_dir.name] = {
             "method": cfg.method,
             "seed": cfg.seed,

@@ -107,9 +107,8 @@ def _data_for_names(train: TrainConfig):
 
     defaults = DATASET_DEFAULTS.get(dataset_family(train.dataset))
     if train.arch or (defaults is not None and defaults.arch):
-        return SimpleNamespace(
-            name=train.dataset, default_arch=train.arch or defaults.arch, profile=dataset_family(train.dataset)
-        )
+        arch = train.arch or (defaults.arch if defaults is not None else None)
+        return SimpleNamespace(name=train.dataset, default_arch=arch, profile=dataset_family(train.dataset))
     return load_dataset(train.dataset, train.data_root, train.download)  # an image folder: its image size decides
 
 

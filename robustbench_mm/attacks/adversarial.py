@@ -18,6 +18,7 @@ Rows (``results.row``):
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import torch
@@ -67,11 +68,12 @@ def _steps(name: str, config: EvalConfig) -> int:
 def _plan(ctx: SuiteContext) -> tuple[list[str], bool, list[float], list[float]]:
     cfg = ctx.config
     explicit = cfg.attacks is not None
-    names = list(dict.fromkeys(cfg.attacks)) if explicit else list(DEFAULT_ATTACKS)
+    names = list(dict.fromkeys(cfg.attacks)) if cfg.attacks is not None else list(DEFAULT_ATTACKS)
     if not explicit:  # a default attack that needs more classes than the dataset has is left out
         names = [n for n in names if ATTACKS.get(n).min_classes <= ctx.num_classes]
     if not names:
         raise UserError("the adversarial suite needs at least one attack (--attacks)")
+    assert ctx.threat is not None  # SuiteContext fills it in
     linf, l2 = eps_grids(ctx.threat, cfg)
     for name in names:  # fail fast, before minutes of attacking
         spec = ATTACKS.get(name)
@@ -128,6 +130,7 @@ def adversarial_suite(ctx: SuiteContext) -> SuiteOutput:
     out = SuiteOutput()
     model = ctx.model
     session = ctx.attacks or AttackSession(model)  # model copies and clean verdicts built once
+    assert ctx.threat is not None  # SuiteContext fills it in
     headline = headline_radius(linf_grid, ctx.threat)
     calls = sum(len(_grid(name, explicit, linf_grid, l2_grid, headline)) for name in names) + DIAGNOSTIC_CALLS
     bar = ctx.progress(calls, "adversarial", unit="attack")
@@ -176,7 +179,7 @@ def adversarial_suite(ctx: SuiteContext) -> SuiteOutput:
     smallest_linf = min((e for e in linf_grid if e > 0), default=None)
     with bar:
         for name in names:
-            options = {"n_queries": SQUARE_QUERIES} if name == "square" and not explicit else {}
+            options: dict[str, Any] = {"n_queries": SQUARE_QUERIES} if name == "square" and not explicit else {}
             for eps in _grid(name, explicit, linf_grid, l2_grid, headline):
                 keep = name == "pgd-linf" and eps == smallest_linf
                 res = run(name, eps, keep_logits=keep, **options)
@@ -187,6 +190,7 @@ def adversarial_suite(ctx: SuiteContext) -> SuiteOutput:
                     continue
                 correct[(name, eps)] = ok
                 if keep:
+                    assert res.logits is not None  # asked for with keep_logits
                     out.logits[(SUITE, name, float(eps))] = res.logits
         _finish(ctx, out, record, run, correct, acc, linf_grid, l2_grid)
     return out

@@ -61,7 +61,7 @@ def check_severity(severity: object) -> int:
     ok = isinstance(severity, (int, float)) and not isinstance(severity, bool)
     if not ok or severity not in LEVELS:
         raise UserError(f"severity must be 1..5, got {severity!r}")
-    return int(severity)  # type: ignore[arg-type]
+    return int(severity)
 
 
 def corrupt(x: torch.Tensor, name: str, severity: int, generator: torch.Generator) -> torch.Tensor:

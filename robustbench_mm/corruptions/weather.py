@@ -100,7 +100,7 @@ def _fractal_noise(n: int, k: int, h: int, w: int, generator: torch.Generator, l
     draws = U.rand((n, k, sum(s * s for s in sizes)), generator, like)
     g = torch.zeros(n, k, total, total, dtype=like.dtype, device=like.device)
     at = used = 0
-    for size, amp in zip(sizes, amps):
+    for size, amp in zip(sizes, amps, strict=True):
         g[..., at : at + size, at : at + size] = draws[..., used : used + size * size].view(n, k, size, size) * amp
         at, used = at + size, used + size * size
     rows = _octave_matrix(h, top, like.device, like.dtype)

@@ -174,8 +174,14 @@ def _mnist_like(name: str, cls_name: str, stats, data_root, download) -> Dataset
         classes=list(train.classes),
         mean=stats[0],
         std=stats[1],
-        default_arch=dataset_defaults(name).arch,
+        default_arch=_default_arch(name),
     )
+
+
+def _default_arch(name: str) -> str:
+    arch = dataset_defaults(name).arch
+    assert arch is not None, f"a registered dataset ({name}) names its architecture"
+    return arch
 
 
 @DATASETS.register("mnist")
@@ -210,7 +216,7 @@ def _cifar(name: str, cls_name: str, stats, data_root, download) -> DatasetSplit
         std=stats[1],
         crop_padding=2,
         flip=True,
-        default_arch=dataset_defaults(name).arch,
+        default_arch=_default_arch(name),
     )
 
 

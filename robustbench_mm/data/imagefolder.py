@@ -14,6 +14,7 @@ folder twice: a link loop would otherwise repeat its images until the path grew 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -231,7 +232,7 @@ def _write_cache(directory: Path, key: str, root: Path, decoded: dict[str, Split
         directory.mkdir(parents=True, exist_ok=True)
         for name, split in decoded.items():
             for part, array in (("images", split.images), ("labels", split.labels)):
-                atomic_write(directory / f"{key}.{name}.{part}.npy", lambda f, a=array: np.save(f, a, allow_pickle=False))
+                atomic_write(directory / f"{key}.{name}.{part}.npy", functools.partial(np.save, arr=array, allow_pickle=False))
         manifest = {"version": CACHE_VERSION, "root": str(root),
                     **{name: {"shape": list(s.images.shape), "mean": s.mean, "std": s.std} for name, s in decoded.items()}}
         atomic_write_text(directory / f"{key}.json", json.dumps(manifest, indent=1))

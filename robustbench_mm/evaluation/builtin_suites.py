@@ -58,7 +58,9 @@ def deformation_suite(ctx: SuiteContext) -> SuiteOutput:
     with ctx.progress(len(grid), "deformation", unit="test") as bar:
         for name, severity in grid:
             generator = ctx.generator("deformation", name, severity)
-            images = _transformed(ctx, lambda b, g: deform(b, name, severity, g), generator)
+            images = _transformed(
+                ctx, lambda b, g, name=name, severity=severity: deform(b, name, severity, g), generator
+            )
             _accuracy_output(ctx, "deformation", name, severity, _score(ctx, images), out)
             bar.update(1, f"{name} {severity:g}")
     accuracies = [r["value"] for r in out.rows]

@@ -130,7 +130,8 @@ def check_sets(names: Sequence[str]) -> list[str]:
         if name.startswith("imagefolder:") and name.split(":", 1)[1]:
             continue
         raise UserError(
-            f"unknown outlier set {_shown(name)!r}; valid: {', '.join(SYNTHETIC)}, {', '.join(DATASETS.names())}, imagefolder:<path>"
+            f"unknown outlier set {_shown(name)!r}; "
+            f"valid: {', '.join(SYNTHETIC)}, {', '.join(DATASETS.names())}, imagefolder:<path>"
         )
     return list(dict.fromkeys(names))
 
@@ -165,7 +166,8 @@ def dataset_outliers(name: str, like: torch.Tensor, data_root: str | None, gener
     channels, size = like.shape[1], tuple(like.shape[-2:])
     if images.shape[1] != channels:
         raise UserError(
-            f"outlier set {_shown(name)} has {images.shape[1]}-channel images, the model takes {channels}-channel ones (refused, not converted)"
+            f"outlier set {_shown(name)} has {images.shape[1]}-channel images, "
+            f"the model takes {channels}-channel ones (refused, not converted)"
         )
     if len(images) > len(like):
         images = images[torch.randperm(len(images), generator=generator)[: len(like)].sort().values]

@@ -95,7 +95,7 @@ def collect_hidden_states(model: nn.Module, x: torch.Tensor, batch_size: int = 5
     with evaluating(net):
         for start in range(0, len(x), batch_size):
             states = net.hidden_states(x[start : start + batch_size].to(device))
-            for name, h in zip(names, states):
+            for name, h in zip(names, states, strict=True):
                 chunks[name].append(h.flatten(1).float().cpu())
     return {name: torch.cat(parts) for name, parts in chunks.items()}
 
@@ -128,12 +128,14 @@ class _ClassGram:
             self.shift = h.mean(0)
             self.gram = torch.zeros(self.dim, self.dim, dtype=torch.float64, device=h.device)
             self.total = torch.zeros(self.dim, dtype=torch.float64, device=h.device)
+        assert self.gram is not None and self.total is not None  # set with the shift
         centred = h - self.shift
         self.gram += centred.T @ centred
         self.total += centred.sum(0)
 
     def centred_gram(self) -> torch.Tensor:
         if self.by_features:
+            assert self.gram is not None and self.total is not None, "centred_gram() before any add()"
             return self.gram - torch.outer(self.total, self.total) / self.count
         # feature block by feature block, so no second copy of the rows is ever made
         rows, self.rows = self.rows, []
@@ -164,7 +166,7 @@ def _noise_floor(values: np.ndarray, n: int, d: int, max_norm: float) -> float:
     """
     eps32, eps64 = np.finfo(np.float32).eps, np.finfo(np.float64).eps
     top = float(values[0]) if len(values) else 0.0
-    return max(math.sqrt(n) * eps32 * max_norm, math.sqrt(max(n, d) * eps64) * top)
+    return max(math.sqrt(n) * float(eps32) * max_norm, math.sqrt(max(n, d) * float(eps64)) * top)
 
 
 def singular_values(h: torch.Tensor) -> np.ndarray:
@@ -262,9 +264,9 @@ def _group_spectra(
                 states = net.hidden_states(x[index[start : start + batch_size]].to(device))
                 if not grams:
                     grams = [_ClassGram(dim=int(h[0].numel()), count=len(index)) for h in states]
-                for gram, h in zip(grams, states):
+                for gram, h in zip(grams, states, strict=True):
                     gram.add(h)
-            for name, gram in zip(names, grams):
+            for name, gram in zip(names, grams, strict=True):
                 spectra[name].append(gram.singular_values())
     return spectra
 

@@ -73,7 +73,7 @@ def evaluate(
     ``download=`` say where its files are) or a loaded :class:`~robustbench_mm.data.datasets.DatasetSplits`.
     """
     config = _settings(config, suites, overrides)
-    chosen = ordered_suites(config.suites)
+    chosen = ordered_suites(config.suites or [])  # _settings fills in the default suites
     data = dataset if isinstance(dataset, DatasetSplits) else load_dataset(dataset, config.data_root, config.download)
     started = time.perf_counter()
     device = _device(config, model)

@@ -66,7 +66,7 @@ def headline(summary: pd.DataFrame, threat: ThreatModel | None = None) -> tuple[
                 columns.append((f"{label} ε={_show(eps, threat)} (%)", "adversarial", test, "accuracy", eps, True))
     deformation = summary[(summary.suite == "deformation") & (summary.metric == "accuracy") & (summary.test != "mean")]
     corruption = summary[(summary.suite == "corruption") & (summary.test == "mean")]
-    for name, lower in (("ece", True), ("nll", True), ("ece-ts", True)):
+    for name in ("ece", "nll", "ece-ts"):
         if _value(summary, methods[0], "calibration", "clean", name) is not None:
             columns.append(
                 (
@@ -120,7 +120,8 @@ def headline(summary: pd.DataFrame, threat: ThreatModel | None = None) -> tuple[
                 if label.startswith(("FGSM", "PGD", "Worst")):
                     table[label][i] += " ⚠"
             notes.append(
-                f"⚠ {method}: gradient-masking check(s) fired — {', '.join(flags[method])}; its adversarial numbers may overstate robustness."
+                f"⚠ {method}: gradient-masking check(s) fired — {', '.join(flags[method])}; "
+                "its adversarial numbers may overstate robustness."
             )
     return pd.DataFrame(table), notes
 

@@ -100,7 +100,8 @@ def build_document(report: Report, figures: list[Path], out_dir: Path, seconds: 
         Block(
             "p",
             "Mean ± std over seeds; accuracy and ECE in percent; best value per column in bold. "
-            "The worst case is, per example, the worst over every L∞ attack run at that ε: the robust accuracy to quote.",
+            "The worst case is, per example, the worst over every L∞ attack run at that ε: "
+            "the robust accuracy to quote.",
         )
     )
     blocks.append(Block("table", table=head))

@@ -116,8 +116,9 @@ def ece_difference(
     key, clean = ("calibration", "confidence", 0.0), ("clean", "clean", 0.0)
     sides = []
     for names in (mine, erm):
-        pairs = [(runs.per_example[r].get(key), runs.per_example[r].get(clean)) for r in names]
-        if not pairs or any(c is None or ok is None for c, ok in pairs):
+        found = [(runs.per_example[r].get(key), runs.per_example[r].get(clean)) for r in names]
+        pairs = [(c, ok) for c, ok in found if c is not None and ok is not None]
+        if not pairs or len(pairs) < len(found):
             return None
         sides.append(pairs)
     n = len(sides[0][0][0])

@@ -156,12 +156,32 @@ class TrainConfig:
         return cfg.validate()
 
     @property
+    def recipe(self) -> Recipe:
+        """The per-dataset settings of a resolved config, typed as never None."""
+        values = {name: getattr(self, name) for name in ("epochs", "batch_size", "lr", "weight_decay", "schedule")}
+        missing = [name for name, value in values.items() if value is None]
+        if missing:  # a caller's bug: resolved() fills every one of them
+            raise ValueError(f"{', '.join(missing)} read before the config was resolved")
+        return Recipe(**values)
+
+    @property
     def run_name(self) -> str:
         dataset = self.dataset
         if dataset.startswith("imagefolder:"):
             dataset = "imagefolder-" + (Path(dataset.split(":", 1)[1]).name or "data")
         name = f"{dataset}-{self.arch}-{self.method}-s{self.seed}"
         return re.sub(r"[^A-Za-z0-9_.-]", "_", name)[:200]
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """What the training loop reads of a resolved :class:`TrainConfig` (no None left)."""
+
+    epochs: int
+    batch_size: int
+    lr: float
+    weight_decay: float
+    schedule: str
 
 
 def differences(a: TrainConfig, b: TrainConfig, ignore: tuple[str, ...] = ("device",)) -> list[str]:

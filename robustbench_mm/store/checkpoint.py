@@ -114,7 +114,8 @@ def validate_model_meta(payload: dict, path: Path) -> dict[str, Any]:
     for key in ("mean", "std"):
         if len(meta[key]) != meta["in_channels"]:
             raise UserError(
-                f"{clip_path(path)}: bad metadata: {key} has {len(meta[key])} values for {meta['in_channels']} channel(s)"
+                f"{clip_path(path)}: bad metadata: "
+                f"{key} has {len(meta[key])} values for {meta['in_channels']} channel(s)"
             )
     return meta
 
