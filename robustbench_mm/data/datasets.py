@@ -18,7 +18,7 @@ import torch
 from robustbench_mm.core.errors import UserError
 from robustbench_mm.data.mnist_files import check_idx_folder
 from robustbench_mm.core.registry import Registry
-from robustbench_mm.settings import dataset_defaults
+from robustbench_mm.data.cards import card_for
 
 DATASETS: Registry[Callable[..., "DatasetSplits"]] = Registry("dataset")
 
@@ -46,7 +46,7 @@ class DatasetSplits:
     crop_padding: int = 0  # random-crop padding used in training (0 = no crop)
     flip: bool = False  # random horizontal flip in training
     default_arch: str = "cnn"
-    # which row of settings.DATASET_DEFAULTS holds its training and evaluation defaults ("": its name)
+    # the name of its card (data/cards.py: training and evaluation defaults, threat model; "": its name)
     profile: str = ""
     meta: dict = field(default_factory=dict)
 
@@ -179,7 +179,7 @@ def _mnist_like(name: str, cls_name: str, stats, data_root, download) -> Dataset
 
 
 def _default_arch(name: str) -> str:
-    arch = dataset_defaults(name).arch
+    arch = card_for(name).arch
     assert arch is not None, f"a registered dataset ({name}) names its architecture"
     return arch
 
@@ -293,7 +293,7 @@ def load_imagefolder(root: Path, cache: bool = True, progress: bool | None = Non
         std=std,
         crop_padding=2 if size >= 32 else 0,
         flip=channels == 3,  # colour folders are taken for photographs (mirror-symmetric classes)
-        default_arch=dataset_defaults(profile).arch or fallback,
+        default_arch=card_for(profile).arch or fallback,
         profile=profile,
     )
 

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from robustbench_mm.core.errors import UserError
-from robustbench_mm.store.storage import atomic_write, atomic_write_text
+from robustbench_mm.core.files import atomic_write, atomic_write_text
 
 IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")  # torchvision's
 CACHE_VERSION = 1

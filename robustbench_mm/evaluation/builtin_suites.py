@@ -1,6 +1,6 @@
 """The non-adversarial lenses: clean accuracy, novel deformations, common corruptions, calibration.
 
-(The adversarial suite lives in ``robustbench_mm.attacks.adversarial``.) Each suite turns shifted
+(The adversarial suite lives in :mod:`.adversarial`.) Each suite turns shifted
 test images into per-example correctness and logits; calibration runs last (order 90) and
 measures the clean logits and every shifted set the earlier suites left in
 ``ctx.shifted_logits``.

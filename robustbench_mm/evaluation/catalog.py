@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from robustbench_mm.attacks import adversarial as _adversarial  # noqa: F401  (adversarial)
 from robustbench_mm.core.errors import UserError
+from robustbench_mm.evaluation import adversarial as _adversarial  # noqa: F401  (adversarial)
 from robustbench_mm.evaluation import builtin_suites  # noqa: F401  (clean, deformation, corruption, calibration)
 from robustbench_mm.evaluation.interface import SUITES, Suite, register_suite, running_order
 from robustbench_mm.evaluation.ood import ood_suite

@@ -21,7 +21,8 @@ from torch import nn
 
 from robustbench_mm.core.progress import Progress
 from robustbench_mm.core.registry import Registry
-from robustbench_mm.data.threat import ThreatModel, threat_for
+from robustbench_mm.data.cards import threat_for
+from robustbench_mm.data.threat import ThreatModel
 
 if TYPE_CHECKING:  # the attacks package registers a suite itself, so it cannot be imported here
     import pandas as pd

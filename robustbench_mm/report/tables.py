@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from robustbench_mm.core.files import atomic_write_text
 from robustbench_mm.methods import method_sort_key
 from robustbench_mm.report.collect import RunSet
-from robustbench_mm.store.storage import atomic_write_text
 
 KEYS = ["method", "suite", "test", "severity", "metric"]
 BOOTSTRAP_SAMPLES = 1000

@@ -1,7 +1,7 @@
 """The answer in one line per method, and when not to trust it.
 
 **Guard.** A run is *undertrained* when its clean accuracy is below the dataset's floor
-(``settings.DATASET_DEFAULTS``; an image folder has none unless ``--accuracy-floor`` gives one) or
+(its card in ``data/cards.py``; an image folder has none unless ``--accuracy-floor`` gives one) or
 when its training loss was still falling steeply at the end (the mean loss of the last tenth of
 the epochs more than :data:`STEEP` below the tenth before, and by more than :data:`MIN_FALL` nats:
 a loss near zero halves when the schedule anneals -- a 99.5% MNIST model went from 0.045 to
@@ -23,9 +23,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from robustbench_mm.data.cards import CARDS, dataset_family
 from robustbench_mm.methods import method_label, method_sort_key
 from robustbench_mm.report.collect import RunSet
-from robustbench_mm.settings import DATASET_DEFAULTS, dataset_family
 
 STEEP = 0.2  # relative fall of the training loss over the last tenth of training
 MIN_FALL = 0.05  # ... that is also this large in nats
@@ -49,7 +49,7 @@ class Guard:
 def floor_for(dataset: str, given: float | None = None) -> float | None:
     if given is not None:
         return given
-    defaults = DATASET_DEFAULTS.get(dataset_family(dataset))
+    defaults = CARDS.get(dataset_family(dataset))
     return None if defaults is None or dataset.startswith("imagefolder:") else defaults.floor
 
 

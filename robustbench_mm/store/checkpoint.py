@@ -22,6 +22,7 @@ from torch import nn
 
 from robustbench_mm import __version__
 from robustbench_mm.core.errors import UserError
+from robustbench_mm.core.files import atomic_torch_save, safe_torch_load
 from robustbench_mm.core.untrusted import (
     Checker,
     Invalid,
@@ -35,7 +36,6 @@ from robustbench_mm.core.untrusted import (
     text,
 )
 from robustbench_mm.models import ARCHS, create_model
-from robustbench_mm.store.storage import atomic_torch_save, safe_torch_load
 
 FORMAT_NAME = "robustbench_mm.model"
 FORMAT_VERSION = 1

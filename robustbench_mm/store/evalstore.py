@@ -26,11 +26,11 @@ import numpy as np
 import pandas as pd
 
 from robustbench_mm.core.errors import UserError
+from robustbench_mm.core.files import read_csv_table, require_numeric
 from robustbench_mm.core.results import COLUMNS
 from robustbench_mm.core.untrusted import clip_path, plain
 from robustbench_mm.settings import read_toml, to_toml
 from robustbench_mm.store.publish import current_generation, publish_generation
-from robustbench_mm.store.storage import read_csv_table, require_numeric
 
 LINK = "eval"
 METRICS, PER_EXAMPLE, RELIABILITY, RECORD = "metrics.csv", "per_example.npz", "reliability.csv", "evaluation.toml"

@@ -27,7 +27,7 @@ from robustbench_mm.core.errors import UserError
 from robustbench_mm.core.inference import predict_logits, resolve_device, torch_threads
 from robustbench_mm.core.randomness import Randomness, seed_everything
 from robustbench_mm.data.datasets import DatasetSplits, apply_crop_flip, draw_crop_flip, load_dataset, to_float
-from robustbench_mm.evaluation.calibration import holdout_split
+from robustbench_mm.data.splits import training_split
 from robustbench_mm.methods import Method, Step, create_method
 from robustbench_mm.models import create_model
 from robustbench_mm.settings import TrainConfig
@@ -44,18 +44,6 @@ class TrainResult:
     epochs: int
     seconds: float
     state: str = "new"  # what the run directory held: new, resume, finished (reused) or replace
-
-
-def training_split(n: int, fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Indices (train, holdout) of the training split; the holdout calibrates temperature.
-
-    Fixed by the run's seed (see :func:`calibration.holdout_split`) and recorded in the run's
-    config.toml and model.pt, so evaluation finds exactly the examples training never saw.
-    """
-    if fraction == 0:
-        return torch.arange(n), torch.empty(0, dtype=torch.int64)
-    train_idx, holdout_idx = holdout_split(n, fraction, seed)
-    return torch.from_numpy(train_idx), torch.from_numpy(holdout_idx)
 
 
 # ------------------------------------------------------------------------------ the run

@@ -27,10 +27,10 @@ from matplotlib.figure import Figure
 from torch import nn
 
 from robustbench_mm.core.errors import UserError
+from robustbench_mm.core.files import atomic_write_bytes
 from robustbench_mm.core.inference import evaluating
 from robustbench_mm.methods import Step, create_method
 from robustbench_mm.models.base import MixableNet
-from robustbench_mm.store.storage import atomic_write_bytes
 
 PROBLEMS = ("spiral", "moons")
 METHODS = ("erm", "mixup", "manifold-mixup")
