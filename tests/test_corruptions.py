@@ -17,6 +17,7 @@ from robustbench_mm.corruptions import (
     corruption_names,
     load_cifar_c,
 )
+from robustbench_mm.corruptions.common import CIFAR10_C
 
 NAMES = corruption_names()
 DETERMINISTIC = {
@@ -62,9 +63,11 @@ def _hf_energy(x: torch.Tensor) -> float:
 
 
 def test_names_and_registry() -> None:
-    assert len(NAMES) == 19 and set(NAMES) == set(CORRUPTIONS.names())
+    assert len(NAMES) == len(set(NAMES)) and set(NAMES) == set(CORRUPTIONS.names()) >= set(CIFAR10_C)
+    # CIFAR-10-C's order first (15 benchmark corruptions, then its 4 extras), then any other
+    assert NAMES[: len(CIFAR10_C)] == list(CIFAR10_C) and len(CIFAR10_C) == 19
     assert NAMES[:3] == ["gaussian_noise", "shot_noise", "impulse_noise"]
-    assert NAMES[-4:] == ["speckle_noise", "gaussian_blur", "spatter", "saturate"]
+    assert NAMES[15:19] == ["speckle_noise", "gaussian_blur", "spatter", "saturate"]
 
 
 @pytest.mark.parametrize("name", NAMES)

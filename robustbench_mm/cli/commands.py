@@ -147,12 +147,10 @@ def cmd_list(args: argparse.Namespace) -> int:
     from robustbench_mm.attacks import ATTACKS
     from robustbench_mm.corruptions import CORRUPTIONS, DEFORMATIONS
     from robustbench_mm.data.datasets import dataset_names
-    from robustbench_mm.evaluation.interface import SUITES
-    from robustbench_mm.evaluation.runner import check_suites
+    from robustbench_mm.evaluation.catalog import all_suites
     from robustbench_mm.methods import METHODS, method_sort_key
     from robustbench_mm.models import ARCHS
 
-    check_suites(["clean"])
     if args.presets:
         from robustbench_mm.settings.presets import load_preset, preset_names
 
@@ -163,7 +161,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         ("datasets", dataset_names()),
         ("architectures", ARCHS.names()),
         ("methods", sorted(METHODS.names(), key=method_sort_key)),
-        ("suites", SUITES.names()),
+        ("suites", sorted(s.name for s in all_suites())),
         ("attacks", ATTACKS.names()),
         ("deformations", DEFORMATIONS.names()),
         ("corruptions", CORRUPTIONS.names()),

@@ -12,7 +12,6 @@ if TYPE_CHECKING:  # core imports no other room; the annotation only names the d
     from robustbench_mm.data.threat import ThreatModel
 
 COLUMNS = ["run", "dataset", "arch", "method", "seed", "suite", "test", "severity", "metric", "value", "n"]
-SUITES = ("clean", "adversarial", "deformation", "corruption", "representation", "ood", "calibration", "diagnostics")
 
 
 def row(suite: str, test: str, severity: float, metric: str, value: float, n: int) -> dict[str, Any]:

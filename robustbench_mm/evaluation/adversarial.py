@@ -30,7 +30,15 @@ from robustbench_mm.attacks.session import AttackSession
 from robustbench_mm.core.errors import UserError
 from robustbench_mm.core.results import row
 from robustbench_mm.data.threat import ThreatModel, headline_radius
-from robustbench_mm.evaluation.interface import SuiteContext, SuiteOutput, register_suite
+from robustbench_mm.evaluation.interface import (
+    HEADLINE_EPS,
+    Column,
+    Question,
+    Section,
+    SuiteContext,
+    SuiteOutput,
+    register_suite,
+)
 from robustbench_mm.settings import EvalConfig
 
 SUITE = "adversarial"
@@ -122,6 +130,12 @@ def _grid(name: str, explicit: bool, linf: list[float], l2: list[float], headlin
     "adversarial",
     order=20,
     description="robust accuracy under attacks over an ε grid, worst case, gradient-masking checks",
+    headline=tuple(
+        Column(f"{label} ε={{eps}} (%)", test, severity=HEADLINE_EPS, masking=True)
+        for test, label in (("fgsm", "FGSM"), ("pgd-linf", "PGD"), ("worst-case", "Worst case"))
+    ),
+    sections=(Section("Adversarial accuracy (%) by attack and ε", "grid"),),
+    verdict=(Question("worst-case robust accuracy at ε = {eps}", "worst-case", severity=HEADLINE_EPS, rank=10),),
 )
 def adversarial_suite(ctx: SuiteContext) -> SuiteOutput:
     cfg = ctx.config

@@ -39,7 +39,7 @@ from robustbench_mm.core.errors import UserError
 from robustbench_mm.core.inference import predict_logits
 from robustbench_mm.core.results import row
 from robustbench_mm.data.datasets import DATASETS, load_dataset, to_float
-from robustbench_mm.evaluation.interface import SuiteContext, SuiteOutput
+from robustbench_mm.evaluation.interface import SuiteContext, SuiteOutput, register_suite
 
 SUITE = "ood"
 SYNTHETIC = ("uniform", "gaussian", "pixel-shuffle")
@@ -235,6 +235,13 @@ def run_ood(ctx: SuiteContext, sets: Sequence[str] = DEFAULT_SETS, data_root: st
     return out
 
 
+# The paper's own lenses (Verma et al. 2019, Sec. 3 and the abstract): cheap next to the attacks
+# (one forward pass per layer, one per outlier set), so they run by default.
+@register_suite(
+    "ood",
+    order=60,
+    description="confidence off the data: outlier detection (MSP, energy) and confidence between classes",
+)
 def ood_suite(ctx: SuiteContext) -> SuiteOutput:
     """The outlier lens with the sets named by ``ctx.config.ood`` (absent or None: the synthetic three)
     and datasets read from ``ctx.config.ood_data_root`` (absent: ``data_root``, else None)."""

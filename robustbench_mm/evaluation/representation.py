@@ -56,7 +56,7 @@ from torch import nn
 from robustbench_mm.core.errors import UserError
 from robustbench_mm.core.inference import evaluating, model_device
 from robustbench_mm.core.results import row
-from robustbench_mm.evaluation.interface import SuiteContext, SuiteOutput
+from robustbench_mm.evaluation.interface import SuiteContext, SuiteOutput, register_suite
 from robustbench_mm.models.base import MixableNet
 
 SUITE = "representation"
@@ -297,6 +297,11 @@ def representation_rows(spectra: dict[str, list[np.ndarray]], n: int) -> tuple[l
     return rows, pd.concat(frames, ignore_index=True)
 
 
+@register_suite(
+    "representation",
+    order=50,
+    description="flattening: singular-value spectra of each class's hidden states per mixing layer",
+)
 def representation_suite(ctx: SuiteContext) -> SuiteOutput:
     """The representation lens on the test set (every class with two or more images, every layer).
 

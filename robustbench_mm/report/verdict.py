@@ -23,7 +23,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from robustbench_mm.core.metrics import LOWER
+from robustbench_mm.core.metrics import metric as metric_info
 from robustbench_mm.data.cards import CARDS, dataset_family
+from robustbench_mm.evaluation.catalog import all_suites
+from robustbench_mm.evaluation.interface import HEADLINE_EPS
 from robustbench_mm.methods import method_label, method_sort_key
 from robustbench_mm.report.collect import RunSet
 
@@ -145,21 +149,8 @@ def _word(low: float, high: float, higher_is_better: bool) -> str:
 def verdict_lines(table: pd.DataFrame, checks: Guard, headline: float | None, show) -> list[str]:
     """One line per method: how it compares with ERM on the four questions."""
     diffs = table.dropna(subset=["diff"])
-    questions = [
-        (
-            "worst-case robust accuracy" + (f" at ε = {show(headline)}" if headline is not None else ""),
-            "adversarial",
-            "worst-case",
-            headline,
-            "accuracy",
-            True,
-            100.0,
-            "points",
-        ),
-        ("corruptions (mean accuracy)", "corruption", "mean", 0.0, "accuracy", True, 100.0, "points"),
-        ("calibration (clean ECE)", "calibration", "clean", 0.0, "ece", False, 100.0, "points"),
-        ("clean accuracy", "clean", "clean", 0.0, "accuracy", True, 100.0, "points"),
-    ]
+    # what every suite asks (Suite.verdict), by rank; a question at the headline radius needs one
+    questions = sorted(((q.rank, s.name, q) for s in all_suites() for q in s.verdict), key=lambda t: (t[0], t[1]))
     lines = []
     for method in sorted(set(diffs.method), key=method_sort_key):
         if method in checks.methods or "erm" in checks.methods:
@@ -170,9 +161,12 @@ def verdict_lines(table: pd.DataFrame, checks: Guard, headline: float | None, sh
             )
             continue
         parts = []
-        for label, suite, test, severity, metric, higher, scale, unit in questions:
+        for _, suite, question in questions:
+            severity = headline if question.severity is HEADLINE_EPS else question.severity
             if severity is None:
                 continue
+            test, metric, info = question.test, question.metric, metric_info(question.metric)
+            label = question.label.replace("{eps}", show(severity))
             q = diffs[
                 (diffs.method == method)
                 & (diffs.suite == suite)
@@ -184,8 +178,8 @@ def verdict_lines(table: pd.DataFrame, checks: Guard, headline: float | None, sh
                 continue
             r = q.iloc[0]
             parts.append(
-                f"{label}: **{_word(r.ci_low, r.ci_high, higher)}** ({r['diff'] * scale:+.1f} "
-                f"[{r.ci_low * scale:+.1f}, {r.ci_high * scale:+.1f}] {unit})"
+                f"{label}: **{_word(r.ci_low, r.ci_high, info.direction != LOWER)}** ({r['diff'] * info.scale:+.1f} "
+                f"[{r.ci_low * info.scale:+.1f}, {r.ci_high * info.scale:+.1f}] points)"
             )
         if parts:
             lines.append(f"- **{method_label(method)}** vs ERM: " + "; ".join(parts))
