@@ -71,8 +71,10 @@ def _image_dirs(class_dir: Path, seen: dict[tuple[int, int], str]) -> list[tuple
             raise UserError(f"cannot read folder {folder}: {exc.strerror or exc}") from None
         identity = (info.st_dev, info.st_ino)
         if identity in seen:
-            raise UserError(f"image folder: {folder} is the folder {seen[identity]} again "
-                            "(a symbolic link loop or duplicate); remove the link")
+            raise UserError(
+                f"image folder: {folder} is the folder {seen[identity]} again "
+                "(a symbolic link loop or duplicate); remove the link"
+            )
         seen[identity] = folder
         files = []
         for entry in entries:
@@ -101,7 +103,7 @@ def list_split(split_dir: Path) -> SplitFiles:
     empty = []
     for label, name in enumerate(classes):
         count = len(split.paths)
-        for folder, files in _image_dirs(split_dir / name, seen):
+        for _folder, files in _image_dirs(split_dir / name, seen):
             for entry in files:
                 path = entry.path
                 try:
@@ -114,8 +116,10 @@ def list_split(split_dir: Path) -> SplitFiles:
         if len(split.paths) == count:
             empty.append(name)
     if empty:
-        raise UserError(f"image folder {split_dir}: Found no valid file for the classes {_shown(empty)} "
-                        f"(extensions: {', '.join(IMG_EXTENSIONS)})")
+        raise UserError(
+            f"image folder {split_dir}: Found no valid file for the classes {_shown(empty)} "
+            f"(extensions: {', '.join(IMG_EXTENSIONS)})"
+        )
     return split
 
 
@@ -125,7 +129,7 @@ def cache_key(splits: dict[str, SplitFiles]) -> str:
     for name, split in splits.items():
         digest.update(f"split {name} {json.dumps(split.classes)}\n".encode())
         base = len(str(split.directory)) + 1
-        for path, label, (size, mtime) in zip(split.paths, split.labels, split.stamps):
+        for path, label, (size, mtime) in zip(split.paths, split.labels, split.stamps, strict=True):
             digest.update(f"{path[base:]}\0{label}\0{size}\0{mtime}\n".encode("utf-8", "surrogateescape"))
     return digest.hexdigest()[:32]
 
@@ -160,8 +164,10 @@ def _decode_into(out: np.ndarray, index: int, path: str, mode: str, where: Path)
     except Exception as exc:  # noqa: BLE001 - decoders raise many unrelated types for broken files
         raise UserError(f"cannot read image {path}: {type(exc).__name__}") from None
     if array.shape[1:] != out.shape[2:]:
-        raise UserError(f"images of mixed sizes in {where}: {path} is "
-                        f"{array.shape[2]}x{array.shape[1]}, expected {out.shape[3]}x{out.shape[2]}")
+        raise UserError(
+            f"images of mixed sizes in {where}: {path} is "
+            f"{array.shape[2]}x{array.shape[1]}, expected {out.shape[3]}x{out.shape[2]}"
+        )
     out[index] = array
 
 
@@ -190,8 +196,18 @@ def _decode_all(split: SplitFiles, mode: str, progress: bool) -> np.ndarray:
         return min(chunk, len(paths) - start)
 
     # PIL releases the GIL while decoding, so a few threads overlap their decodes.
-    with tqdm(total=len(paths), desc=f"decoding {split.directory.name}", unit="img", file=sys.stderr, disable=not progress,
-              leave=False, dynamic_ncols=True) as bar, ThreadPoolExecutor(min(4, os.cpu_count() or 1)) as pool:
+    with (
+        tqdm(
+            total=len(paths),
+            desc=f"decoding {split.directory.name}",
+            unit="img",
+            file=sys.stderr,
+            disable=not progress,
+            leave=False,
+            dynamic_ncols=True,
+        ) as bar,
+        ThreadPoolExecutor(min(4, os.cpu_count() or 1)) as pool,
+    ):
         # map() yields in order, so the first failing chunk (in file order) is the one reported
         for done in pool.map(work, starts):
             bar.update(done)
@@ -205,8 +221,10 @@ def decode_splits(splits: dict[str, SplitFiles], progress: bool) -> dict[str, Sp
         images = {name: _decode_all(split, mode, progress) for name, split in splits.items()}
     except _NeedsColour:  # rare: decode again in colour rather than hold every image in RGB up front
         images = {name: _decode_all(split, "RGB", progress) for name, split in splits.items()}
-    return {name: Split(images[name], np.asarray(s.labels, dtype=np.int64), s.classes, *channel_stats_uint8(images[name]))
-            for name, s in splits.items()}
+    return {
+        name: Split(images[name], np.asarray(s.labels, dtype=np.int64), s.classes, *channel_stats_uint8(images[name]))
+        for name, s in splits.items()
+    }
 
 
 def _read_cache(directory: Path, key: str, splits: dict[str, SplitFiles]) -> dict[str, Split] | None:
@@ -217,11 +235,18 @@ def _read_cache(directory: Path, key: str, splits: dict[str, SplitFiles]) -> dic
         for name, split in splits.items():
             images = np.load(directory / f"{key}.{name}.images.npy", allow_pickle=False)
             labels = np.load(directory / f"{key}.{name}.labels.npy", allow_pickle=False)
-            if (images.dtype != np.uint8 or labels.dtype != np.int64 or list(images.shape) != manifest[name]["shape"]
-                    or labels.shape != (len(split.paths),) or images.shape[0] != len(split.paths)):
+            if (
+                images.dtype != np.uint8
+                or labels.dtype != np.int64
+                or list(images.shape) != manifest[name]["shape"]
+                or labels.shape != (len(split.paths),)
+                or images.shape[0] != len(split.paths)
+            ):
                 return None
             stats = manifest[name]
-            result[name] = Split(images, labels, split.classes, tuple(map(float, stats["mean"])), tuple(map(float, stats["std"])))
+            result[name] = Split(
+                images, labels, split.classes, tuple(map(float, stats["mean"])), tuple(map(float, stats["std"]))
+            )
         return result
     except (OSError, ValueError, KeyError, TypeError, EOFError):
         return None  # absent, partial or damaged: decode again (and rewrite it)
@@ -232,13 +257,20 @@ def _write_cache(directory: Path, key: str, root: Path, decoded: dict[str, Split
         directory.mkdir(parents=True, exist_ok=True)
         for name, split in decoded.items():
             for part, array in (("images", split.images), ("labels", split.labels)):
-                atomic_write(directory / f"{key}.{name}.{part}.npy", functools.partial(np.save, arr=array, allow_pickle=False))
-        manifest = {"version": CACHE_VERSION, "root": str(root),
-                    **{name: {"shape": list(s.images.shape), "mean": s.mean, "std": s.std} for name, s in decoded.items()}}
+                atomic_write(
+                    directory / f"{key}.{name}.{part}.npy", functools.partial(np.save, arr=array, allow_pickle=False)
+                )
+        manifest = {
+            "version": CACHE_VERSION,
+            "root": str(root),
+            **{name: {"shape": list(s.images.shape), "mean": s.mean, "std": s.std} for name, s in decoded.items()},
+        }
         atomic_write_text(directory / f"{key}.json", json.dumps(manifest, indent=1))
     except (OSError, UserError) as exc:
-        warnings.warn(f"cannot write the image cache in {directory} ({exc}); the images will be decoded again next time",
-                      stacklevel=3)
+        warnings.warn(
+            f"cannot write the image cache in {directory} ({exc}); the images will be decoded again next time",
+            stacklevel=3,
+        )
         return
     for stale in directory.iterdir():  # entries of earlier versions of the folder
         if not stale.name.startswith(key) and stale.suffix in (".npy", ".json"):
@@ -248,8 +280,9 @@ def _write_cache(directory: Path, key: str, root: Path, decoded: dict[str, Split
                 pass
 
 
-def read_image_folder(root: Path, split_names: tuple[str, ...] = ("train", "test"), cache: bool = True,
-                      progress: bool | None = None) -> dict[str, Split]:
+def read_image_folder(
+    root: Path, split_names: tuple[str, ...] = ("train", "test"), cache: bool = True, progress: bool | None = None
+) -> dict[str, Split]:
     """Each split of ``root`` as uint8 arrays, from the cache when the files are unchanged.
 
     ``progress``: a progress bar on stderr while decoding (None: only when stderr is a terminal).

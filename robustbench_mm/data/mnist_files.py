@@ -33,8 +33,10 @@ def _header(path: Path, magic: int, dims: int) -> tuple[int, ...]:
         raise UserError(f"{path} is not an MNIST-format file (IDX magic number {found}, expected {magic})")
     expected = header_bytes + int(np.prod(shape, dtype=np.int64))
     if size < expected:
-        raise UserError(f"{path} is truncated: its header announces {shape[0]} entries ({expected} bytes), "
-                        f"the file has {size} bytes")
+        raise UserError(
+            f"{path} is truncated: its header announces {shape[0]} entries ({expected} bytes), "
+            f"the file has {size} bytes"
+        )
     if size > expected:
         raise UserError(f"{path} is damaged: {size - expected} bytes after the {shape[0]} entries its header announces")
     return tuple(shape)

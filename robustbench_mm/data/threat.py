@@ -34,11 +34,16 @@ class ThreatModel:
     levels: int | None = None  # 255: radii are written as k/255 (8-bit data)
 
     @classmethod
-    def from_table(cls, table: Any) -> "ThreatModel | None":
+    def from_table(cls, table: Any) -> ThreatModel | None:
         """A threat model as evaluation.toml records it (None: not recorded, or not readable)."""
         try:
-            return cls(str(table["name"]), tuple(map(float, table["linf"])), tuple(map(float, table["l2"])),
-                       float(table["headline"]), int(table["levels"]) if table.get("levels") else None)
+            return cls(
+                str(table["name"]),
+                tuple(map(float, table["linf"])),
+                tuple(map(float, table["l2"])),
+                float(table["headline"]),
+                int(table["levels"]) if table.get("levels") else None,
+            )
         except (TypeError, KeyError, ValueError, AttributeError):
             return None
 
@@ -55,6 +60,7 @@ class ThreatModel:
 DIGITS = ThreatModel("digits (8×8, 17 grey levels)", (0.025, 0.05, 0.1, 0.15, 0.2), (0.25, 0.5, 1.0), 0.1)
 GREY28 = ThreatModel("28×28 grey (MNIST-like)", (0.05, 0.1, 0.2, 0.3), (0.5, 1.0, 2.0), 0.3)
 COLOUR32 = ThreatModel("32×32 colour (CIFAR-like)", (1 / 255, 2 / 255, 4 / 255, 8 / 255), (0.25, 0.5), 8 / 255, 255)
+
 
 def threat_for_shape(channels: int, size: int) -> ThreatModel:
     """An image folder's threat model: by channels and size, the nearest registered kind."""
