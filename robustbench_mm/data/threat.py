@@ -13,7 +13,7 @@ Sources for the radii:
   MNIST evaluation), 0.5 and 1 smaller ones.
 * 32×32 colour (CIFAR-10/100, SVHN): L∞ 8/255 is RobustBench's CIFAR threat model (Croce et al.
   2021) and Madry et al.'s; 1, 2 and 4/255 trace the curve. L2 0.5 is RobustBench's L2 radius.
-* digits (8×8, 17 grey levels): measured for this project (see ``attacks/suite.py``): the
+* digits (8×8, 17 grey levels): measured for this project (see ``evaluation/adversarial.py``): the
   8-bit radii are below a quarter of one grey level there, so the grid runs from "mostly
   robust" (0.025) to "broken" (0.2), with the headline 0.1 where ERM keeps about half.
 """
