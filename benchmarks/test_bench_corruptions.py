@@ -75,7 +75,7 @@ def test_batched_suite_vs_per_image_loop(benchmark, device: str, _threads: int) 
     def run_batched() -> None:
         g = torch.Generator(device).manual_seed(0)
         for name in names:
-            t = _seconds(lambda: corrupt(x, name, SEVERITY, g), device)
+            t = _seconds(lambda name=name: corrupt(x, name, SEVERITY, g), device)
             batched[name] = min(t, batched.get(name, float("inf")))
 
     benchmark.pedantic(run_batched, rounds=ROUNDS, iterations=1)
@@ -84,7 +84,7 @@ def test_batched_suite_vs_per_image_loop(benchmark, device: str, _threads: int) 
     g = torch.Generator(device).manual_seed(0)
     for name in names:
 
-        def one_by_one() -> None:
+        def one_by_one(name: str = name) -> None:
             for i in range(N_LOOP):
                 corrupt(x[i : i + 1], name, SEVERITY, g)
 

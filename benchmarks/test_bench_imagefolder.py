@@ -37,7 +37,8 @@ started = time.perf_counter()
 data = load_dataset("imagefolder:" + sys.argv[1], cache=sys.argv[2] == "1", progress=False)
 seconds = time.perf_counter() - started
 print(json.dumps({"seconds": seconds, "peak_increase": status("VmHWM:") - before,
-                  "uint8_bytes": data.train_x.numel() + data.test_x.numel(), "n": len(data.train_y) + len(data.test_y)}))
+                  "uint8_bytes": data.train_x.numel() + data.test_x.numel(),
+                  "n": len(data.train_y) + len(data.test_y)}))
 """
 
 

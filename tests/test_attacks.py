@@ -214,7 +214,8 @@ def test_attack_details_and_logits(trained_models, data, clean):
             "pgd",
             0.1,
             {},
-            "unknown attack 'pgd'; valid: apgd-ce, apgd-dlr, autoattack, cw-l2, deepfool, fab, fgsm, pgd-l2, pgd-linf, square",
+            "unknown attack 'pgd'; "
+            "valid: apgd-ce, apgd-dlr, autoattack, cw-l2, deepfool, fab, fgsm, pgd-l2, pgd-linf, square",
         ),
         ("pgd-linf", -0.1, {}, "ε must be >= 0"),
         ("pgd-linf", float("nan"), {}, "ε must be >= 0"),
@@ -364,7 +365,7 @@ def test_session_builds_copies_once_and_changes_nothing(trained_models, data, mo
     shared = [run_attack(n, model, x, y, e, num_classes=10, generator=_gen(1), session=session) for n, e in settings]
     assert len(built) == 1
     assert len(clean_passes) == 1
-    for a, b in zip(alone, shared):
+    for a, b in zip(alone, shared, strict=True):
         assert torch.equal(a, b)
 
 

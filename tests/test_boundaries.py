@@ -51,7 +51,7 @@ def test_picture_shows_three_methods(pictures) -> None:
     image = np.asarray(Image.open(pictures[0]).convert("RGB"), dtype=np.float64) / 255
     boxes = panel_boxes()
     assert image.shape[:2] == (700, 1050) and len(boxes) == 2 * len(METHODS)
-    for left, top, right, bottom in boxes.values():  # the boxes sit on the panels' black frames
+    for left, top, _right, bottom in boxes.values():  # the boxes sit on the panels' black frames
         assert image[top + 5 : bottom - 5, left - 1 : left + 2].min(axis=(1, 2)).max() < 0.3
     panels = {key: _panel(image, box) for key, box in boxes.items()}
     h, w = min(p.shape[0] for p in panels.values()), min(p.shape[1] for p in panels.values())

@@ -11,6 +11,7 @@ from torchmetrics.functional.classification import binary_calibration_error, mul
 
 from robustbench_mm.core.errors import UserError
 from robustbench_mm.core.results import COLUMNS
+from robustbench_mm.data.splits import holdout_split
 from robustbench_mm.evaluation import calibration as cal
 
 
@@ -147,13 +148,13 @@ def test_calibration_rows_schema() -> None:
 
 
 def test_holdout_split_deterministic_and_disjoint() -> None:
-    train, hold = cal.holdout_split(1000, fraction=0.1, seed=3)
+    train, hold = holdout_split(1000, fraction=0.1, seed=3)
     assert len(hold) == 100 and len(train) == 900
     assert np.array_equal(np.sort(np.concatenate([train, hold])), np.arange(1000))
-    again = cal.holdout_split(1000, fraction=0.1, seed=3)
+    again = holdout_split(1000, fraction=0.1, seed=3)
     assert np.array_equal(train, again[0]) and np.array_equal(hold, again[1])
-    assert not np.array_equal(hold, cal.holdout_split(1000, fraction=0.1, seed=4)[1])
+    assert not np.array_equal(hold, holdout_split(1000, fraction=0.1, seed=4)[1])
     with pytest.raises(UserError):
-        cal.holdout_split(1000, fraction=1.0)
+        holdout_split(1000, fraction=1.0)
     with pytest.raises(UserError):
-        cal.holdout_split(1)
+        holdout_split(1)

@@ -11,10 +11,10 @@ import torch
 from torch import nn
 
 from robustbench_mm.attacks import diagnostics as diag
-from robustbench_mm.attacks.adversarial import eps_grids
 from robustbench_mm.core.inference import predict_logits
 from robustbench_mm.core.results import COLUMNS, frame
 from robustbench_mm.data.threat import DIGITS
+from robustbench_mm.evaluation.adversarial import eps_grids
 from robustbench_mm.evaluation.interface import SUITES, SuiteContext
 from robustbench_mm.settings import EvalConfig
 
@@ -100,7 +100,7 @@ def test_worst_case_never_rises_and_never_beats_an_attack(outputs):
             ("worst-case-l2", DIGITS.l2, {"pgd-l2"}),
         ):
             curve = [acc[(worst, e)] for e in grid]
-            assert all(b <= a for a, b in zip(curve, curve[1:])), (method, worst, curve)
+            assert all(b <= a for a, b in zip(curve, curve[1:], strict=False)), (method, worst, curve)
             for (test, eps), value in acc.items():
                 if test in norm_tests:
                     assert acc[(worst, eps)] <= value, (method, test, eps)
@@ -110,7 +110,8 @@ def test_worst_case_never_rises_and_never_beats_an_attack(outputs):
 
 
 def test_grids_come_from_the_datasets_threat_model():
-    from robustbench_mm.data.threat import COLOUR32, GREY28, threat_for, threat_for_shape
+    from robustbench_mm.data.cards import threat_for
+    from robustbench_mm.data.threat import COLOUR32, GREY28, threat_for_shape
 
     linf, l2 = eps_grids(threat_for("cifar10"), EvalConfig())
     assert linf == pytest.approx([1 / 255, 2 / 255, 4 / 255, 8 / 255]) and l2 == [0.25, 0.5]
@@ -267,7 +268,7 @@ def test_default_attacks_skip_what_the_dataset_cannot_support(trained_models, di
 def test_fgsm_overshooting_at_a_large_radius_is_not_called_masking():
     """A real MNIST mixup model: FGSM 8.2% at 0.2 and 8.8% at 0.3 (one long step overshoots), PGD
     monotone. The monotonicity check judges the multi-step attacks only, and still fires on them."""
-    from robustbench_mm.attacks.adversarial import monotonicity_curves
+    from robustbench_mm.evaluation.adversarial import monotonicity_curves
 
     acc = {
         ("fgsm", 0.1): 0.368,

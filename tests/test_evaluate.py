@@ -72,7 +72,7 @@ def test_evaluate_run_writes_metrics_per_example_and_bins(trained_runs, digits, 
 
 def test_cli_evaluate_report_and_reproducible_report_csv(trained_runs, tmp_path, capsys):
     runs = []
-    for method, source in trained_runs.items():
+    for source in trained_runs.values():
         runs.append(tmp_path / source.name)
         shutil.copytree(source, runs[-1])
     assert main(["evaluate", *map(str, runs), "--suite", "clean,adversarial,deformation,calibration", *FAST]) == 0
@@ -115,11 +115,11 @@ def test_presets_are_listed_and_flags_override_them(capsys):
     assert main(["run", "--plan", "--preset", "table7-cifar10-fgsm", "--epochs", "5", "--seeds", "0"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 3  # erm, mixup, manifold-mixup
-    assert all("--dataset cifar10" in l and "--arch preactresnet18" in l and "--epochs 5" in l for l in lines)
-    assert all("--milestones 2,3" in l for l in lines)  # the preset's 400/800 of 1,200, scaled to 5 epochs
-    assert all("--attacks fgsm,pgd-linf,square --eps 0.01,0.03" in l for l in lines)  # the preset's evaluation
-    assert not any("--alpha" in l for l in lines)  # the preset's α are the methods' own defaults
-    assert all("--mix-loss bce" in l for l in lines)  # the official code's loss, for every method
+    assert all("--dataset cifar10" in ln and "--arch preactresnet18" in ln and "--epochs 5" in ln for ln in lines)
+    assert all("--milestones 2,3" in line for line in lines)  # the preset's 400/800 of 1,200, scaled to 5 epochs
+    assert all("--attacks fgsm,pgd-linf,square --eps 0.01,0.03" in line for line in lines)  # the preset's evaluation
+    assert not any("--alpha" in line for line in lines)  # the preset's α are the methods' own defaults
+    assert all("--mix-loss bce" in line for line in lines)  # the official code's loss, for every method
     assert (
         main(["run", "--plan", "--preset", "table7-cifar10-fgsm", "--epochs", "5", "--seeds", "0", "--mix-loss", "ce"])
         == 0

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
+from robustbench_mm.core import files as storage
 from robustbench_mm.core.errors import UserError
-from robustbench_mm.store import storage
-from robustbench_mm.store.storage import atomic_write_bytes, atomic_write_text, remove_stale_temps, run_lock
+from robustbench_mm.core.files import atomic_write_bytes, atomic_write_text, remove_stale_temps, run_lock
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {
@@ -164,7 +164,7 @@ def test_a_killed_write_leaves_a_temp_file_that_is_cleaned_up(tmp_path):
     target.write_bytes(b"old")
     writer = _python(
         "import sys, time\n"
-        "from robustbench_mm.store.storage import atomic_write\n"
+        "from robustbench_mm.core.files import atomic_write\n"
         "def write(handle):\n"
         "    handle.write(b'half'); handle.flush(); print('writing', flush=True); time.sleep(600)\n"
         "atomic_write(sys.argv[1], write)\n",
@@ -186,7 +186,7 @@ def test_a_killed_write_leaves_a_temp_file_that_is_cleaned_up(tmp_path):
 
 HOLDER = (
     "import sys, time\n"
-    "from robustbench_mm.store.storage import run_lock\n"
+    "from robustbench_mm.core.files import run_lock\n"
     "with run_lock(sys.argv[1], 'mmbench train'):\n"
     "    print('locked', flush=True)\n"
     "    time.sleep(600)\n"
@@ -194,7 +194,7 @@ HOLDER = (
 CONTENDER = (
     "import sys\n"
     "from robustbench_mm.core.errors import UserError\n"
-    "from robustbench_mm.store.storage import run_lock\n"
+    "from robustbench_mm.core.files import run_lock\n"
     "try:\n"
     "    with run_lock(sys.argv[1], 'mmbench evaluate'):\n"
     "        print('acquired')\n"
@@ -288,7 +288,8 @@ CHILD = (
 )
 PARENT = (
     "import os, subprocess, sys, time\n"
-    "child = subprocess.Popen([sys.executable, '-c', sys.argv[1], str(os.getpid()), sys.argv[2]], stdout=subprocess.PIPE, text=True)\n"
+    "child = subprocess.Popen([sys.executable, '-c', sys.argv[1], str(os.getpid()), sys.argv[2]], "
+    "stdout=subprocess.PIPE, text=True)\n"
     "print(child.pid, child.stdout.readline().strip(), flush=True)\n"
     "time.sleep(600)\n"
 )

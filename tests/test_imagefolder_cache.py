@@ -22,7 +22,7 @@ from robustbench_mm.data.datasets import load_dataset
 def _folder(root: Path, per_class: int = 3, mode: str = "RGB", ext: str = "png") -> Path:
     rng = np.random.default_rng(0)
     for split in ("train", "test"):
-        for label, name in enumerate(("cat", "dog")):
+        for name in ("cat", "dog"):
             folder = root / split / name
             folder.mkdir(parents=True)
             for index in range(per_class):

@@ -88,6 +88,90 @@ def test_no_import_circle():
     assert _cycle(graph) is None, " -> ".join(_cycle(graph) or [])
 
 
+# The rooms of the package, lowest first: a module may import its own room and the rooms of lower
+# layers, never a higher layer nor another room of its own layer (TYPE_CHECKING imports excepted:
+# annotations are never imported at run time). The top-level modules (__init__, __main__) sit above.
+LAYERS: list[tuple[str, ...]] = [
+    ("core",),  # errors, registries, files, results schema: imports no other room
+    ("data",),  # datasets, dataset cards, threat models, splits
+    ("settings",),  # reads the dataset cards
+    ("models",),
+    ("methods",),
+    ("store",),  # the run directory: what training and evaluation write and the report reads
+    ("training", "attacks", "corruptions"),  # independent of each other
+    ("evaluation",),  # the suites, built on the attacks and corruptions
+    ("report",),
+    ("app",),
+    ("cli",),
+]
+SUITE_ROOMS = ("attacks", "corruptions", "evaluation")  # where suites and what they run live
+# (module, room) imports that break a rule today, each with the work that removes it (delete it then).
+PENDING: set[tuple[str, str]] = {
+    # the worst-case rule (ATTACKS, evaluation.adversarial.worst_case): the attacks work replaces
+    # these with a hook the store calls
+    ("robustbench_mm.store.accumulate", "attacks"),
+    ("robustbench_mm.store.accumulate", "evaluation"),
+}
+
+
+def _room(module: str) -> str:
+    """``robustbench_mm.store.rundir`` -> ``store``; a top-level module -> ``""``."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 and (PACKAGE / parts[1]).is_dir() else ""
+
+
+def _layer(room: str) -> int:
+    if room == "":
+        return len(LAYERS)
+    for index, rooms in enumerate(LAYERS):
+        if room in rooms:
+            return index
+    raise AssertionError(f"room {room!r} is in no layer: add it to LAYERS")
+
+
+def _room_edges() -> list[tuple[str, str]]:
+    """(importer, imported) for every run-time import across rooms, minus the pending ones."""
+    modules = _modules()
+    known = set(modules)
+    edges = []
+    for name, tree in modules.items():
+        for dep in _imports(name, tree, known):
+            if _room(name) != _room(dep) and (name, _room(dep)) not in PENDING:
+                edges.append((name, dep))
+    return sorted(edges)
+
+
+def test_every_room_has_a_layer():
+    rooms = {p.name for p in PACKAGE.iterdir() if p.is_dir() and any(p.glob("*.py"))}
+    assert rooms == {room for layer in LAYERS for room in layer}
+
+
+def test_layers_point_down():
+    """A room imports only lower layers: core nothing, settings the data cards, the store no suite."""
+    upward = [
+        f"{a} -> {b}"
+        for a, b in _room_edges()
+        if _layer(_room(b)) >= _layer(_room(a)) and _room(a) != ""  # same layer: sibling rooms stay apart
+    ]
+    assert not upward, upward
+
+
+def test_core_imports_no_other_room_and_the_store_no_suite():
+    edges = _room_edges()
+    assert not [f"{a} -> {b}" for a, b in edges if _room(a) == "core"]
+    assert not [f"{a} -> {b}" for a, b in edges if _room(a) == "store" and _room(b) in SUITE_ROOMS]
+
+
+def test_the_layer_check_sees_an_upward_import(tmp_path):
+    """The rule reads real import statements: an upward one written into a copy of a core module
+    is found (so an empty result above means no such import, not a blind check)."""
+    tree = ast.parse("from robustbench_mm.report.tables import write_tables\n")
+    known = set(_modules())
+    found = _imports("robustbench_mm.core.results", tree, known)
+    assert "robustbench_mm.report.tables" in found
+    assert _layer(_room("robustbench_mm.report.tables")) > _layer(_room("robustbench_mm.core.results"))
+
+
 def test_argparse_only_in_the_cli():
     users = [
         name
@@ -122,7 +206,8 @@ def test_importing_the_package_changes_nothing_in_the_process():
     code = (
         "import matplotlib; matplotlib.use('svg'); import torch; torch.set_num_threads(3)\n"
         "import robustbench_mm, robustbench_mm.cli, robustbench_mm.evaluation.runner, robustbench_mm.report, "
-        "robustbench_mm.report.figures, robustbench_mm.corruptions, robustbench_mm.training.loop, robustbench_mm.app.pipeline\n"
+        "robustbench_mm.report.figures, robustbench_mm.corruptions, robustbench_mm.training.loop, "
+        "robustbench_mm.app.pipeline\n"
         "assert matplotlib.get_backend() == 'svg', matplotlib.get_backend()\n"
         "assert torch.get_num_threads() == 3 and torch.get_default_dtype() == torch.float32\n"
     )

@@ -94,7 +94,7 @@ def test_jobs_and_entry_point_do_not_change_a_single_bit(tmp_path):
 
 
 def test_a_second_command_on_a_busy_run_is_refused(tmp_path, digits):
-    from robustbench_mm.store.storage import run_lock
+    from robustbench_mm.core.files import run_lock
 
     run = tmp_path / "runs" / "digits-cnn-erm-s0"
     run.mkdir(parents=True)
@@ -103,7 +103,7 @@ def test_a_second_command_on_a_busy_run_is_refused(tmp_path, digits):
             sys.executable,
             "-c",
             (
-                "import sys, time; from robustbench_mm.store.storage import run_lock\n"
+                "import sys, time; from robustbench_mm.core.files import run_lock\n"
                 f"with run_lock({str(run)!r}, 'mmbench train'):\n    print('held', flush=True); time.sleep(60)"
             ),
         ],

@@ -120,7 +120,7 @@ def test_pixel_shuffle_keeps_each_images_pixels() -> None:
     x = torch.rand(20, 3, 5, 5, generator=torch.Generator().manual_seed(0))
     shuffled = outlier_images("pixel-shuffle", x, torch.Generator().manual_seed(1))
     pixels = lambda t: t.permute(0, 2, 3, 1).reshape(20, 25, 3)  # noqa: E731  (one row per pixel, channels together)
-    for before, after in zip(pixels(x), pixels(shuffled)):
+    for before, after in zip(pixels(x), pixels(shuffled), strict=True):
         # the same set of (r, g, b) pixels, in another order
         assert sorted(map(tuple, before.tolist())) == sorted(map(tuple, after.tolist()))
         assert not torch.equal(before, after)

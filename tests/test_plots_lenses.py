@@ -136,7 +136,9 @@ def test_missing_rows_or_columns_are_one_line() -> None:
 def test_importing_the_lenses_leaves_matplotlib_alone() -> None:
     code = (
         "import matplotlib; before = matplotlib.rcParams._get('backend');"
-        "import robustbench_mm.report.figures, robustbench_mm.report.figures.boundaries, robustbench_mm.evaluation.ood, robustbench_mm.evaluation.representation;"
-        "import sys; sys.exit(0 if matplotlib.rcParams._get('backend') == before and 'matplotlib.pyplot' not in sys.modules else 1)"
+        "import robustbench_mm.report.figures, robustbench_mm.report.figures.boundaries, "
+        "robustbench_mm.evaluation.ood, robustbench_mm.evaluation.representation;"
+        "import sys; "
+        "sys.exit(0 if matplotlib.rcParams._get('backend') == before and 'matplotlib.pyplot' not in sys.modules else 1)"
     )
     assert subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).parent.parent).returncode == 0

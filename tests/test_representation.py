@@ -110,7 +110,7 @@ def test_batched_spectra_equal_whole_class(digits, trained_models) -> None:
     states = collect_hidden_states(model, x)
     for layer, per_class in batched.items():
         whole = [singular_values(states[layer][y == c].double()) for c in range(10)]
-        for got, want in zip(per_class, whole):
+        for got, want in zip(per_class, whole, strict=True):
             np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6 * want[0])
 
 
@@ -134,7 +134,7 @@ def test_suite_rows_and_spectra(digits, trained_models) -> None:
     out = representation_suite(_context(trained_models["erm"], digits))
     assert {(r["suite"], r["severity"]) for r in out.rows} == {("representation", 0.0)}
     assert {(r["test"], r["metric"]) for r in out.rows} == {
-        (l, m) for l in ["layer0", "layer1", "layer2", "penultimate"] for m in METRICS
+        (layer, m) for layer in ["layer0", "layer1", "layer2", "penultimate"] for m in METRICS
     }
     assert {r["n"] for r in out.rows} == {len(digits.test_y)}
     for r in out.rows:

@@ -23,9 +23,9 @@ import torch
 
 from robustbench_mm.cli import main
 from robustbench_mm.core.errors import UserError
+from robustbench_mm.core.files import atomic_write_text, safe_torch_load
 from robustbench_mm.core.results import COLUMNS
 from robustbench_mm.store.checkpoint import MODEL_FORMAT, load_model, read_model_file
-from robustbench_mm.store.storage import atomic_write_text, safe_torch_load
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
@@ -159,7 +159,7 @@ def _writer_script() -> str:
         [
             "import sys",
             "from robustbench_mm.core.results import COLUMNS",
-            "from robustbench_mm.store.storage import atomic_write_text",
+            "from robustbench_mm.core.files import atomic_write_text",
             f"ROWS = {ROWS}",
             inspect.getsource(_version_text),
             'print("ready", flush=True)',

@@ -308,7 +308,8 @@ def summary(results: dict) -> str:
     ]
     for r in results["training"]:
         lines.append(
-            f"| {r['method']} | {r['precision']} | {r['pairing']} | {r['compiled']} | {r['batch']} | {r['images_per_s']:,.0f} | {r['ms_per_step']:.2f} |"
+            f"| {r['method']} | {r['precision']} | {r['pairing']} | {r['compiled']} | {r['batch']} "
+            f"| {r['images_per_s']:,.0f} | {r['ms_per_step']:.2f} |"
         )
     base_batch = results["training"][0]["batch"] if results["training"] else None
 

@@ -35,7 +35,7 @@ def record_path(runs_dir: str | Path, run_name: str) -> Path:
 
 
 def write_record(runs_dir: str | Path, run_name: str, record: JobRecord) -> None:
-    from robustbench_mm.store.storage import atomic_write_text
+    from robustbench_mm.core.files import atomic_write_text
 
     path = record_path(runs_dir, run_name)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -103,14 +103,13 @@ def _data_for_names(train: TrainConfig):
     reading a registered dataset's files: a plan is often printed where the data is not."""
     from types import SimpleNamespace
 
+    from robustbench_mm.data.cards import CARDS, dataset_family
     from robustbench_mm.data.datasets import load_dataset
-    from robustbench_mm.settings import DATASET_DEFAULTS, dataset_family
 
-    defaults = DATASET_DEFAULTS.get(dataset_family(train.dataset))
+    defaults = CARDS.get(dataset_family(train.dataset))
     if train.arch or (defaults is not None and defaults.arch):
-        return SimpleNamespace(
-            name=train.dataset, default_arch=train.arch or defaults.arch, profile=dataset_family(train.dataset)
-        )
+        arch = train.arch or (defaults.arch if defaults is not None else None)
+        return SimpleNamespace(name=train.dataset, default_arch=arch, profile=dataset_family(train.dataset))
     return load_dataset(train.dataset, train.data_root, train.download)  # an image folder: its image size decides
 
 
@@ -126,10 +125,10 @@ def run_benchmark(plan: RunPlan, train: TrainConfig, evaluate: EvalConfig) -> in
     """
     from robustbench_mm.app.runone import RunSpec, cached_dataset
     from robustbench_mm.app.schedulers import create_scheduler
+    from robustbench_mm.core.files import ensure_writable_dir
     from robustbench_mm.core.inference import resolve_device
     from robustbench_mm.core.progress import Progress, mode_for
     from robustbench_mm.store.rundir import RunDir
-    from robustbench_mm.store.storage import ensure_writable_dir
 
     for obj in (plan, train, evaluate):
         obj.validate()

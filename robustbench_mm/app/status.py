@@ -65,7 +65,7 @@ def _state(root: Path, name: str) -> RunState:
 
 def _lock_holder(path: Path) -> str:
     """'process 1234' when the run's lock file names a live process on this machine, else ''."""
-    from robustbench_mm.store.storage import LOCK_NAME
+    from robustbench_mm.core.files import LOCK_NAME
 
     try:
         pid = (path / LOCK_NAME).read_text(errors="replace")[:64].splitlines()[0].strip()

@@ -4,13 +4,12 @@ Modules, one job each: :mod:`.registry` (specs, validation, the threat-model che
 :mod:`.driver` (:func:`attack`, the loop over batches), :mod:`.session` (what the attacks of one
 evaluation share), :mod:`.fastcopy` (faster copies of the model for the attack steps),
 :mod:`.precision` (fp32/bf16, batch size from free memory), :mod:`.pgd` and :mod:`.zoo` (the
-attacks), :mod:`.diagnostics` and :mod:`.suite` (the ``adversarial`` suite).
+attacks), :mod:`.diagnostics` (gradient-masking checks). The ``adversarial`` suite that runs
+them is an evaluation lens: :mod:`robustbench_mm.evaluation.adversarial`.
 
-Importing this package registers every attack in :data:`ATTACKS` and the ``adversarial`` suite
-in :data:`robustbench_mm.evaluation.interface.SUITES`.
+Importing this package registers every attack in :data:`ATTACKS`.
 """
 
-from robustbench_mm.attacks import adversarial as suite  # noqa: F401,E402  (registers the adversarial suite)
 from robustbench_mm.attacks import minimum_norm, pgd, zoo  # noqa: F401  (register the attacks)
 from robustbench_mm.attacks.driver import attack, run_attack
 from robustbench_mm.attacks.registry import ATTACKS, AttackCheckError, AttackResult, AttackSpec, check_adversarial

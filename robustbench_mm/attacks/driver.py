@@ -83,9 +83,16 @@ class _Rows:
         self.l2[sl] = delta.norm(dim=1).cpu()
         self.linf[sl] = delta.abs().amax(dim=1).cpu() if delta.shape[1] else 0.0
         if self.logits is not None:
+            assert logits is not None, "_attack_batch returns logits whenever they are kept"
             self.logits[sl] = logits.cpu()
         if self.adv is not None:
             self.adv[sl] = adv.cpu()
+
+    def gathered(self, session: AttackSession) -> AttackResult:
+        """The result over every process's rows."""
+        correct, l2, linf, logits, adv = session.gather([self.correct, self.l2, self.linf, self.logits, self.adv])
+        assert correct is not None and l2 is not None and linf is not None  # gather keeps None only for a None
+        return AttackResult(correct=correct, logits=logits, l2=l2, linf=linf, x_adv=adv)
 
 
 def _attack_batch(
@@ -97,7 +104,7 @@ def _attack_batch(
     check_adversarial(job.x, adv, job.eps if spec.bounded else None, spec.norm, spec.name)
     # the attack's own verdict counts only in fp32: the verdict is always an fp32 forward pass
     ok_known = ok_attack is not None and precision == "fp32"
-    ok = job.clean_ok & ok_attack.to(job.x.device) if ok_known else job.clean_ok
+    ok = job.clean_ok & ok_attack.to(job.x.device) if ok_attack is not None and ok_known else job.clean_ok
     logits = None
     if keep_logits or not ok_known:
         with torch.no_grad():
@@ -186,8 +193,7 @@ def attack(
                 options=dict(options),
             )
             rows.fill(sl, *_attack_batch(spec, job, prec, keep_logits))
-    correct, l2, linf, logits, adv = session.gather([rows.correct, rows.l2, rows.linf, rows.logits, rows.adv])
-    return AttackResult(correct=correct, logits=logits, l2=l2, linf=linf, x_adv=adv)
+    return rows.gathered(session)
 
 
 def run_attack(

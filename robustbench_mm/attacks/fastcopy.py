@@ -10,6 +10,7 @@ the speed they buy is measured side by side with torchattacks in ``benchmarks/te
 from __future__ import annotations
 
 import copy
+import typing
 from collections.abc import Iterator
 
 import torch
@@ -24,11 +25,11 @@ class _NCHWGrad(torch.autograd.Function):
     a channels_last gradient against an NCHW activation)."""
 
     @staticmethod
-    def forward(ctx, h: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+    def forward(ctx, h: torch.Tensor) -> torch.Tensor:
         return h.view_as(h)
 
     @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
         return grad.contiguous()
 
 
@@ -60,13 +61,13 @@ class _GlobalAvgPoolFn(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, h: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+    def forward(ctx, h: torch.Tensor) -> torch.Tensor:
         ctx.shape = h.shape
         ctx.channels_last = h.is_contiguous(memory_format=torch.channels_last) and not h.is_contiguous()
         return h.mean((2, 3), keepdim=True)
 
     @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
         n, c, height, width = ctx.shape
         expanded = (grad / (height * width)).expand(n, c, height, width)
         layout = torch.channels_last if ctx.channels_last else torch.contiguous_format
@@ -110,7 +111,7 @@ def _pool_before_relu(model: nn.Module) -> None:
     inner = {id(c) for m in roots for c in m.children() if type(c) is nn.Sequential}
     for root in (m for m in roots if id(m) not in inner):
         leaves = _sequential_leaves(root)
-        for (relu_seq, i), (pool_seq, j) in zip(leaves, leaves[1:]):
+        for (relu_seq, i), (pool_seq, j) in zip(leaves, leaves[1:], strict=False):
             relu, pool = relu_seq[i], pool_seq[j]
             if type(relu) is nn.ReLU and type(pool) is nn.MaxPool2d and not pool.return_indices:
                 relu_seq[i], pool_seq[j] = pool, relu
@@ -157,7 +158,7 @@ def _cpu_pools(model: nn.Module) -> Iterator[tuple[nn.Module, str]]:
 def _fold_batchnorms(model: nn.Module) -> None:
     """Fold every foldable Conv2d -> BatchNorm2d pair into one convolution, in place."""
     for seq, i in list(_sequential_pairs(model)):
-        seq[i] = fuse_conv_bn_eval(seq[i], seq[i + 1])
+        seq[i] = fuse_conv_bn_eval(typing.cast(nn.Conv2d, seq[i]), typing.cast(nn.BatchNorm2d, seq[i + 1]))
         seq[i + 1] = nn.Identity()
     for block, conv_name, bn_name in list(_attribute_pairs(model)):
         setattr(block, conv_name, fuse_conv_bn_eval(getattr(block, conv_name), getattr(block, bn_name)))

@@ -93,12 +93,7 @@ def pgd(
             idx = torch.arange(n, device=device)
         x0, yy = x[idx], y[idx]
         tt = targets[idx] if targets is not None else None
-        if norm == "linf":
-            lo, hi = (x0 - eps).clamp_(min=0.0), (x0 + eps).clamp_(max=1.0)
-            xa = x0 + noise[idx] if noise is not None else x0.clone()
-            xa = xa.clamp_(min=lo, max=hi)
-        else:
-            xa = (x0 + noise[idx]).clamp_(0.0, 1.0) if noise is not None else x0.clone()
+        xa, lo, hi = _start_point(x0, noise[idx] if noise is not None else None, norm, eps)
         for step in range(steps + 1):
             last = step == steps
             if last:
@@ -134,17 +129,44 @@ def pgd(
                         lo, hi = lo[rows], hi[rows]
                     else:
                         x0 = x0[rows]
-            if norm == "linf":
-                xa.add_(grad.sign_(), alpha=alpha)
-                xa.clamp_(min=lo, max=hi)
-            else:
-                gnorm = grad.flatten(1).norm(dim=1).clamp_min_(1e-12)
-                xa.add_(grad.mul_((alpha / gnorm).view(view)))
-                delta = xa.sub_(x0)
-                dnorm = delta.flatten(1).norm(dim=1).clamp_min_(1e-12)
-                delta.mul_((eps / dnorm).clamp_(max=1.0).view(view))
-                xa = delta.add_(x0).clamp_(0.0, 1.0)
+            xa = _ascend(xa, grad, norm, alpha, eps, lo, hi, x0)
     return x_best, correct
+
+
+def _start_point(
+    x0: torch.Tensor, noise: torch.Tensor | None, norm: str, eps: float
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The first iterate and, under L∞, the box [lo, hi] it stays in (ε-ball ∩ [0, 1]; x0 under L2)."""
+    if norm == "linf":
+        lo, hi = (x0 - eps).clamp_(min=0.0), (x0 + eps).clamp_(max=1.0)
+        xa = x0 + noise if noise is not None else x0.clone()
+        return xa.clamp_(min=lo, max=hi), lo, hi
+    xa = (x0 + noise).clamp_(0.0, 1.0) if noise is not None else x0.clone()
+    return xa, x0, x0
+
+
+def _ascend(
+    xa: torch.Tensor,
+    grad: torch.Tensor,
+    norm: str,
+    alpha: float,
+    eps: float,
+    lo: torch.Tensor,
+    hi: torch.Tensor,
+    x0: torch.Tensor,
+) -> torch.Tensor:
+    """One step along ``grad`` (sign under L∞, normalised under L2), projected back into the ball
+    and [0, 1]. ``xa`` and ``grad`` (N, ...) are consumed (updated in place)."""
+    if norm == "linf":
+        xa.add_(grad.sign_(), alpha=alpha)
+        return xa.clamp_(min=lo, max=hi)
+    view = (-1,) + (1,) * (xa.dim() - 1)
+    gnorm = grad.flatten(1).norm(dim=1).clamp_min_(1e-12)
+    xa.add_(grad.mul_((alpha / gnorm).view(view)))
+    delta = xa.sub_(x0)
+    dnorm = delta.flatten(1).norm(dim=1).clamp_min_(1e-12)
+    delta.mul_((eps / dnorm).clamp_(max=1.0).view(view))
+    return delta.add_(x0).clamp_(0.0, 1.0)
 
 
 def _alpha(job: BatchJob) -> float:

@@ -31,10 +31,12 @@ from robustbench_mm.cli.flags import (
     _Parser,
     _positive_int,
     _seed,
-    _settings,
     _tolerance,
     add_method_settings,
     add_settings,
+)
+from robustbench_mm.cli.flags import (
+    _settings as _settings,  # re-exported: tests parse flags through it
 )
 from robustbench_mm.core.errors import UserError
 from robustbench_mm.settings import EvalConfig, EvaluateOptions, ReportOptions, RunPlan, TrainConfig, TrainOptions

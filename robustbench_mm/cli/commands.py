@@ -149,8 +149,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    from robustbench_mm.core.files import atomic_write_bytes
     from robustbench_mm.report.gate import compare, read_report
-    from robustbench_mm.store.storage import atomic_write_bytes
 
     if args.update_baseline:
         read_report(args.current)  # validates before anything is replaced
@@ -185,12 +185,10 @@ def cmd_list(args: argparse.Namespace) -> int:
     from robustbench_mm.attacks import ATTACKS
     from robustbench_mm.corruptions import CORRUPTIONS, DEFORMATIONS
     from robustbench_mm.data.datasets import dataset_names
-    from robustbench_mm.evaluation.interface import SUITES
-    from robustbench_mm.evaluation.runner import check_suites
+    from robustbench_mm.evaluation.catalog import all_suites
     from robustbench_mm.methods import METHODS, method_sort_key
     from robustbench_mm.models import ARCHS
 
-    check_suites(["clean"])
     if args.presets:
         from robustbench_mm.settings.presets import load_preset, preset_names
 
@@ -201,7 +199,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         ("datasets", dataset_names()),
         ("architectures", [*ARCHS.names(), "torchvision:NAME", "timm:NAME"]),
         ("methods", sorted(METHODS.names(), key=method_sort_key)),
-        ("suites", SUITES.names()),
+        ("suites", sorted(s.name for s in all_suites())),
         ("attacks", ATTACKS.names()),
         ("deformations", DEFORMATIONS.names()),
         ("corruptions", CORRUPTIONS.names()),
@@ -211,9 +209,9 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_show_corruptions(args: argparse.Namespace) -> int:
+    from robustbench_mm.core.files import ensure_writable_dir
     from robustbench_mm.corruptions import corruption_grid_png, grid_names
     from robustbench_mm.data.datasets import load_dataset, to_float
-    from robustbench_mm.store.storage import ensure_writable_dir
 
     names = grid_names([v for part in args.corruptions for v in part] if args.corruptions is not None else None)
     data = load_dataset(args.dataset, args.data_root, False)  # every input checked before the folder exists
@@ -225,8 +223,8 @@ def cmd_show_corruptions(args: argparse.Namespace) -> int:
 
 
 def cmd_show_boundaries(args: argparse.Namespace) -> int:
+    from robustbench_mm.core.files import ensure_writable_dir
     from robustbench_mm.report.figures.boundaries import render_boundaries
-    from robustbench_mm.store.storage import ensure_writable_dir
 
     out = ensure_writable_dir(args.out)
     print(render_boundaries(out / f"boundaries_{args.problem}_s{args.seed}.png", problem=args.problem, seed=args.seed))

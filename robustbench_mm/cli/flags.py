@@ -60,12 +60,12 @@ def _add(group: argparse._ArgumentGroup, s: Setting, seen: set[str], note: str =
 
 
 def _per_dataset(s: Setting) -> str:
-    """``(digits 30, mnist 20, ...)``: a per-dataset default, spelled out from the one table."""
-    from robustbench_mm.settings import DATASET_DEFAULTS
+    """``(digits 30, mnist 20, ...)``: a per-dataset default, spelled out from the dataset cards."""
+    from robustbench_mm.data.cards import CARDS
 
     if not s.spec.per_dataset:
         return ""
-    values = [(name, getattr(d, s.name, None)) for name, d in DATASET_DEFAULTS.items()]
+    values = [(name, getattr(card, s.name, None)) for name, card in CARDS.items()]
     shown = ", ".join(f"{name} {value if value is not None else 'by image size'}" for name, value in values)
     return f" (default per dataset: {shown})"
 

@@ -62,8 +62,8 @@ def torch_threads(count: int | None) -> Iterator[None]:
 def model_device(model: nn.Module) -> torch.device:
     for tensor in model.parameters():
         return tensor.device
-    for tensor in model.buffers():
-        return tensor.device
+    for buffer in model.buffers():
+        return buffer.device
     return torch.device("cpu")
 
 

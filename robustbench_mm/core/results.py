@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from robustbench_mm.data.threat import ThreatModel
+if TYPE_CHECKING:  # core imports no other room; the annotation only names the data's threat model
+    from robustbench_mm.data.threat import ThreatModel
 
 COLUMNS = ["run", "dataset", "arch", "method", "seed", "suite", "test", "severity", "metric", "value", "n"]
-SUITES = ("clean", "adversarial", "deformation", "corruption", "representation", "ood", "calibration", "diagnostics")
 
 
 def row(suite: str, test: str, severity: float, metric: str, value: float, n: int) -> dict[str, Any]:

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from robustbench_mm.core.errors import UserError
-from robustbench_mm.corruptions.common import check_severity, corruption_names
+from robustbench_mm.corruptions.common import CIFAR10_C, check_severity
 
 _FOLDERS = {"cifar10": "CIFAR-10-C", "cifar100": "CIFAR-100-C"}
 
@@ -31,8 +31,8 @@ def load_cifar_c(root: str | Path, dataset: str, corruption: str, severity: int)
     """Images (N, 3, H, W) float in [0, 1] and labels (N,) long for one corruption and severity."""
     if dataset not in _FOLDERS:
         raise UserError(f"unknown CIFAR-C dataset {dataset!r}; valid: {', '.join(_FOLDERS)}")
-    if corruption not in corruption_names():
-        raise UserError(f"unknown corruption {corruption!r}; valid: {', '.join(corruption_names())}")
+    if corruption not in CIFAR10_C:
+        raise UserError(f"unknown corruption {corruption!r}; valid: {', '.join(CIFAR10_C)}")
     level = check_severity(severity)
     folder = Path(root) / _FOLDERS[dataset]
     if not folder.is_dir():

@@ -23,8 +23,9 @@ from robustbench_mm.corruptions import blur, digital, noise, weather  # noqa: F4
 from robustbench_mm.corruptions._util import check_images, run_chunked
 from robustbench_mm.corruptions.registry import CORRUPTIONS, Corruption  # noqa: F401
 
-# CIFAR-10-C's order: the 15 benchmark corruptions, then the 4 held-out extras.
-_CANONICAL = [
+# The corruptions of the published CIFAR-10-C files, in its order: the 15 benchmark ones, then the
+# 4 held-out extras. A corruption added to a family module needs no entry here.
+CIFAR10_C = (
     "gaussian_noise",
     "shot_noise",
     "impulse_noise",
@@ -44,12 +45,12 @@ _CANONICAL = [
     "gaussian_blur",
     "spatter",
     "saturate",
-]
+)
 
 
 def corruption_names() -> list[str]:
-    """All 19 corruption names in CIFAR-10-C order (15 benchmark ones first, then 4 extras)."""
-    return [n for n in _CANONICAL if n in CORRUPTIONS]
+    """Every registered corruption: CIFAR-10-C's in its order, then any other, by name."""
+    return [n for n in CIFAR10_C if n in CORRUPTIONS] + sorted(set(CORRUPTIONS.names()) - set(CIFAR10_C))
 
 
 LEVELS = (1, 2, 3, 4, 5)  # the published tables' severities
@@ -61,7 +62,7 @@ def check_severity(severity: object) -> int:
     ok = isinstance(severity, (int, float)) and not isinstance(severity, bool)
     if not ok or severity not in LEVELS:
         raise UserError(f"severity must be 1..5, got {severity!r}")
-    return int(severity)  # type: ignore[arg-type]
+    return int(severity)
 
 
 def corrupt(x: torch.Tensor, name: str, severity: int, generator: torch.Generator) -> torch.Tensor:

@@ -81,7 +81,7 @@ def warp(x: torch.Tensor, matrix: torch.Tensor) -> torch.Tensor:
     a = matrix.to(device=x.device, dtype=dt) * s.view(1, 1, 2) / s.view(1, 2, 1)  # S^-1 @ A @ S
     theta = torch.cat([a, torch.zeros(n, 2, 1, dtype=dt, device=x.device)], dim=2)
     parts = []
-    for xs, ts in zip(x.split(chunk_size(x)), theta.split(chunk_size(x))):  # cache-sized on CPU
+    for xs, ts in zip(x.split(chunk_size(x)), theta.split(chunk_size(x)), strict=True):  # cache-sized on CPU
         grid = F.affine_grid(ts, list(xs.shape), align_corners=False)
         parts.append(F.grid_sample(xs.to(dt), grid, mode="bilinear", padding_mode="zeros", align_corners=False))
     return finish(torch.cat(parts) if len(parts) > 1 else parts[0], x)

@@ -8,10 +8,10 @@ from pathlib import Path
 import torch
 
 from robustbench_mm.core.errors import UserError
+from robustbench_mm.core.files import atomic_write, ensure_writable_dir
 from robustbench_mm.core.untrusted import clip
 from robustbench_mm.corruptions._util import check_images
 from robustbench_mm.corruptions.common import CORRUPTIONS, check_severity, corrupt, corruption_names
-from robustbench_mm.store.storage import atomic_write, ensure_writable_dir
 
 
 def grid_names(names: Sequence[str] | None) -> list[str]:

@@ -8,19 +8,19 @@ the torchvision datasets read ``--data-root`` and download only with ``--downloa
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
 
 from robustbench_mm.core.errors import UserError
-from robustbench_mm.data.mnist_files import check_idx_folder
 from robustbench_mm.core.registry import Registry
-from robustbench_mm.settings import dataset_defaults
+from robustbench_mm.data.cards import card_for
+from robustbench_mm.data.mnist_files import check_idx_folder
 
-DATASETS: Registry[Callable[..., "DatasetSplits"]] = Registry("dataset")
+DATASETS: Registry[Callable[..., DatasetSplits]] = Registry("dataset")
 
 # Per-channel statistics of the training sets (the usual published values); the model owns
 # them as buffers, nothing outside a model normalizes.
@@ -46,7 +46,7 @@ class DatasetSplits:
     crop_padding: int = 0  # random-crop padding used in training (0 = no crop)
     flip: bool = False  # random horizontal flip in training
     default_arch: str = "cnn"
-    # which row of settings.DATASET_DEFAULTS holds its training and evaluation defaults ("": its name)
+    # the name of its card (data/cards.py: training and evaluation defaults, threat model; "": its name)
     profile: str = ""
     meta: dict = field(default_factory=dict)
 
@@ -86,8 +86,13 @@ def channel_stats(x: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]
     return tuple(round(float(m), 6) for m in mean), tuple(round(max(float(s), 1e-3), 6) for s in std)
 
 
-def load_dataset(name: str, data_root: str | Path | None = None, download: bool = False, cache: bool = True,
-                 progress: bool | None = None) -> DatasetSplits:
+def load_dataset(
+    name: str,
+    data_root: str | Path | None = None,
+    download: bool = False,
+    cache: bool = True,
+    progress: bool | None = None,
+) -> DatasetSplits:
     """Load a registered dataset (``imagefolder:<path>`` for a folder of images).
 
     ``cache`` and ``progress`` apply to image folders: keep the decoded images in the user's
@@ -114,9 +119,7 @@ def load_digits(data_root: str | Path | None = None, download: bool = False) -> 
     bunch = sk_load_digits()
     images = (bunch.images.astype(np.float32) / 16.0)[:, None, :, :]  # pixel values are 0..16
     labels = bunch.target.astype(np.int64)
-    x_train, x_test, y_train, y_test = train_test_split(
-        images, labels, test_size=0.2, stratify=labels, random_state=0
-    )
+    x_train, x_test, y_train, y_test = train_test_split(images, labels, test_size=0.2, stratify=labels, random_state=0)
     # clone(contiguous_format) fixes the strides NumPy leaves on the size-1 channel axis, which
     # would otherwise read as channels_last to PyTorch.
     train_x = torch.from_numpy(x_train).clone(memory_format=torch.contiguous_format)
@@ -174,8 +177,14 @@ def _mnist_like(name: str, cls_name: str, stats, data_root, download) -> Dataset
         classes=list(train.classes),
         mean=stats[0],
         std=stats[1],
-        default_arch=dataset_defaults(name).arch,
+        default_arch=_default_arch(name),
     )
+
+
+def _default_arch(name: str) -> str:
+    arch = card_for(name).arch
+    assert arch is not None, f"a registered dataset ({name}) names its architecture"
+    return arch
 
 
 @DATASETS.register("mnist")
@@ -210,7 +219,7 @@ def _cifar(name: str, cls_name: str, stats, data_root, download) -> DatasetSplit
         std=stats[1],
         crop_padding=2,
         flip=True,
-        default_arch=dataset_defaults(name).arch,
+        default_arch=_default_arch(name),
     )
 
 
@@ -266,10 +275,14 @@ def load_imagefolder(root: Path, cache: bool = True, progress: bool | None = Non
     train, test = splits["train"], splits["test"]
     classes = train.classes
     if classes != test.classes:
-        raise UserError(f"imagefolder {root}: train classes {_capped(classes)} differ from test classes {_capped(test.classes)}")
+        raise UserError(
+            f"imagefolder {root}: train classes {_capped(classes)} differ from test classes {_capped(test.classes)}"
+        )
     if train.images.shape[1:] != test.images.shape[1:]:
-        raise UserError(f"imagefolder {root}: train images {tuple(train.images.shape[1:])} and test images "
-                        f"{tuple(test.images.shape[1:])} differ in size")
+        raise UserError(
+            f"imagefolder {root}: train images {tuple(train.images.shape[1:])} and test images "
+            f"{tuple(test.images.shape[1:])} differ in size"
+        )
     if train.images.shape[-1] != train.images.shape[-2]:
         raise UserError(f"imagefolder {root}: images must be square, got {tuple(train.images.shape[-2:])}")
     mean, std = train.mean, train.std
@@ -287,7 +300,7 @@ def load_imagefolder(root: Path, cache: bool = True, progress: bool | None = Non
         std=std,
         crop_padding=2 if size >= 32 else 0,
         flip=channels == 3,  # colour folders are taken for photographs (mirror-symmetric classes)
-        default_arch=dataset_defaults(profile).arch or fallback,
+        default_arch=card_for(profile).arch or fallback,
         profile=profile,
     )
 

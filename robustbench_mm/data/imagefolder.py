@@ -14,6 +14,7 @@ folder twice: a link loop would otherwise repeat its images until the path grew 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -26,8 +27,8 @@ from pathlib import Path
 import numpy as np
 
 from robustbench_mm.core.errors import UserError
+from robustbench_mm.core.files import atomic_write, atomic_write_text
 from robustbench_mm.data.decode import NeedsColour, Undecodable, decode_file, file_kind
-from robustbench_mm.store.storage import atomic_write, atomic_write_text
 
 IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")  # torchvision's
 CACHE_VERSION = 2  # 2: 16-bit images scaled (1 clipped them), alpha composited over black
@@ -241,7 +242,7 @@ def _write_cache(directory: Path, key: str, root: Path, decoded: dict[str, Split
         for name, split in decoded.items():
             for part, array in (("images", split.images), ("labels", split.labels)):
                 atomic_write(
-                    directory / f"{key}.{name}.{part}.npy", lambda f, a=array: np.save(f, a, allow_pickle=False)
+                    directory / f"{key}.{name}.{part}.npy", functools.partial(np.save, arr=array, allow_pickle=False)
                 )
         manifest = {
             "version": CACHE_VERSION,

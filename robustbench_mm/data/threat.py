@@ -1,7 +1,7 @@
 """Threat models: the attack radii a dataset is evaluated at, the one the headline quotes, and how
 radii are written.
 
-Each dataset entry names its threat model (:data:`THREATS`); an image folder gets the one its
+Each dataset's card (:mod:`.cards`) names its threat model; an image folder gets the one its
 images look like (:func:`threat_for_shape`), and the report says which was picked. ``--eps`` and
 ``--eps-l2`` still override the radii.
 
@@ -13,7 +13,7 @@ Sources for the radii:
   MNIST evaluation), 0.5 and 1 smaller ones.
 * 32×32 colour (CIFAR-10/100, SVHN): L∞ 8/255 is RobustBench's CIFAR threat model (Croce et al.
   2021) and Madry et al.'s; 1, 2 and 4/255 trace the curve. L2 0.5 is RobustBench's L2 radius.
-* digits (8×8, 17 grey levels): measured for this project (see ``attacks/suite.py``): the
+* digits (8×8, 17 grey levels): measured for this project (see ``evaluation/adversarial.py``): the
   8-bit radii are below a quarter of one grey level there, so the grid runs from "mostly
   robust" (0.025) to "broken" (0.2), with the headline 0.1 where ERM keeps about half.
 """
@@ -34,11 +34,16 @@ class ThreatModel:
     levels: int | None = None  # 255: radii are written as k/255 (8-bit data)
 
     @classmethod
-    def from_table(cls, table: Any) -> "ThreatModel | None":
+    def from_table(cls, table: Any) -> ThreatModel | None:
         """A threat model as evaluation.toml records it (None: not recorded, or not readable)."""
         try:
-            return cls(str(table["name"]), tuple(map(float, table["linf"])), tuple(map(float, table["l2"])),
-                       float(table["headline"]), int(table["levels"]) if table.get("levels") else None)
+            return cls(
+                str(table["name"]),
+                tuple(map(float, table["linf"])),
+                tuple(map(float, table["l2"])),
+                float(table["headline"]),
+                int(table["levels"]) if table.get("levels") else None,
+            )
         except (TypeError, KeyError, ValueError, AttributeError):
             return None
 
@@ -56,15 +61,6 @@ DIGITS = ThreatModel("digits (8×8, 17 grey levels)", (0.025, 0.05, 0.1, 0.15, 0
 GREY28 = ThreatModel("28×28 grey (MNIST-like)", (0.05, 0.1, 0.2, 0.3), (0.5, 1.0, 2.0), 0.3)
 COLOUR32 = ThreatModel("32×32 colour (CIFAR-like)", (1 / 255, 2 / 255, 4 / 255, 8 / 255), (0.25, 0.5), 8 / 255, 255)
 
-THREATS = {
-    "digits": DIGITS,
-    "mnist": GREY28,
-    "fashion-mnist": GREY28,
-    "cifar10": COLOUR32,
-    "cifar100": COLOUR32,
-    "svhn": COLOUR32,
-}
-
 
 def threat_for_shape(channels: int, size: int) -> ThreatModel:
     """An image folder's threat model: by channels and size, the nearest registered kind."""
@@ -72,15 +68,6 @@ def threat_for_shape(channels: int, size: int) -> ThreatModel:
         return DIGITS
     if channels == 1:
         return GREY28
-    return COLOUR32
-
-
-def threat_for(dataset: str, channels: int | None = None, size: int | None = None) -> ThreatModel:
-    """The threat model of a dataset by name (an image folder: by its images' shape)."""
-    if dataset in THREATS:
-        return THREATS[dataset]
-    if channels is not None and size is not None:
-        return threat_for_shape(channels, size)
     return COLOUR32
 
 
@@ -92,12 +79,3 @@ def headline_radius(grid: list[float], threat: ThreatModel) -> float | None:
         if math.isclose(eps, threat.headline, rel_tol=1e-5):  # metrics.csv keeps 6 significant digits
             return eps
     return positive[len(positive) // 2] if positive else None
-
-
-def threat_of(data) -> ThreatModel:
-    """The threat model a loaded dataset (``DatasetSplits``) carries, or the one its name and
-    image shape give."""
-    threat = getattr(data, "threat", None)
-    if isinstance(threat, ThreatModel):
-        return threat
-    return threat_for(data.name, getattr(data, "in_channels", None), getattr(data, "image_size", None))

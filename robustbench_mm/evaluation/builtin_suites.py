@@ -1,6 +1,6 @@
 """The non-adversarial lenses: clean accuracy, novel deformations, common corruptions, calibration.
 
-(The adversarial suite lives in ``robustbench_mm.attacks.adversarial``.) Each suite turns shifted
+(The adversarial suite lives in :mod:`.adversarial`.) Each suite turns shifted
 test images into per-example correctness and logits; calibration runs last (order 90) and
 measures the clean logits and every shifted set the earlier suites left in
 ``ctx.shifted_logits``.
@@ -15,7 +15,15 @@ from robustbench_mm.core.errors import UserError
 from robustbench_mm.core.inference import predict_logits
 from robustbench_mm.core.results import row
 from robustbench_mm.evaluation.calibration import calibration_rows, fit_temperature, reliability_bins
-from robustbench_mm.evaluation.interface import SuiteContext, SuiteOutput, register_suite
+from robustbench_mm.evaluation.interface import (
+    ALL_TESTS,
+    Column,
+    Question,
+    Section,
+    SuiteContext,
+    SuiteOutput,
+    register_suite,
+)
 
 
 def _score(ctx: SuiteContext, images: torch.Tensor) -> torch.Tensor:
@@ -41,14 +49,26 @@ def _accuracy_output(
     out.logits[(suite, test, float(severity))] = logits
 
 
-@register_suite("clean", order=10, description="test accuracy")
+@register_suite(
+    "clean",
+    order=10,
+    description="test accuracy",
+    headline=(Column("Clean acc. (%)", "clean"),),
+    verdict=(Question("clean accuracy", "clean", rank=40),),
+)
 def clean_suite(ctx: SuiteContext) -> SuiteOutput:
     out = SuiteOutput()
     _accuracy_output(ctx, "clean", "clean", 0.0, ctx.clean_logits, out)
     return out
 
 
-@register_suite("deformation", order=30, description="the paper's novel deformations (rotate, shear, zoom)")
+@register_suite(
+    "deformation",
+    order=30,
+    description="the paper's novel deformations (rotate, shear, zoom)",
+    headline=(Column("Deformations, mean acc. (%)", ALL_TESTS, spread=False),),
+    sections=(Section("Novel deformations: accuracy (%) by family and severity (degrees / percent)", "grid"),),
+)
 def deformation_suite(ctx: SuiteContext) -> SuiteOutput:
     """The paper's novel deformations (Table 4, or Table 9 with ``paper-full``)."""
     from robustbench_mm.corruptions import deform, deformation_grid
@@ -58,7 +78,9 @@ def deformation_suite(ctx: SuiteContext) -> SuiteOutput:
     with ctx.progress(len(grid), "deformation", unit="test") as bar:
         for name, severity in grid:
             generator = ctx.generator("deformation", name, severity)
-            images = _transformed(ctx, lambda b, g: deform(b, name, severity, g), generator)
+            images = _transformed(
+                ctx, lambda b, g, name=name, severity=severity: deform(b, name, severity, g), generator
+            )
             _accuracy_output(ctx, "deformation", name, severity, _score(ctx, images), out)
             bar.update(1, f"{name} {severity:g}")
     accuracies = [r["value"] for r in out.rows]
@@ -66,7 +88,23 @@ def deformation_suite(ctx: SuiteContext) -> SuiteOutput:
     return out
 
 
-@register_suite("corruption", order=40, description="common corruptions of CIFAR-C x 5 severities")
+@register_suite(
+    "corruption",
+    order=40,
+    description="common corruptions of CIFAR-C x 5 severities",
+    headline=(
+        Column("Corruptions, mean acc. (%)", "mean", spread=False),
+        Column("mCE vs ERM", "mean", "mce-vs-erm", spread=False),
+        Column("Relative mCE vs ERM", "mean", "relative-mce-vs-erm", spread=False),
+    ),
+    verdict=(Question("corruptions (mean accuracy)", "mean", rank=20),),
+    sections=(
+        Section(
+            "Common corruptions: accuracy (%) per corruption, mean over severities (every severity is in report.csv)",
+            "per-test",
+        ),
+    ),
+)
 def corruption_suite(ctx: SuiteContext) -> SuiteOutput:
     """Common corruptions (generated on the device, or the published CIFAR-C files)."""
     from robustbench_mm.corruptions import CORRUPTIONS, corruption_names
@@ -109,7 +147,36 @@ CONFIDENCE = ("calibration", "confidence", 0.0)  # per-example key of the clean 
 
 
 @register_suite(
-    "calibration", order=90, description="ECE, NLL, Brier ... on clean data and under every earlier suite's shifts"
+    "calibration",
+    order=90,
+    description="ECE, NLL, Brier ... on clean data and under every earlier suite's shifts",
+    headline=(
+        Column("ECE (%)", "clean", "ece"),
+        Column("NLL", "clean", "nll"),
+        Column("ECE after TS (%)", "clean", "ece-ts"),
+    ),
+    headline_order=25,  # beside the adversarial columns: the two numbers a reader compares first
+    verdict=(Question("calibration (clean ECE)", "clean", "ece", rank=30),),
+    sections=(
+        Section(
+            "Calibration on clean test data (ECE/MCE in %, -ts = after temperature scaling)",
+            "metrics",
+            metrics=(
+                "accuracy",
+                "ece",
+                "ece-adaptive",
+                "ece-classwise",
+                "mce",
+                "nll",
+                "brier",
+                "confidence",
+                "ece-ts",
+                "nll-ts",
+                "brier-ts",
+                "temperature",
+            ),
+        ),
+    ),
 )
 def calibration_suite(ctx: SuiteContext) -> SuiteOutput:
     """Calibration of the clean logits and of every shifted set the earlier suites left in

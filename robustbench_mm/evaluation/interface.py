@@ -1,11 +1,12 @@
 """The suite interface: each lens of the benchmark is a :class:`Suite` whose ``run`` turns a
 :class:`SuiteContext` into a :class:`SuiteOutput`.
 
-Suites register themselves with a position in the running order
-(``@register_suite("calibration", order=90, description=...)``); the runner sorts by that
-position and knows nothing about what a suite does. A suite that reads what others produced
-runs after them: the runner adds the logits each finished suite left behind to
-``ctx.shifted_logits`` (calibration measures them).
+Suites register themselves with a position in the running order and their place in the report
+(``@register_suite("calibration", order=90, description=..., headline=(Column(...),),
+sections=(Section(...),))``); the runner sorts by that position and knows nothing about what a
+suite does, and the report shows each suite's columns and tables without knowing its name. A
+suite that reads what others produced runs after them: the runner adds the logits each finished
+suite left behind to ``ctx.shifted_logits`` (calibration measures them).
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from torch import nn
 
 from robustbench_mm.core.progress import Progress
 from robustbench_mm.core.registry import Registry
-from robustbench_mm.data.threat import ThreatModel, threat_for
+from robustbench_mm.data.cards import threat_for
+from robustbench_mm.data.threat import ThreatModel
 
 if TYPE_CHECKING:  # the attacks package registers a suite itself, so it cannot be imported here
     import pandas as pd
@@ -83,6 +85,50 @@ class SuiteOutput:
 
 SuiteFn = Callable[[SuiteContext], SuiteOutput]
 
+HEADLINE_EPS = None  # a Column's severity: the radius the headline quotes (the threat model's)
+ALL_TESTS = "*"  # a Column's test: the mean over every test of the suite (its "mean" row aside)
+
+
+@dataclass(frozen=True)
+class Column:
+    """A column a suite puts in the report's headline: the seed-mean of ``metric`` at (``test``,
+    ``severity``), per method. Which way is better, the scale and the digits are the metric's own
+    (core/metrics.py); the best value is bold."""
+
+    label: str  # "{eps}" becomes the headline radius, written the threat model's way (8/255, 0.3)
+    test: str  # or ALL_TESTS
+    metric: str = "accuracy"
+    severity: float | None = 0.0  # or HEADLINE_EPS
+    spread: bool = True  # "± std" over seeds
+    masking: bool = False  # marked ⚠ for a method whose gradient-masking checks fired
+
+
+@dataclass(frozen=True)
+class Question:
+    """A line of the report's verdict a suite asks: is a method's difference to ERM in ``metric``
+    at (``test``, ``severity``) significant, and which way (the metric's direction)?"""
+
+    label: str  # "{eps}" becomes the headline radius
+    test: str
+    metric: str = "accuracy"
+    severity: float | None = 0.0  # or HEADLINE_EPS
+    rank: int = 0  # position in the verdict line (smaller first)
+
+
+@dataclass(frozen=True)
+class Section:
+    """A table a suite puts under the report's detailed results.
+
+    ``kind``: "grid" (one column per test and severity of ``metric``), "per-test" (one row per
+    test: ``metric`` averaged over severities) or "metrics" (the ``metrics`` of test ``test``).
+    """
+
+    title: str
+    kind: str
+    metric: str = "accuracy"
+    test: str = "clean"
+    metrics: tuple[str, ...] = ()
+
 
 @dataclass(frozen=True)
 class Suite:
@@ -91,18 +137,35 @@ class Suite:
     order: int  # position in the running order: a suite runs after every suite of a smaller order
     default: bool  # run when the user names no suites
     description: str
+    headline: tuple[Column, ...] = ()  # its columns in the report's headline table
+    sections: tuple[Section, ...] = ()  # its tables under the report's detailed results
+    headline_order: int | None = None  # where its columns go in the headline (None: ``order``)
+    verdict: tuple[Question, ...] = ()  # what the verdict asks of it
 
 
 SUITES: Registry[Suite] = Registry("suite")
 
 
 def register_suite(
-    name: str, *, order: int, default: bool = True, description: str = ""
+    name: str,
+    *,
+    order: int,
+    default: bool = True,
+    description: str = "",
+    headline: tuple[Column, ...] = (),
+    sections: tuple[Section, ...] = (),
+    headline_order: int | None = None,
+    verdict: tuple[Question, ...] = (),
 ) -> Callable[[SuiteFn], SuiteFn]:
-    """Decorator: register ``run`` as suite ``name`` at position ``order``; returns ``run`` unchanged."""
+    """Decorator: register ``run`` as suite ``name`` at position ``order``, with its place in the
+    report; returns ``run`` unchanged."""
 
     def add(run: SuiteFn) -> SuiteFn:
-        SUITES.register(name)(Suite(name, run, order, default, description))
+        SUITES.register(name)(
+            Suite(
+                name, run, order, default, description, tuple(headline), tuple(sections), headline_order, tuple(verdict)
+            )
+        )
         return run
 
     return add

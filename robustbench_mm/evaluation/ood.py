@@ -39,7 +39,7 @@ from robustbench_mm.core.errors import UserError
 from robustbench_mm.core.inference import predict_logits
 from robustbench_mm.core.results import row
 from robustbench_mm.data.datasets import DATASETS, load_dataset, to_float
-from robustbench_mm.evaluation.interface import SuiteContext, SuiteOutput
+from robustbench_mm.evaluation.interface import SuiteContext, SuiteOutput, register_suite
 
 SUITE = "ood"
 SYNTHETIC = ("uniform", "gaussian", "pixel-shuffle")
@@ -130,7 +130,8 @@ def check_sets(names: Sequence[str]) -> list[str]:
         if name.startswith("imagefolder:") and name.split(":", 1)[1]:
             continue
         raise UserError(
-            f"unknown outlier set {_shown(name)!r}; valid: {', '.join(SYNTHETIC)}, {', '.join(DATASETS.names())}, imagefolder:<path>"
+            f"unknown outlier set {_shown(name)!r}; "
+            f"valid: {', '.join(SYNTHETIC)}, {', '.join(DATASETS.names())}, imagefolder:<path>"
         )
     return list(dict.fromkeys(names))
 
@@ -165,7 +166,8 @@ def dataset_outliers(name: str, like: torch.Tensor, data_root: str | None, gener
     channels, size = like.shape[1], tuple(like.shape[-2:])
     if images.shape[1] != channels:
         raise UserError(
-            f"outlier set {_shown(name)} has {images.shape[1]}-channel images, the model takes {channels}-channel ones (refused, not converted)"
+            f"outlier set {_shown(name)} has {images.shape[1]}-channel images, "
+            f"the model takes {channels}-channel ones (refused, not converted)"
         )
     if len(images) > len(like):
         images = images[torch.randperm(len(images), generator=generator)[: len(like)].sort().values]
@@ -233,6 +235,13 @@ def run_ood(ctx: SuiteContext, sets: Sequence[str] = DEFAULT_SETS, data_root: st
     return out
 
 
+# The paper's own lenses (Verma et al. 2019, Sec. 3 and the abstract): cheap next to the attacks
+# (one forward pass per layer, one per outlier set), so they run by default.
+@register_suite(
+    "ood",
+    order=60,
+    description="confidence off the data: outlier detection (MSP, energy) and confidence between classes",
+)
 def ood_suite(ctx: SuiteContext) -> SuiteOutput:
     """The outlier lens with the sets named by ``ctx.config.ood`` (absent or None: the synthetic three)
     and datasets read from ``ctx.config.ood_data_root`` (absent: ``data_root``, else None)."""

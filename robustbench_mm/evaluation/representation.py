@@ -56,7 +56,7 @@ from torch import nn
 from robustbench_mm.core.errors import UserError
 from robustbench_mm.core.inference import evaluating, model_device
 from robustbench_mm.core.results import row
-from robustbench_mm.evaluation.interface import SuiteContext, SuiteOutput
+from robustbench_mm.evaluation.interface import SuiteContext, SuiteOutput, register_suite
 from robustbench_mm.models.base import MixableNet
 
 SUITE = "representation"
@@ -99,7 +99,7 @@ def collect_hidden_states(model: nn.Module, x: torch.Tensor, batch_size: int = 5
     with evaluating(net):
         for start in range(0, len(x), batch_size):
             states = net.hidden_states(x[start : start + batch_size].to(device))
-            for name, h in zip(names, states):
+            for name, h in zip(names, states, strict=True):
                 chunks[name].append(h.flatten(1).float().cpu())
     return {name: torch.cat(parts) for name, parts in chunks.items()}
 
@@ -132,12 +132,14 @@ class _ClassGram:
             self.shift = h.mean(0)
             self.gram = torch.zeros(self.dim, self.dim, dtype=torch.float64, device=h.device)
             self.total = torch.zeros(self.dim, dtype=torch.float64, device=h.device)
+        assert self.gram is not None and self.total is not None  # set with the shift
         centred = h - self.shift
         self.gram += centred.T @ centred
         self.total += centred.sum(0)
 
     def centred_gram(self) -> torch.Tensor:
         if self.by_features:
+            assert self.gram is not None and self.total is not None, "centred_gram() before any add()"
             return self.gram - torch.outer(self.total, self.total) / self.count
         # feature block by feature block, so no second copy of the rows is ever made
         rows, self.rows = self.rows, []
@@ -168,7 +170,7 @@ def _noise_floor(values: np.ndarray, n: int, d: int, max_norm: float) -> float:
     """
     eps32, eps64 = np.finfo(np.float32).eps, np.finfo(np.float64).eps
     top = float(values[0]) if len(values) else 0.0
-    return max(math.sqrt(n) * eps32 * max_norm, math.sqrt(max(n, d) * eps64) * top)
+    return max(math.sqrt(n) * float(eps32) * max_norm, math.sqrt(max(n, d) * float(eps64)) * top)
 
 
 def singular_values(h: torch.Tensor) -> np.ndarray:
@@ -266,9 +268,9 @@ def _group_spectra(
                 states = net.hidden_states(x[index[start : start + batch_size]].to(device))
                 if not grams:
                     grams = [_ClassGram(dim=int(h[0].numel()), count=len(index)) for h in states]
-                for gram, h in zip(grams, states):
+                for gram, h in zip(grams, states, strict=True):
                     gram.add(h)
-            for name, gram in zip(names, grams):
+            for name, gram in zip(names, grams, strict=True):
                 spectra[name].append(gram.singular_values())
     return spectra
 
@@ -299,6 +301,11 @@ def representation_rows(spectra: dict[str, list[np.ndarray]], n: int) -> tuple[l
     return rows, pd.concat(frames, ignore_index=True)
 
 
+@register_suite(
+    "representation",
+    order=50,
+    description="flattening: singular-value spectra of each class's hidden states per mixing layer",
+)
 def representation_suite(ctx: SuiteContext) -> SuiteOutput:
     """The representation lens on the test set (every class with two or more images, every layer).
 

@@ -32,12 +32,13 @@ from robustbench_mm.core import distributed
 from robustbench_mm.core.errors import UserError
 from robustbench_mm.core.inference import evaluating, model_device, predict_logits, resolve_device, torch_threads
 from robustbench_mm.core.results import Evaluation, frame
+from robustbench_mm.data.cards import card_for, threat_of
 from robustbench_mm.data.datasets import DatasetSplits, load_dataset, stratified_subset, to_float
-from robustbench_mm.data.threat import threat_of
+from robustbench_mm.data.splits import training_split
 from robustbench_mm.evaluation.catalog import default_suites, ordered_suites
 from robustbench_mm.evaluation.interface import Suite, SuiteContext
 from robustbench_mm.evaluation.modelcheck import check_arguments, check_output
-from robustbench_mm.settings import EvalConfig, dataset_defaults
+from robustbench_mm.settings import EvalConfig
 from robustbench_mm.store.rundir import RunDir
 
 
@@ -75,7 +76,7 @@ def evaluate(
     """
     check_arguments(model, dataset, DatasetSplits)
     config = _settings(config, suites, overrides)
-    chosen = ordered_suites(config.suites)
+    chosen = ordered_suites(config.suites or [])  # _settings fills in the default suites
     data = dataset if isinstance(dataset, DatasetSplits) else load_dataset(dataset, config.data_root, config.download)
     started = time.perf_counter()
     device = _device(config, model)
@@ -152,7 +153,7 @@ def test_indices(data: DatasetSplits, config: EvalConfig) -> torch.Tensor:
     n = len(data.test_y)
     if n == 0:
         raise UserError(f"dataset {data.name} has an empty test split")
-    wanted = dataset_defaults(data.profile).n_test if config.n_test is None else config.n_test
+    wanted = card_for(data.profile).n_test if config.n_test is None else config.n_test
     if not wanted or wanted >= n:
         return torch.arange(n)
     return stratified_subset(data.test_y, wanted, config.seed)
@@ -256,8 +257,6 @@ def _identity(run: RunDir, data: DatasetSplits, meta: dict[str, Any]) -> dict[st
 
 def _holdout(data: DatasetSplits, meta: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
     """The training examples the run held out for fitting the calibration temperature."""
-    from robustbench_mm.training.loop import training_split
-
     _, holdout_idx = training_split(
         len(data.train_y), meta.get("holdout_fraction", 0.0), meta.get("holdout_seed", meta["seed"])
     )

@@ -43,10 +43,11 @@ class BlendMethod(Method):
 
     def draw(self, batch_size: int, step: Step, device: torch.device) -> Mix:
         """λ, the layer and the partners of one batch (drawn in this order from ``step.rng``)."""
-        lam = float(step.rng.beta(self.alpha, self.alpha))
+        drawn = float(step.rng.beta(self.alpha, self.alpha))
+        lam: float | torch.Tensor = drawn
         if step.lam_as_tensor:
             # torch.full passes the value as a kernel argument: no host-to-device copy to wait for
-            lam = torch.full((), lam, device=device)
+            lam = torch.full((), drawn, device=device)
         layers = self.layers()
         layer = int(layers[step.rng.integers(len(layers))]) if len(layers) > 1 else layers[0]
         perm = None

@@ -45,7 +45,7 @@ class PGDAT(Method):
 
     def resolved(self, data=None) -> PGDAT:
         if self.at_eps is None and data is not None:
-            from robustbench_mm.data.threat import threat_of
+            from robustbench_mm.data.cards import threat_of
 
             return PGDAT(at_eps=threat_of(data).headline, at_steps=self.at_steps)
         return self

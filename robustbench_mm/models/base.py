@@ -71,6 +71,9 @@ class _FlipMix(torch.autograd.Function):
 class MixableNet(nn.Module):
     """Normalization, then ``stages``, then ``head``; mixing possible after any stage."""
 
+    mean: torch.Tensor  # (1, C, 1, 1) buffers: the model owns its normalization
+    std: torch.Tensor
+
     def __init__(
         self,
         stages: Sequence[nn.Module],

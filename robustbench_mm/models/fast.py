@@ -58,7 +58,7 @@ class ScaledLinear(nn.Linear):
 
 
 def block(cin: int, cout: int, double: bool, residual: bool) -> list[nn.Module]:
-    layers = [conv_bn(cin, cout)]
+    layers: list[nn.Module] = [conv_bn(cin, cout)]
     if double:
         layers.append(conv_bn(cout, cout))
     if residual:

@@ -12,6 +12,8 @@ import pandas as pd
 from robustbench_mm.core.metrics import LOWER
 from robustbench_mm.core.metrics import metric as metric_info
 from robustbench_mm.data.threat import ThreatModel, headline_radius
+from robustbench_mm.evaluation.catalog import headline_suites
+from robustbench_mm.evaluation.interface import ALL_TESTS, HEADLINE_EPS, Column
 from robustbench_mm.methods import method_sort_key
 
 
@@ -54,89 +56,73 @@ def diagnostics_flags(summary: pd.DataFrame) -> dict[str, list[str]]:
 
 
 def headline(summary: pd.DataFrame, threat: ThreatModel | None = None) -> tuple[pd.DataFrame, list[str]]:
-    """Methods as rows, the quotable number of each lens as columns; best value in bold."""
+    """Methods as rows, the columns every suite declares (``Suite.headline``) in the suites'
+    headline order; best value in bold (which way is better: the metric registry)."""
     methods = sorted(summary.method.unique(), key=method_sort_key)
     eps = headline_eps(summary, threat)
-    columns: list[tuple[str, str, str, str, float | None, bool]] = [
-        ("Clean acc. (%)", "clean", "clean", "accuracy", 0.0, True)
-    ]
-    if eps is not None:
-        for test, label in (("fgsm", "FGSM"), ("pgd-linf", "PGD"), ("worst-case", "Worst case")):
-            if _value(summary, methods[0], "adversarial", test, "accuracy", eps) is not None:
-                columns.append((f"{label} ε={_show(eps, threat)} (%)", "adversarial", test, "accuracy", eps, True))
-        columns += curve_columns(summary, methods[0], threat)
-    deformation = summary[(summary.suite == "deformation") & (summary.metric == "accuracy") & (summary.test != "mean")]
-    corruption = summary[(summary.suite == "corruption") & (summary.test == "mean")]
-    for name, lower in (("ece", True), ("nll", True), ("ece-ts", True)):
-        if _value(summary, methods[0], "calibration", "clean", name) is not None:
-            columns.append(
-                (
-                    {"ece": "ECE (%)", "nll": "NLL", "ece-ts": "ECE after TS (%)"}[name],
-                    "calibration",
-                    "clean",
-                    name,
-                    0.0,
-                    False,
-                )
-            )
-    flags = diagnostics_flags(summary)
     table: dict[str, list] = {"method": methods}
-    raw: dict[str, list] = {}
-    for label, suite, test, metric, severity, higher in columns:
-        cells, values = [], []
-        for method in methods:
-            r = _value(summary, method, suite, test, metric, severity)
-            values.append(np.nan if r is None else r["mean"])
-            cells.append("–" if r is None else _fmt(r["mean"], r["std"], metric, int(r["seeds"])))
-        table[label], raw[label] = cells, values
-        _bold_best(table[label], values, higher)
-    if not deformation.empty:
-        means = deformation.groupby("method")["mean"].mean()
-        values = [means.get(m, np.nan) for m in methods]
-        table["Deformations, mean acc. (%)"] = [f"{v * 100:.1f}" for v in values]
-        _bold_best(table["Deformations, mean acc. (%)"], values, True)
-    if not corruption.empty:
-        rows = [_value(summary, m, "corruption", "mean", "accuracy") for m in methods]
-        values = [np.nan if r is None else r["mean"] for r in rows]
-        table["Corruptions, mean acc. (%)"] = [f"{v * 100:.1f}" for v in values]
-        _bold_best(table["Corruptions, mean acc. (%)"], values, True)
-    notes = []
+    masked, notes = [], []
     erm_drop = _erm_corruption_drop(summary)
-    for metric, label in (("mce-vs-erm", "mCE vs ERM"), ("relative-mce-vs-erm", "Relative mCE vs ERM")):
-        rows = [_value(summary, m, "corruption", "mean", metric) for m in methods]
-        if any(r is not None for r in rows):
-            values = [np.nan if r is None else r["mean"] for r in rows]
-            table[label] = ["–" if r is None else f"{r['mean']:.3f}" for r in rows]
-            if metric == "relative-mce-vs-erm" and erm_drop is not None and erm_drop < UNSTABLE_DROP:
+    for suite in headline_suites():
+        for column in suite.headline:
+            found = _column(summary, methods, suite.name, column, eps, threat)
+            if found is None:
+                continue
+            label, cells, values = found
+            table[label] = cells
+            if column.masking:
+                masked.append(label)
+            if column.metric == "relative-mce-vs-erm" and erm_drop is not None and erm_drop < UNSTABLE_DROP:
                 notes.append(
                     f"Relative mCE is not ranked: ERM loses only {erm_drop * 100:.1f} accuracy points to "
                     f"corruption on average (below {UNSTABLE_DROP * 100:.0f}), so the ratio divides tiny "
                     "differences and is unstable."
                 )
                 continue
-            _bold_best(table[label], values, False)
+            _bold_best(cells, values, metric_info(column.metric).direction != LOWER)
+    flags = diagnostics_flags(summary)
     for i, method in enumerate(methods):
         if method in flags:
-            for label in table:
-                if label.startswith(("FGSM", "PGD", "Worst")):
-                    table[label][i] += " ⚠"
+            for label in masked:
+                table[label][i] += " ⚠"
             notes.append(
-                f"⚠ {method}: gradient-masking check(s) fired — {', '.join(flags[method])}; its adversarial numbers may overstate robustness."
+                f"⚠ {method}: gradient-masking check(s) fired — {', '.join(flags[method])}; "
+                "its adversarial numbers may overstate robustness."
             )
     return pd.DataFrame(table), notes
 
 
-def curve_columns(summary: pd.DataFrame, method: str, threat: ThreatModel | None) -> list[tuple]:
-    """The robustness curve's numbers beside the headline's: median ε* and the area under the
-    curve up to the headline radius (L∞), when the runs have them."""
-    columns: list[tuple] = []
-    if _value(summary, method, "adversarial", "curve", "median-eps", 0.0) is not None:
-        columns.append(("Median ε*", "adversarial", "curve", "median-eps", 0.0, True))
-    auc = summary[(summary.method == method) & (summary.test == "curve") & (summary.metric == "auc")]
-    if len(auc):
-        h = float(auc["severity"].iloc[0])
-        columns.append((f"Curve area to ε={_show(h, threat)} (%)", "adversarial", "curve", "auc", h, True))
-    return columns
+def _column(
+    summary: pd.DataFrame,
+    methods: list[str],
+    suite: str,
+    column: Column,
+    eps: float | None,
+    threat: ThreatModel | None,
+) -> tuple[str, list[str], list[float]] | None:
+    """(label, cells, seed-means) of one declared headline column; None when nothing was measured."""
+    if column.severity is HEADLINE_EPS and eps is None:
+        return None
+    severity = eps if column.severity is HEADLINE_EPS else column.severity
+    label = column.label.replace("{eps}", _show(eps, threat)) if eps is not None else column.label
+    info = metric_info(column.metric)
+    if column.test == ALL_TESTS:
+        part = summary[(summary.suite == suite) & (summary.metric == column.metric) & (summary.test != "mean")]
+        if part.empty:
+            return None
+        means = part.groupby("method")["mean"].mean()
+        values = [float(means.get(m, np.nan)) for m in methods]
+        return label, ["–" if np.isnan(v) else info.display(v) for v in values], values
+    rows = [_value(summary, m, suite, column.test, column.metric, severity) for m in methods]
+    if all(r is None for r in rows):
+        return None
+    cells = [
+        "–"
+        if r is None
+        else (_fmt(r["mean"], r["std"], column.metric, int(r["seeds"])) if column.spread else info.display(r["mean"]))
+        for r in rows
+    ]
+    return label, cells, [np.nan if r is None else r["mean"] for r in rows]
 
 
 UNSTABLE_DROP = 0.02  # ERM's mean accuracy lost to corruption below which relative mCE is not ranked
@@ -181,9 +167,10 @@ def detail_table(
     return pd.DataFrame(table)
 
 
-def corruption_table(summary: pd.DataFrame) -> pd.DataFrame | None:
-    """Corruptions as rows, methods as columns: accuracy averaged over severities (seed-means)."""
-    part = summary[(summary.suite == "corruption") & (summary.metric == "accuracy")]
+def per_test_table(summary: pd.DataFrame, suite: str, metric: str = "accuracy") -> pd.DataFrame | None:
+    """Tests as rows (the suite's "mean" last), methods as columns: ``metric`` averaged over
+    severities (seed-means)."""
+    part = summary[(summary.suite == suite) & (summary.metric == metric)]
     if part.empty:
         return None
     methods = sorted(part.method.unique(), key=method_sort_key)
@@ -192,17 +179,17 @@ def corruption_table(summary: pd.DataFrame) -> pd.DataFrame | None:
     rows = []
     for test in order:
         values = [means.loc[test, m] for m in methods]
-        cells = [f"{v * 100:.1f}" for v in values]
-        _bold_best(cells, values, True)
+        cells = [metric_info(metric).display(v) for v in values]
+        _bold_best(cells, values, metric_info(metric).direction != LOWER)
         rows.append([test, *cells])
-    return pd.DataFrame(rows, columns=["corruption", *methods])
+    return pd.DataFrame(rows, columns=[suite, *methods])
 
 
 def diff_table(table: pd.DataFrame, summary: pd.DataFrame, threat: ThreatModel | None = None) -> pd.DataFrame | None:
     eps = headline_eps(summary, threat)
     wanted = [("clean", "clean", 0.0)]
-    if eps is not None:
-        wanted += [("adversarial", t, eps) for t in ("fgsm", "pgd-linf", "worst-case")]
+    if eps is not None:  # the accuracies the headline quotes at its radius
+        wanted += [(s.name, c.test, eps) for s in headline_suites() for c in s.headline if c.severity is HEADLINE_EPS]
     diffs = table.dropna(subset=["diff"])
     if diffs.empty:
         return None
@@ -227,7 +214,7 @@ def diff_table(table: pd.DataFrame, summary: pd.DataFrame, threat: ThreatModel |
                 row[label] = (
                     f"{r['diff'] * scale:+.{digits}f} [{r.ci_low * scale:+.{digits}f}, {r.ci_high * scale:+.{digits}f}]"
                 )
-        for suite in ("deformation", "corruption"):
+        for suite in pooled_suites():
             q = diffs[(diffs.method == method) & (diffs.suite == suite) & (diffs.test == "mean")]
             if not q.empty:
                 r = q.iloc[0]
@@ -240,6 +227,16 @@ def diff_table(table: pd.DataFrame, summary: pd.DataFrame, threat: ThreatModel |
             row["ECE (clean)"] = f"{r['diff'] * 100:+.1f} [{r.ci_low * 100:+.1f}, {r.ci_high * 100:+.1f}]"
         rows.append(row)
     return pd.DataFrame(rows).fillna("–")
+
+
+def pooled_suites() -> list[str]:
+    """The suites whose headline quotes an accuracy averaged over their tests: their difference to
+    ERM is pooled over tests too (each example's accuracy averaged over the suite's tests)."""
+    return [
+        s.name
+        for s in headline_suites()
+        if any(c.metric == "accuracy" and c.test in (ALL_TESTS, "mean") for c in s.headline)
+    ]
 
 
 def diagnostics_table(summary: pd.DataFrame, threat: ThreatModel | None = None) -> pd.DataFrame | None:

@@ -84,8 +84,10 @@ def _check_one_comparison(metrics: pd.DataFrame) -> None:
         (method, seed), runs = next(iter(twice.items()))
         raise UserError(f"runs {', '.join(runs)} are all {method} seed {seed}; report each (method, seed) once")
     adversarial = metrics[metrics["suite"] == "adversarial"]
-    attacked = {run: frozenset() for run in metrics["run"].unique()}
-    attacked.update({run: frozenset(zip(rows["test"], rows["severity"])) for run, rows in adversarial.groupby("run")})
+    attacked: dict[str, frozenset[tuple[str, float]]] = {run: frozenset() for run in metrics["run"].unique()}
+    attacked.update(
+        {run: frozenset(zip(rows["test"], rows["severity"], strict=True)) for run, rows in adversarial.groupby("run")}
+    )
     if len(set(attacked.values())) > 1:  # a worst case over different attack sets is not one quantity
         ordered = sorted(attacked.items())
         (run_a, set_a), (run_b, set_b) = ordered[0], next(item for item in ordered if item[1] != ordered[0][1])
@@ -106,7 +108,8 @@ def _common_record(records: list[tuple[str, dict]]) -> tuple[ThreatModel | None,
     known = {t for t in threats.values() if t is not None}
     if len(known) > 1:
         raise UserError(
-            f"the runs were attacked under different threat models ({clip(', '.join(sorted(t.name for t in known)), 120)})"
+            "the runs were attacked under different threat models "
+            f"({clip(', '.join(sorted(t.name for t in known)), 120)})"
         )
     subsets = {name: record.get("subset", {}) for name, record in records if record.get("subset")}
     ids = {(s.get("indices"), s.get("total")) for s in subsets.values()}

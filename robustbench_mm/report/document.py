@@ -14,17 +14,19 @@ import pandas as pd
 
 from robustbench_mm.core.metrics import LOWER, NEITHER
 from robustbench_mm.core.metrics import metric as metric_info
+from robustbench_mm.evaluation.catalog import all_suites
+from robustbench_mm.evaluation.interface import Section
 from robustbench_mm.methods import method_sort_key
 from robustbench_mm.report.cells import (
     _bold_best,
     _fmt,
     _value,
-    corruption_table,
     detail_table,
     diagnostics_table,
     diff_table,
     headline,
     headline_eps,
+    per_test_table,
 )
 from robustbench_mm.report.collect import RunSet
 from robustbench_mm.report.curve import gaps as curve_gaps
@@ -102,7 +104,8 @@ def build_document(report: Report, figures: list[Path], out_dir: Path, seconds: 
         Block(
             "p",
             "Mean ± std over seeds; accuracy and ECE in percent; best value per column in bold. "
-            "The worst case is, per example, the worst over every L∞ attack run at that ε: the robust accuracy to quote.",
+            "The worst case is, per example, the worst over every L∞ attack run at that ε: "
+            "the robust accuracy to quote.",
         )
     )
     blocks.append(Block("table", table=head))
@@ -143,60 +146,39 @@ def _diagnostics_blocks(report: Report) -> list[Block]:
 
 
 def _detail_blocks(report: Report) -> list[Block]:
+    """Every table the suites declare (``Suite.sections``), in running order."""
     summary = report.table
     blocks = [Block("h2", "Detailed results")]
-    for suite, metric, title in (
-        ("adversarial", "accuracy", "Adversarial accuracy (%) by attack and ε"),
-        ("deformation", "accuracy", "Novel deformations: accuracy (%) by family and severity (degrees / percent)"),
-    ):
-        detail = detail_table(summary, suite, metric, report.threat)
-        if detail is not None:
-            blocks += [Block("h3", title), Block("table", table=detail)]
-    corruption = corruption_table(summary)
-    if corruption is not None:
-        blocks.append(
-            Block(
-                "h3",
-                "Common corruptions: accuracy (%) per corruption, mean over severities "
-                "(every severity is in report.csv)",
-            )
-        )
-        blocks.append(Block("table", table=corruption))
-    calibration = _calibration_table(summary)
-    if calibration is not None:
-        blocks.append(Block("h3", "Calibration on clean test data (ECE/MCE in %, -ts = after temperature scaling)"))
-        blocks.append(Block("table", table=calibration))
+    for suite in all_suites():
+        for section in suite.sections:
+            table = _section_table(summary, suite.name, section, report.threat)
+            if table is not None:
+                blocks += [Block("h3", section.title), Block("table", table=table)]
     return blocks
 
 
-def _calibration_table(summary: pd.DataFrame) -> pd.DataFrame | None:
-    cal = summary[(summary.suite == "calibration") & (summary.test == "clean")]
-    if cal.empty:
+def _section_table(summary: pd.DataFrame, suite: str, section: Section, threat) -> pd.DataFrame | None:
+    if section.kind == "grid":
+        return detail_table(summary, suite, section.metric, threat)
+    if section.kind == "per-test":
+        return per_test_table(summary, suite, section.metric)
+    if section.kind == "metrics":
+        return _metrics_table(summary, suite, section.test, section.metrics)
+    raise ValueError(f"suite {suite}: unknown section kind {section.kind!r}")  # a suite's bug
+
+
+def _metrics_table(summary: pd.DataFrame, suite: str, test: str, wanted: tuple[str, ...]) -> pd.DataFrame | None:
+    """Methods as rows, the ``wanted`` metrics of one test as columns (those measured)."""
+    part = summary[(summary.suite == suite) & (summary.test == test)]
+    if part.empty:
         return None
-    methods = sorted(cal.method.unique(), key=method_sort_key)
-    metrics = [
-        m
-        for m in (
-            "accuracy",
-            "ece",
-            "ece-adaptive",
-            "ece-classwise",
-            "mce",
-            "nll",
-            "brier",
-            "confidence",
-            "ece-ts",
-            "nll-ts",
-            "brier-ts",
-            "temperature",
-        )
-        if m in set(cal.metric)
-    ]
+    methods = sorted(part.method.unique(), key=method_sort_key)
+    metrics = [m for m in wanted if m in set(part.metric)]
     rows = {"method": methods}
     for metric in metrics:
         cells, values = [], []
         for method in methods:
-            r = _value(summary, method, "calibration", "clean", metric)
+            r = _value(summary, method, suite, test, metric)
             values.append(np.nan if r is None else r["mean"])
             cells.append("–" if r is None else _fmt(r["mean"], r["std"], metric, int(r["seeds"])))
         direction = metric_info(metric).direction

@@ -25,10 +25,10 @@ import numpy as np
 import pandas as pd
 
 from robustbench_mm.core.errors import UserError
+from robustbench_mm.core.files import read_csv_table, require_numeric
 from robustbench_mm.core.metrics import NEITHER, metric
 from robustbench_mm.core.untrusted import clip
 from robustbench_mm.report.markup import markdown_table
-from robustbench_mm.store.storage import read_csv_table, require_numeric
 
 KEYS = ["method", "suite", "test", "severity", "metric"]
 PROTOCOL = ("dataset", "arch")  # columns that must agree between the two tables

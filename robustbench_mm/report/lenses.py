@@ -12,6 +12,7 @@ there is no CI and the answer is "one seed: no CI".
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -79,7 +80,8 @@ def flattening_table(metrics: pd.DataFrame) -> tuple[pd.DataFrame, list[str]] | 
     if part.empty or "erm" not in set(part.method):
         return None
     methods = sorted(part.method.unique(), key=method_sort_key)
-    rows, flatter = [], {m: [] for m in methods if m != "erm"}
+    rows: list[Any] = []
+    flatter: dict[str, list[Any]] = {m: [] for m in methods if m != "erm"}
     for layer in _layers(set(part.test.unique()) - {"layer0"}):  # layer 0 is the data, the same for every method
         values = _per_seed(metrics, "representation", layer, FLATTENING_METRIC)
         row = {"layer": layer, **{method_label(m): _cell(values[m], 1, 2) for m in methods if m in values}}
@@ -123,7 +125,8 @@ def confidence_table(metrics: pd.DataFrame) -> tuple[pd.DataFrame, list[str]] | 
     questions.append(
         (f"confidence between classes, λ = {HEADLINE_LAMBDA} (%)", "interpolation", "confidence", HEADLINE_LAMBDA, True)
     )
-    rows, lines = [], {m: [] for m in methods if m != "erm"}
+    rows: list[Any] = []
+    lines: dict[str, list[Any]] = {m: [] for m in methods if m != "erm"}
     for label, test, metric, severity, want_lower in questions:
         values = _per_seed(metrics, "ood", test, metric, severity)
         if "erm" not in values:

@@ -84,7 +84,9 @@ def md_text(text: str, cell: bool = False, one_line: bool = False) -> str:
 def _code_span(span: str) -> str:
     """A code span with no raw ``<``, ``>`` or ``&`` (so no renderer, compliant or not, can see a
     tag in it): the span is closed around each such character, which is written as an entity."""
-    delimiter = re.match(r"`+", span).group(0)
+    opening = re.match(r"`+", span)
+    assert opening is not None, "a code span starts with a backtick"
+    delimiter = opening.group(0)
     pieces = re.split(r"([<>&])", span[len(delimiter) : -len(delimiter)])
     if len(pieces) == 1:
         return span
@@ -152,11 +154,13 @@ def to_html(blocks: list[Block], base_dir: Path, title: str) -> str:
         elif block.kind == "img":
             data = base64.b64encode((base_dir / block.path).read_bytes()).decode()
             body.append(
-                f'<figure><img alt="{html.escape(block.text)}" src="data:image/png;base64,{data}"><figcaption>{html.escape(block.text)}</figcaption></figure>'
+                f'<figure><img alt="{html.escape(block.text)}" src="data:image/png;base64,{data}">'
+                f"<figcaption>{html.escape(block.text)}</figcaption></figure>"
             )
     style = (
         "body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}"
-        "table{border-collapse:collapse;margin:1em 0;font-size:14px}th,td{border:1px solid #ccc;padding:4px 8px;text-align:right}"
+        "table{border-collapse:collapse;margin:1em 0;font-size:14px}"
+        "th,td{border:1px solid #ccc;padding:4px 8px;text-align:right}"
         "th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}img{max-width:100%}"
         "figure{margin:1em 0}figcaption{color:#666;font-size:13px}pre{background:#f6f6f6;padding:8px;overflow:auto}"
     )

@@ -27,7 +27,9 @@ def setup_lines(runs: RunSet, summary: pd.DataFrame, seconds: float | None) -> l
         radii_of.setdefault(radii, []).append(name)
     lines = [
         f"- **Data**: `{metrics['dataset'].iloc[0]}` ({_examples(runs, summary)})",
-        f"- **Model**: `{metrics['arch'].iloc[0]}`; methods: {', '.join(sorted(metrics['method'].unique(), key=method_sort_key))}; seeds: {', '.join(map(str, seeds))}",
+        f"- **Model**: `{metrics['arch'].iloc[0]}`; "
+        f"methods: {', '.join(sorted(metrics['method'].unique(), key=method_sort_key))}; "
+        f"seeds: {', '.join(map(str, seeds))}",
     ]
     if first:
 

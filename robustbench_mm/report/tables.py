@@ -8,10 +8,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from robustbench_mm.core.files import atomic_write_text
 from robustbench_mm.methods import method_sort_key
+from robustbench_mm.report.cells import pooled_suites
 from robustbench_mm.report.collect import RunSet
 from robustbench_mm.report.curve import differences as curve_differences
-from robustbench_mm.store.storage import atomic_write_text
 
 KEYS = ["method", "suite", "test", "severity", "metric"]
 BOOTSTRAP_SAMPLES = 1000
@@ -90,7 +91,7 @@ def differences_to_erm(runs: RunSet) -> pd.DataFrame:
         pairs = [((k[0], k[1], k[2], "accuracy"), _stacked(runs, mine, k), _stacked(runs, erm, k)) for k in keys]
         pairs += [
             ((suite, "mean", 0.0, "accuracy"), _suite_mean(runs, mine, suite), _suite_mean(runs, erm, suite))
-            for suite in ("deformation", "corruption")
+            for suite in pooled_suites()
         ]
         for (suite, test, severity, metric), a, b in pairs:
             if a is None or b is None or a.shape[1:] != b.shape[1:]:

@@ -1,7 +1,7 @@
 """The answer in one line per method, and when not to trust it.
 
 **Guard.** A run is *undertrained* when its clean accuracy is below the dataset's floor
-(``settings.DATASET_DEFAULTS``; an image folder has none unless ``--accuracy-floor`` gives one) or
+(its card in ``data/cards.py``; an image folder has none unless ``--accuracy-floor`` gives one) or
 when its training loss was still falling steeply at the end (the mean loss of the last tenth of
 the epochs more than :data:`STEEP` below the tenth before, and by more than :data:`MIN_FALL` nats:
 a loss near zero halves when the schedule anneals -- a 99.5% MNIST model went from 0.045 to
@@ -23,9 +23,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from robustbench_mm.core.metrics import LOWER
+from robustbench_mm.core.metrics import metric as metric_info
+from robustbench_mm.data.cards import CARDS, dataset_family
+from robustbench_mm.evaluation.catalog import all_suites
+from robustbench_mm.evaluation.interface import HEADLINE_EPS
 from robustbench_mm.methods import method_label, method_sort_key
 from robustbench_mm.report.collect import RunSet
-from robustbench_mm.settings import DATASET_DEFAULTS, dataset_family
 
 STEEP = 0.2  # relative fall of the training loss over the last tenth of training
 MIN_FALL = 0.05  # ... that is also this large in nats
@@ -50,7 +54,7 @@ class Guard:
 def floor_for(dataset: str, given: float | None = None) -> float | None:
     if given is not None:
         return given
-    defaults = DATASET_DEFAULTS.get(dataset_family(dataset))
+    defaults = CARDS.get(dataset_family(dataset))
     return None if defaults is None or dataset.startswith("imagefolder:") else defaults.floor
 
 
@@ -117,8 +121,9 @@ def ece_difference(
     key, clean = ("calibration", "confidence", 0.0), ("clean", "clean", 0.0)
     sides = []
     for names in (mine, erm):
-        pairs = [(runs.per_example[r].get(key), runs.per_example[r].get(clean)) for r in names]
-        if not pairs or any(c is None or ok is None for c, ok in pairs):
+        found = [(runs.per_example[r].get(key), runs.per_example[r].get(clean)) for r in names]
+        pairs = [(c, ok) for c, ok in found if c is not None and ok is not None]
+        if not pairs or len(pairs) < len(found):
             return None
         sides.append(pairs)
     n = len(sides[0][0][0])
@@ -186,21 +191,8 @@ def verdict_lines(
     headline (:func:`saturated`) the robust-accuracy question is judged on the robustness curve."""
     diffs = table.dropna(subset=["diff"])
     flat = saturated(table, headline)
-    questions = [
-        (
-            "worst-case robust accuracy" + (f" at ε = {show(headline)}" if headline is not None else ""),
-            "adversarial",
-            "worst-case",
-            headline,
-            "accuracy",
-            True,
-            100.0,
-            "points",
-        ),
-        ("corruptions (mean accuracy)", "corruption", "mean", 0.0, "accuracy", True, 100.0, "points"),
-        ("calibration (clean ECE)", "calibration", "clean", 0.0, "ece", False, 100.0, "points"),
-        ("clean accuracy", "clean", "clean", 0.0, "accuracy", True, 100.0, "points"),
-    ]
+    # what every suite asks (Suite.verdict), by rank; a question at the headline radius needs one
+    questions = sorted(((q.rank, s.name, q) for s in all_suites() for q in s.verdict), key=lambda t: (t[0], t[1]))
     lines = []
     for method in sorted(set(diffs.method), key=method_sort_key):
         if method in checks.methods or "erm" in checks.methods:
@@ -211,9 +203,12 @@ def verdict_lines(
             )
             continue
         parts = []
-        for label, suite, test, severity, metric, higher, scale, unit in questions:
+        for _, suite, question in questions:
+            severity = headline if question.severity is HEADLINE_EPS else question.severity
             if severity is None:
                 continue
+            test, metric, info = question.test, question.metric, metric_info(question.metric)
+            label = question.label.replace("{eps}", show(severity))
             q = diffs[
                 (diffs.method == method)
                 & (diffs.suite == suite)
@@ -228,8 +223,8 @@ def verdict_lines(
                 continue
             r = q.iloc[0]
             parts.append(
-                f"{label}: **{_word(r.ci_low, r.ci_high, higher)}** ({r['diff'] * scale:+.1f} "
-                f"[{r.ci_low * scale:+.1f}, {r.ci_high * scale:+.1f}] {unit})"
+                f"{label}: **{_word(r.ci_low, r.ci_high, info.direction != LOWER)}** ({r['diff'] * info.scale:+.1f} "
+                f"[{r.ci_low * info.scale:+.1f}, {r.ci_high * info.scale:+.1f}] points)"
             )
         if parts:
             lines.append(f"- **{method_label(method)}** vs ERM: " + "; ".join(parts))

@@ -10,12 +10,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from robustbench_mm.core.files import atomic_write_text, ensure_writable_dir, run_lock
 from robustbench_mm.report.collect import collect
 from robustbench_mm.report.document import Report, assess, build_document, headline_block
 from robustbench_mm.report.markup import markdown_table, to_html, to_markdown
 from robustbench_mm.report.tables import report_table, write_report_csv
 from robustbench_mm.store.publish import publish_files
-from robustbench_mm.store.storage import atomic_write_text, ensure_writable_dir, run_lock
 
 DOCUMENTS = {"md": "report.md", "html": "report.html"}
 CURVE_FILE = "robustness_curve.png"  # report/figures/robustness_curve.py

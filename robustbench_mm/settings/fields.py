@@ -76,9 +76,13 @@ class Setting:
         return self.flag if cli else self.name
 
 
-@functools.cache
 def settings_of(cls: type) -> tuple[Setting, ...]:
     """The declared settings of a dataclass, in declaration order."""
+    return _settings_of(cls)
+
+
+@functools.cache
+def _settings_of(cls: type) -> tuple[Setting, ...]:
     hints = typing.get_type_hints(cls)
     out = []
     for f in dataclasses.fields(cls):

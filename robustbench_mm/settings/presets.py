@@ -64,7 +64,7 @@ def load_preset(name: str) -> Preset:
     unknown = sorted(set(data) - known)
     if unknown:  # a shipped preset is code: a typo is a bug, not user input
         raise ValueError(f"preset {name}: unknown key(s) {unknown}")
-    run = {**{k: data[k] for k in ("methods", "seeds") if k in data}, **data.get("run", {})}  # [run]: RunPlan
+    run: dict[str, Any] = {**{k: data[k] for k in ("methods", "seeds") if k in data}, **data.get("run", {})}  # [run]
     return Preset(
         name, data.get("description", ""), data.get("train", {}), data.get("method", {}), run, data.get("eval", {})
     )

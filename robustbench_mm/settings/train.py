@@ -10,74 +10,20 @@ from typing import Any
 
 from robustbench_mm.core.errors import UserError
 from robustbench_mm.core.untrusted import plain
+from robustbench_mm.data.cards import CARDS, DatasetCard, card_for, dataset_family
 from robustbench_mm.settings.fields import check, setting
-from robustbench_mm.training.schedules import SCHEDULES
 
+# the lr schedules training/schedules.py implements, one function per name
+SCHEDULES = ("step", "cosine", "trapezoid")
 SEED_MAX = 2**32 - 1  # NumPy's and torch's seeds are 32/64-bit; one bound for every seed we take
 
 EPOCHS_MAX = 100_000
 
 
-@dataclass(frozen=True)
-class DatasetDefaults:
-    epochs: int
-    batch_size: int
-    lr: float
-    weight_decay: float
-    arch: str | None = None  # None: chosen by the loader from the image size (image folders)
-    floor: float | None = None  # clean accuracy below which a run counts as undertrained (report)
-    schedule: str = "trapezoid"  # per-step lr shape (schedules.py)
-    n_test: int | None = None  # test examples an evaluation draws (stratified); None: all
-
-
-# Defaults per dataset profile (a torchvision dataset, or what an image folder's images look like).
-# The floors are what a properly trained small model reaches easily (the report marks a run below
-# its floor as undertrained): digits 95%, MNIST 98%, Fashion-MNIST 88%, CIFAR-10 80%, CIFAR-100
-# 50%, SVHN 90%; an image folder has none unless --accuracy-floor gives one.
-# - digits: the cnn and the paper's step schedule (its milestones never fall inside epoch 1).
-# - 28x28 grey and 32x32 colour: the CPU-fast nets (models/fast.py) with the trapezoid schedule,
-#   the recipes measured in notes/recipe.md (MNIST 4 epochs >= 98.5% for all three methods on
-#   8,000 images; CIFAR-10 9 epochs: ERM 81.5%). Evaluation on a stratified 1,000-image subset,
-#   RobustBench's customary n_examples for a quick but stable estimate.
-# - CIFAR-100 and SVHN: PreActResNet18 as in the paper's App. C (lr 0.1, wd 1e-4, batch 100),
-#   200 epochs rather than 1,200 (the paper presets restore 1,200) -- GPU settings.
-DATASET_DEFAULTS: dict[str, DatasetDefaults] = {
-    "digits": DatasetDefaults(
-        epochs=30, batch_size=64, lr=0.05, weight_decay=5e-4, arch="cnn", floor=0.95, schedule="step"
-    ),
-    "mnist": DatasetDefaults(
-        epochs=4, batch_size=128, lr=0.1, weight_decay=5e-4, arch="fast28", floor=0.98, n_test=1000
-    ),
-    "fashion-mnist": DatasetDefaults(
-        epochs=10, batch_size=128, lr=0.1, weight_decay=5e-4, arch="fast28", floor=0.88, n_test=1000
-    ),
-    "cifar10": DatasetDefaults(
-        epochs=9, batch_size=256, lr=0.2, weight_decay=5e-4, arch="fast32", floor=0.8, n_test=1000
-    ),
-    "cifar100": DatasetDefaults(
-        epochs=200, batch_size=100, lr=0.1, weight_decay=1e-4, arch="preactresnet18", floor=0.5, n_test=1000
-    ),
-    "svhn": DatasetDefaults(
-        epochs=100, batch_size=100, lr=0.1, weight_decay=1e-4, arch="preactresnet18", floor=0.9, n_test=1000
-    ),
-    "imagefolder": DatasetDefaults(epochs=50, batch_size=64, lr=0.05, weight_decay=5e-4),
-    # image folders of 32x32 colour / 28x28 grey images: the CIFAR-10 / MNIST recipe, without the floor
-    "imagefolder-28-grey": DatasetDefaults(
-        epochs=4, batch_size=128, lr=0.1, weight_decay=5e-4, arch="fast28", n_test=1000
-    ),
-    "imagefolder-32-colour": DatasetDefaults(
-        epochs=9, batch_size=256, lr=0.2, weight_decay=5e-4, arch="fast32", n_test=1000
-    ),
-}
-
-
-def dataset_defaults(profile: str) -> DatasetDefaults:
-    """The defaults of a dataset profile (``DatasetSplits.profile``; any other image folder: generic)."""
-    return DATASET_DEFAULTS.get(profile, DATASET_DEFAULTS["imagefolder"])
-
-
-def dataset_family(dataset: str) -> str:
-    return "imagefolder" if dataset.startswith("imagefolder:") else dataset
+# Per-dataset defaults are the dataset cards' (data/cards.py); these names stay for callers.
+DatasetDefaults = DatasetCard
+DATASET_DEFAULTS = CARDS
+dataset_defaults = card_for
 
 
 @dataclass
@@ -166,7 +112,7 @@ class TrainConfig:
         """Every per-dataset None filled in (from ``profile``'s defaults: the loaded data's), paths
         made absolute, values checked."""
         # a profile of no known dataset (data the caller built): the configured dataset's defaults
-        defaults = DATASET_DEFAULTS.get(profile or "") or dataset_defaults(dataset_family(self.dataset))
+        defaults = CARDS.get(profile or "") or card_for(dataset_family(self.dataset))
         cfg = dataclasses.replace(self, method_options=dict(self.method_options))
         # paths are stored absolute, so a run directory evaluates from any working directory
         if cfg.dataset.startswith("imagefolder:") and cfg.dataset.split(":", 1)[1]:
@@ -180,12 +126,32 @@ class TrainConfig:
         return cfg.validate()
 
     @property
+    def recipe(self) -> Recipe:
+        """The per-dataset settings of a resolved config, typed as never None."""
+        values = {name: getattr(self, name) for name in ("epochs", "batch_size", "lr", "weight_decay", "schedule")}
+        missing = [name for name, value in values.items() if value is None]
+        if missing:  # a caller's bug: resolved() fills every one of them
+            raise ValueError(f"{', '.join(missing)} read before the config was resolved")
+        return Recipe(**values)
+
+    @property
     def run_name(self) -> str:
         dataset = self.dataset
         if dataset.startswith("imagefolder:"):
             dataset = "imagefolder-" + (Path(dataset.split(":", 1)[1]).name or "data")
         name = f"{dataset}-{self.arch}-{self.method}-s{self.seed}"
         return re.sub(r"[^A-Za-z0-9_.-]", "_", name)[:200]
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """What the training loop reads of a resolved :class:`TrainConfig` (no None left)."""
+
+    epochs: int
+    batch_size: int
+    lr: float
+    weight_decay: float
+    schedule: str
 
 
 def differences(a: TrainConfig, b: TrainConfig, ignore: tuple[str, ...] = ("device",)) -> list[str]:

@@ -126,7 +126,7 @@ def _check_same_examples(stored: evalstore.StoredEvaluation, new) -> None:
 def _worst_cases(metrics: pd.DataFrame, per_example: dict) -> tuple[pd.DataFrame, dict]:
     """Recompute the worst case over every attack of each norm from the per-example results."""
     from robustbench_mm.attacks import ATTACKS
-    from robustbench_mm.attacks.adversarial import worst_case
+    from robustbench_mm.evaluation.adversarial import worst_case
 
     identity = metrics.iloc[0][["run", "dataset", "arch", "method", "seed"]].to_dict()
     clean = per_example.get(("clean", "clean", 0.0))

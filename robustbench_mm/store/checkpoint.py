@@ -23,6 +23,7 @@ from torch import nn
 
 from robustbench_mm import __version__
 from robustbench_mm.core.errors import UserError
+from robustbench_mm.core.files import atomic_torch_save, safe_torch_load
 from robustbench_mm.core.untrusted import (
     Checker,
     Invalid,
@@ -36,7 +37,6 @@ from robustbench_mm.core.untrusted import (
     text,
 )
 from robustbench_mm.models import ARCHS, create_model, is_arch
-from robustbench_mm.store.storage import atomic_torch_save, safe_torch_load
 
 FORMAT_NAME = "robustbench_mm.model"
 FORMAT_VERSION = 1
@@ -116,7 +116,8 @@ def validate_model_meta(payload: dict, path: Path) -> dict[str, Any]:
     for key in ("mean", "std"):
         if len(meta[key]) != meta["in_channels"]:
             raise UserError(
-                f"{clip_path(path)}: bad metadata: {key} has {len(meta[key])} values for {meta['in_channels']} channel(s)"
+                f"{clip_path(path)}: bad metadata: "
+                f"{key} has {len(meta[key])} values for {meta['in_channels']} channel(s)"
             )
     return meta
 

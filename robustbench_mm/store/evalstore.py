@@ -26,11 +26,11 @@ import numpy as np
 import pandas as pd
 
 from robustbench_mm.core.errors import UserError
+from robustbench_mm.core.files import read_csv_table, require_numeric
 from robustbench_mm.core.results import COLUMNS
 from robustbench_mm.core.untrusted import clip_path, plain
 from robustbench_mm.settings import read_toml, to_toml
 from robustbench_mm.store.publish import current_generation, publish_generation
-from robustbench_mm.store.storage import read_csv_table, require_numeric
 
 LINK = "eval"
 METRICS, PER_EXAMPLE, RELIABILITY, RECORD = "metrics.csv", "per_example.npz", "reliability.csv", "evaluation.toml"
@@ -82,7 +82,7 @@ def write(
     metrics: pd.DataFrame,
     per_example: dict[Key, np.ndarray],
     reliability: pd.DataFrame | None,
-    record: dict[str, dict[str, Any]],
+    record: dict[str, Any],
     tables: dict[str, pd.DataFrame] | None = None,
 ) -> Path:
     """Publish a complete evaluation as the run's new generation."""
@@ -92,7 +92,8 @@ def write(
             raise ValueError(f"a suite's table name must be a plain word, got {name!r}")  # a suite's bug
         files[f"{name}.csv"] = table.to_csv(index=False, float_format="%.6g").encode()
     buffer = io.BytesIO()
-    np.savez_compressed(buffer, **{f"{s}|{t}|{sev:g}": _per_example_array(v) for (s, t, sev), v in per_example.items()})
+    arrays = {f"{s}|{t}|{sev:g}": _per_example_array(v) for (s, t, sev), v in per_example.items()}
+    np.savez_compressed(buffer, **arrays)  # type: ignore[arg-type]  # numpy's stub types **kwds as allow_pickle
     files[PER_EXAMPLE] = buffer.getvalue()
     if reliability is not None:
         files[RELIABILITY] = reliability.to_csv(index=False, float_format="%.6g").encode()

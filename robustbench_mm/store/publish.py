@@ -24,8 +24,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from robustbench_mm.core.errors import UserError
+from robustbench_mm.core.files import atomic_write_bytes, fsync_dir
 from robustbench_mm.core.untrusted import clip_path
-from robustbench_mm.store.storage import atomic_write_bytes, fsync_dir
 
 _GENERATION = re.compile(r"\.(?P<name>[A-Za-z0-9_-]+)-(?P<n>[0-9]{1,9})")
 COMPLETE = "COMPLETE"

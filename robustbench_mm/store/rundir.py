@@ -24,10 +24,7 @@ from typing import Any
 import pandas as pd
 
 from robustbench_mm.core.errors import UserError
-from robustbench_mm.core.untrusted import clip_path
-from robustbench_mm.settings import TrainConfig, differences, from_table, read_toml, to_table, to_toml
-from robustbench_mm.store import evalstore
-from robustbench_mm.store.storage import (
+from robustbench_mm.core.files import (
     atomic_torch_save,
     atomic_write_text,
     ensure_writable_dir,
@@ -37,6 +34,9 @@ from robustbench_mm.store.storage import (
     run_lock,
     safe_torch_load,
 )
+from robustbench_mm.core.untrusted import clip_path
+from robustbench_mm.settings import TrainConfig, differences, from_table, read_toml, to_table, to_toml
+from robustbench_mm.store import evalstore
 
 CONFIG, CHECKPOINT, MODEL, TRAIN_LOG = "config.toml", "checkpoint.pt", "model.pt", "train_log.csv"
 # the first releases' evaluation files, at the top of the run directory

@@ -7,7 +7,7 @@ import torch
 from robustbench_mm.core.errors import UserError
 from robustbench_mm.core.untrusted import clip
 from robustbench_mm.data.datasets import DatasetSplits
-from robustbench_mm.evaluation.calibration import holdout_split
+from robustbench_mm.data.splits import holdout_split
 from robustbench_mm.settings import TrainConfig
 
 

@@ -15,6 +15,7 @@ import json
 import math
 import sys
 import time
+import typing
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -26,7 +27,7 @@ from robustbench_mm.core.errors import UserError
 from robustbench_mm.core.inference import predict_logits, resolve_device, torch_threads
 from robustbench_mm.core.randomness import Randomness, seed_everything
 from robustbench_mm.data.datasets import DatasetSplits, apply_crop_flip, draw_crop_flip, load_dataset, to_float
-from robustbench_mm.evaluation.calibration import holdout_split
+from robustbench_mm.data.splits import training_split
 from robustbench_mm.methods import Method, Step, create_method
 from robustbench_mm.models import create_model
 from robustbench_mm.settings import TrainConfig
@@ -44,18 +45,6 @@ class TrainResult:
     epochs: int
     seconds: float
     state: str = "new"  # what the run directory held: new, resume, finished (reused) or replace
-
-
-def training_split(n: int, fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Indices (train, holdout) of the training split; the holdout calibrates temperature.
-
-    Fixed by the run's seed (see :func:`calibration.holdout_split`) and recorded in the run's
-    config.toml and model.pt, so evaluation finds exactly the examples training never saw.
-    """
-    if fraction == 0:
-        return torch.arange(n), torch.empty(0, dtype=torch.int64)
-    train_idx, holdout_idx = holdout_split(n, fraction, seed)
-    return torch.from_numpy(train_idx), torch.from_numpy(holdout_idx)
 
 
 # ------------------------------------------------------------------------------ the run
@@ -123,7 +112,7 @@ def train(
                 return _reused(run, say)
             session = _start(cfg, method, data, device, dctx, run, state, sync_bn, say, progress)
             started = time.perf_counter()
-            for epoch in range(session.start_epoch, session.cfg.epochs):
+            for epoch in range(session.start_epoch, session.cfg.recipe.epochs):
                 _train_epoch(session, epoch)
             return dataclasses.replace(_finish(session, started), state=state)
     finally:
@@ -154,10 +143,10 @@ def _reused(run: RunDir, say: Callable[[str], None]) -> TrainResult:
 
 def _start(cfg, method, data, device, dctx, run, state, sync_bn, say, progress) -> Session:
     seed_everything(cfg.seed)
-    model = create_model(
+    net = create_model(
         cfg.arch, data.num_classes, data.in_channels, data.image_size, data.mean, data.std, cfg.mix_modules
     )
-    method.check_model(model)
+    method.check_model(net)
     resume_state = _resume_state(run, cfg, device) if state == "resume" else None
     if dctx.main and resume_state is None:
         run.prepare(replace=state == "replace", say=say)
@@ -165,7 +154,8 @@ def _start(cfg, method, data, device, dctx, run, state, sync_bn, say, progress) 
 
     train_idx, holdout_idx = training_split(len(data.train_y), cfg.holdout_fraction, cfg.seed)
     amp = device.type == "cuda" if cfg.amp == "auto" else cfg.amp == "on"
-    model, channels_last = to_training_layout(model, device, amp)
+    model: torch.nn.Module
+    model, channels_last = to_training_layout(net, device, amp)
     model.to(device)
     core = model
     if dctx.active:
@@ -177,7 +167,8 @@ def _start(cfg, method, data, device, dctx, run, state, sync_bn, say, progress) 
         model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     train_x, train_y, on_device = place_training_data(data, train_idx, device)
     say(
-        f"data: {len(train_y)} training images {'resident on ' + str(device) if on_device else 'in pinned host memory, copied per batch'}"
+        f"data: {len(train_y)} training images "
+        + (f"resident on {device}" if on_device else "in pinned host memory, copied per batch")
     )
     session = Session(
         cfg=cfg,
@@ -200,7 +191,7 @@ def _start(cfg, method, data, device, dctx, run, state, sync_bn, say, progress) 
         log_rows=[],
     )
     if cfg.compile:
-        session.model = torch.compile(model)
+        session.model = typing.cast(torch.nn.Module, torch.compile(model))  # a compiled module calls like one
     if resume_state is not None:
         path = run.file("checkpoint.pt")
         restore_state(core, resume_state["model"], path, f"the checkpoint's weights do not fit a {cfg.arch} model")
@@ -227,13 +218,16 @@ def _start(cfg, method, data, device, dctx, run, state, sync_bn, say, progress) 
 def _resume_state(run: RunDir, cfg: TrainConfig, device: torch.device) -> dict:
     """The checkpoint to continue from, checked field by field before any of it is used."""
     path = run.file("checkpoint.pt")
-    return validate_checkpoint(run.read_checkpoint(), path, cfg.epochs, device=device)
+    return validate_checkpoint(run.read_checkpoint(), path, cfg.recipe.epochs, device=device)
 
 
 def _set_lr(s: Session, step: int, steps_per_epoch: int) -> float:
     """Set the lr of optimizer step ``step``: per step, so a schedule means the same at 1 epoch as at 1,000."""
-    cfg = s.cfg
-    lr = cfg.lr * schedules.lr_factor(cfg.schedule, step, cfg.epochs * steps_per_epoch, steps_per_epoch, cfg.milestones)
+    recipe = s.cfg.recipe
+    factor = schedules.lr_factor(
+        recipe.schedule, step, recipe.epochs * steps_per_epoch, steps_per_epoch, s.cfg.milestones
+    )
+    lr = recipe.lr * factor
     for group in s.optimizer.param_groups:
         group["lr"] = lr
     return lr
@@ -244,7 +238,7 @@ def _train_epoch(s: Session, epoch: int) -> None:
     epoch_start = time.perf_counter()
     s.model.train()
     n = len(s.train_y)
-    batch_size = min(cfg.batch_size, n)
+    batch_size = min(cfg.recipe.batch_size, n)
     steps = n // batch_size
     first_lr = _set_lr(s, epoch * steps, steps)
     # Under torchrun each rank trains on its slice of every global batch (same order on all ranks).
@@ -257,7 +251,7 @@ def _train_epoch(s: Session, epoch: int) -> None:
     total_correct = torch.zeros((), device=device, dtype=torch.long)
     seen = 0
     step_rand = Step(rng=s.rand.mix, generator=s.rand.method, loss_kind=cfg.mix_loss, lam_as_tensor=cfg.compile)
-    bar = _progress(steps, f"epoch {epoch + 1}/{cfg.epochs}", s.progress)
+    bar = _progress(steps, f"epoch {epoch + 1}/{cfg.recipe.epochs}", s.progress)
     for step in range(steps):
         if step:
             _set_lr(s, epoch * steps + step, steps)
@@ -298,13 +292,13 @@ LINE_EVERY_S = 10.0  # a log gets an epoch line at most this often (and always t
 def _epoch_line(s: Session, epoch: int) -> None:
     """A log file or CI: a line per finished epoch instead of a bar, thinned out when epochs are short."""
     now = time.perf_counter()
-    if epoch + 1 < s.cfg.epochs and now - s.last_line < LINE_EVERY_S:
+    if epoch + 1 < s.cfg.recipe.epochs and now - s.last_line < LINE_EVERY_S:
         return
     s.last_line = now
     row = s.log_rows[-1]
     s.say(
-        f"epoch {epoch + 1}/{s.cfg.epochs}: loss {row['loss']:.4f}, train accuracy {row['train_accuracy'] * 100:.1f}%, "
-        f"{row['seconds']:.0f} s"
+        f"epoch {epoch + 1}/{s.cfg.recipe.epochs}: loss {row['loss']:.4f}, "
+        f"train accuracy {row['train_accuracy'] * 100:.1f}%, {row['seconds']:.0f} s"
     )
 
 
@@ -341,7 +335,7 @@ def _finish(s: Session, started: float) -> TrainResult:
     cfg, data = s.cfg, s.data
     test_accuracy = _test_accuracy(s.core, data, s.dctx)
     result = TrainResult(
-        run_dir=s.run.path, test_accuracy=test_accuracy, epochs=cfg.epochs, seconds=time.perf_counter() - started
+        run_dir=s.run.path, test_accuracy=test_accuracy, epochs=cfg.recipe.epochs, seconds=time.perf_counter() - started
     )
     if not s.dctx.main:
         return result

@@ -20,7 +20,8 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-SCHEDULES = ("step", "cosine", "trapezoid")
+from robustbench_mm.settings.train import SCHEDULES  # the names (a setting's choices); the shapes are here
+
 WARMUP_FRACTION = 0.03  # of all steps: enough for BatchNorm statistics and momentum to settle
 MAX_WARMUP_STEPS = 300
 DECAY_FRACTION = 0.3  # trapezoid: the share of steps spent decaying to 0

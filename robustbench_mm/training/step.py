@@ -47,10 +47,10 @@ def make_optimizer(params, cfg: TrainConfig, device: torch.device) -> torch.opti
     """SGD with Nesterov momentum (the official code); the fused kernel on CUDA."""
     return torch.optim.SGD(
         params,
-        lr=cfg.lr,
+        lr=cfg.recipe.lr,
         momentum=cfg.momentum,
         nesterov=cfg.nesterov,
-        weight_decay=cfg.weight_decay,
+        weight_decay=cfg.recipe.weight_decay,
         fused=device.type == "cuda" or None,
     )
 

@@ -27,10 +27,10 @@ from matplotlib.figure import Figure
 from torch import nn
 
 from robustbench_mm.core.errors import UserError
+from robustbench_mm.core.files import atomic_write_bytes
 from robustbench_mm.core.inference import evaluating
 from robustbench_mm.methods import Step, create_method
 from robustbench_mm.models.base import MixableNet
-from robustbench_mm.store.storage import atomic_write_bytes
 
 PROBLEMS = ("spiral", "moons")
 METHODS = ("erm", "mixup", "manifold-mixup")
@@ -156,11 +156,13 @@ def shade(probs: np.ndarray) -> np.ndarray:
     return (1.0 - weight) + weight * colour
 
 
-def _draw(ax: Axes, probs: np.ndarray, extent, points: np.ndarray, y: np.ndarray) -> None:
+def _draw(
+    ax: Axes, probs: np.ndarray, extent: tuple[float, float, float, float], points: np.ndarray, y: np.ndarray
+) -> None:
     ax.imshow(shade(probs), origin="lower", extent=extent, aspect="auto", interpolation="nearest")
     ax.contour(
-        np.linspace(*extent[:2], GRID),
-        np.linspace(*extent[2:], GRID),
+        np.linspace(extent[0], extent[1], GRID),
+        np.linspace(extent[2], extent[3], GRID),
         probs[..., 1],
         levels=[0.5],
         colors="k",
@@ -206,7 +208,8 @@ def boundary_figure(all_panels: list[Panels], y: torch.Tensor, x: torch.Tensor, 
     axes[0, 0].set_ylabel("input space")
     axes[1, 0].set_ylabel("2-D hidden space (bottleneck)")
     fig.suptitle(
-        f"{problem} (seed {seed}): decision regions, shaded by confidence (white = chance), and each class's hidden states",
+        f"{problem} (seed {seed}): decision regions, shaded by confidence (white = chance), "
+        "and each class's hidden states",
         fontsize=11,
     )
     return fig

@@ -21,7 +21,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 from robustbench_mm.core.errors import UserError
-from robustbench_mm.store.storage import atomic_write_bytes
+from robustbench_mm.core.files import atomic_write_bytes
 
 PCT = 100.0  # accuracies/ECE are fractions in the table, percent on the page
 DPI = 110
@@ -88,7 +88,7 @@ def severity_label(suite: str, test: str) -> str:
     """x-axis label with units for a test's severity, as the test's owner defines it."""
     if suite == "adversarial":
         from robustbench_mm.attacks import ATTACKS
-        from robustbench_mm.attacks.adversarial import WORST_CASE_NORMS
+        from robustbench_mm.evaluation.adversarial import WORST_CASE_NORMS
 
         norm = WORST_CASE_NORMS.get(test) or (ATTACKS.get(test).norm if test in ATTACKS else None)
         if norm == "none":

@@ -95,7 +95,7 @@ def _curves(
     seeds = rows.groupby("method")["seed"].nunique().to_dict()
     has_clean = clean_lines is not None and not clean_lines.empty
     clean_means = seed_stats(clean_lines, ["method"]).set_index("method")["mean"] if has_clean else None
-    for ax, test in zip(grid(fig, len(tests), max_cols), tests):
+    for ax, test in zip(grid(fig, len(tests), max_cols), tests, strict=True):
         sub = rows[rows["test"] == test]
         if clean_at_zero is not None and not clean_at_zero.empty and not (sub["severity"] == 0).any():
             sub = pd.concat([sub, clean_at_zero.assign(test=test, severity=0.0)], ignore_index=True)

@@ -63,7 +63,7 @@ def spectra_figure(spectra: pd.DataFrame, title: str = "", max_index: int = 40) 
     stats = seed_stats(df, ["method", "layer", "index"])
     fig = new_figure(3.4 * len(layers), 3.6)
     axes = fig.subplots(1, len(layers), squeeze=False)[0]
-    for ax, layer in zip(axes, layers):
+    for ax, layer in zip(axes, layers, strict=True):
         for method in methods:
             part = stats[(stats["method"] == method) & (stats["layer"] == layer)].sort_values("index")
             mean = part["mean"].to_numpy()

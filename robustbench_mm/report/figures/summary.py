@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -135,7 +136,11 @@ def _summary_bars(
         return _no_data(ax, lens)
     width = 0.8 / len(groups)
     x = np.arange(len(methods))
-    styles = [dict(alpha=0.9, hatch=None), dict(alpha=0.45, hatch="//"), dict(alpha=0.3, hatch="..")]
+    styles: list[dict[str, Any]] = [
+        dict(alpha=0.9, hatch=None),
+        dict(alpha=0.45, hatch="//"),
+        dict(alpha=0.3, hatch=".."),
+    ]
     handles = []
     for j, (label, stats) in enumerate(groups.items()):
         s = stats.set_index("method").reindex(methods)

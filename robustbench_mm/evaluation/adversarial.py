@@ -18,6 +18,7 @@ Rows (``results.row``):
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import torch
@@ -30,7 +31,15 @@ from robustbench_mm.attacks.session import AttackSession
 from robustbench_mm.core.errors import UserError
 from robustbench_mm.core.results import row
 from robustbench_mm.data.threat import ThreatModel, headline_radius
-from robustbench_mm.evaluation.interface import SuiteContext, SuiteOutput, register_suite
+from robustbench_mm.evaluation.interface import (
+    HEADLINE_EPS,
+    Column,
+    Question,
+    Section,
+    SuiteContext,
+    SuiteOutput,
+    register_suite,
+)
 from robustbench_mm.settings import EvalConfig
 
 SUITE = "adversarial"
@@ -68,11 +77,12 @@ def _steps(name: str, config: EvalConfig) -> int:
 def _plan(ctx: SuiteContext) -> tuple[list[str], bool, list[float], list[float]]:
     cfg = ctx.config
     explicit = cfg.attacks is not None
-    names = list(dict.fromkeys(cfg.attacks)) if explicit else list(DEFAULT_ATTACKS)
+    names = list(dict.fromkeys(cfg.attacks)) if cfg.attacks is not None else list(DEFAULT_ATTACKS)
     if not explicit:  # a default attack that needs more classes than the dataset has is left out
         names = [n for n in names if ATTACKS.get(n).min_classes <= ctx.num_classes]
     if not names:
         raise UserError("the adversarial suite needs at least one attack (--attacks)")
+    assert ctx.threat is not None  # SuiteContext fills it in
     linf, l2 = eps_grids(ctx.threat, cfg)
     for name in names:  # fail fast, before minutes of attacking
         spec = ATTACKS.get(name)
@@ -121,6 +131,15 @@ def _grid(name: str, explicit: bool, linf: list[float], l2: list[float], headlin
     "adversarial",
     order=20,
     description="robust accuracy under attacks over an ε grid, worst case, gradient-masking checks",
+    headline=tuple(
+        Column(f"{label} ε={{eps}} (%)", test, severity=HEADLINE_EPS, masking=True)
+        for test, label in (("fgsm", "FGSM"), ("pgd-linf", "PGD"), ("worst-case", "Worst case"))
+    )
+    # the robustness curve's numbers beside the headline's (curve.py): they still differ where the
+    # headline is saturated
+    + (Column("Median ε*", "curve", "median-eps"), Column("Curve area to ε={eps} (%)", "curve", "auc", HEADLINE_EPS)),
+    sections=(Section("Adversarial accuracy (%) by attack and ε", "grid"),),
+    verdict=(Question("worst-case robust accuracy at ε = {eps}", "worst-case", severity=HEADLINE_EPS, rank=10),),
 )
 def adversarial_suite(ctx: SuiteContext) -> SuiteOutput:
     cfg = ctx.config
@@ -131,6 +150,7 @@ def adversarial_suite(ctx: SuiteContext) -> SuiteOutput:
     out = SuiteOutput()
     model = ctx.model
     session = ctx.attacks or AttackSession(model)  # model copies and clean verdicts built once
+    assert ctx.threat is not None  # SuiteContext fills it in
     headline = headline_radius(linf_grid, ctx.threat)
     calls = sum(len(_grid(name, explicit, linf_grid, l2_grid, headline)) for name in names) + DIAGNOSTIC_CALLS
     calls += len(minimum)
@@ -180,7 +200,7 @@ def adversarial_suite(ctx: SuiteContext) -> SuiteOutput:
     smallest_linf = min((e for e in linf_grid if e > 0), default=None)
     with bar:
         for name in names:
-            options = {"n_queries": SQUARE_QUERIES} if name == "square" and not explicit else {}
+            options: dict[str, Any] = {"n_queries": SQUARE_QUERIES} if name == "square" and not explicit else {}
             for eps in _grid(name, explicit, linf_grid, l2_grid, headline):
                 keep = name == "pgd-linf" and eps == smallest_linf
                 res = run(name, eps, keep_logits=keep, **options)
@@ -191,6 +211,7 @@ def adversarial_suite(ctx: SuiteContext) -> SuiteOutput:
                     continue
                 correct[(name, eps)] = ok
                 if keep:
+                    assert res.logits is not None  # asked for with keep_logits
                     out.logits[(SUITE, name, float(eps))] = res.logits
         _finish(ctx, out, record, run, correct, acc, linf_grid, l2_grid)
         min_norm.add_to_suite(ctx, run, out, minimum, linf_grid, l2_grid, headline)
