@@ -37,7 +37,7 @@ from robustbench_mm.data.threat import threat_of
 from robustbench_mm.evaluation.catalog import default_suites, ordered_suites
 from robustbench_mm.evaluation.interface import Suite, SuiteContext
 from robustbench_mm.settings import EvalConfig, dataset_defaults
-from robustbench_mm.store.rundir import RunDir
+from robustbench_mm.store.rundir import RunDir, model_digest
 
 
 def check_suites(suites: Sequence[str]) -> list[str]:
@@ -225,7 +225,7 @@ def evaluate_run(
     model, meta = run.load_model(data=data)
     holding = write and (shard is None or shard.main)
     with run.locked("mmbench evaluate") if holding else contextlib.nullcontext():
-        stored = None if fresh else run.evaluation()
+        stored = None if fresh else run.evaluation(same_model=False)  # another model's is dropped below
         done = accumulate.already_done(stored, run, config) if reuse else None
         if done is not None:
             return done
@@ -240,7 +240,7 @@ def evaluate_run(
             shard=shard,
             progress=progress,
         )
-        merged = accumulate.merge(stored, evaluation)
+        merged = accumulate.merge(stored, evaluation, model_digest(run.file("model.pt")))
         if holding:
             accumulate.publish(run, merged, config)
     return merged
