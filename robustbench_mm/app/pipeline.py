@@ -8,7 +8,9 @@ cluster scheduler instead, after which ``mmbench report`` collects the run direc
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import os
 import shlex
 import signal
 import sys
@@ -186,11 +188,18 @@ def run_benchmark(plan: RunPlan, train: TrainConfig, evaluate: EvalConfig) -> in
     data = _cached_dataset(configs[0], load_dataset)
     for cfg, _ in resolved_runs(configs, data):  # every destination checked before anything trains
         RunDir.of(plan.runs_dir, cfg).training_state(cfg, plan.force)
+    created = not Path(plan.out).exists()
     ensure_writable_dir(plan.out)
 
     started = time.perf_counter()
     jobs = min(plan.jobs or default_jobs(train.device, train.cpu_threads), len(configs))
-    results = _run_all(configs, evaluate, plan, jobs, _job_devices(jobs, train.device))
+    try:
+        results = _run_all(configs, evaluate, plan, jobs, _job_devices(jobs, train.device))
+    except BaseException:  # refused (a run's lock) or interrupted: leave no empty report folder behind
+        if created:
+            with contextlib.suppress(OSError):
+                os.rmdir(plan.out)  # only ever removes an empty folder
+        raise
     seconds = time.perf_counter() - started
     report = write_report(
         [r[0] for r in results], plan.out, formats=plan.formats, seconds=seconds, floor=plan.accuracy_floor

@@ -210,6 +210,7 @@ class RunDir:
             device,
             expect_arch=cfg.arch,
             expect_dataset=cfg.dataset,
+            expect_method=cfg.method,
             expect_classes=None if data is None else list(data.classes),
             expect_input=None if data is None else (data.in_channels, data.image_size),
         )

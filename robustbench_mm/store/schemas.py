@@ -8,7 +8,8 @@ one dimension whose length is the ``n`` of their metrics row, and agreement with
 belongs to (dataset, architecture, method and seed of config.toml; the model's sha256). A file
 that fails gets one UserError naming the file and the field; nothing downstream ever sees it.
 
-model.pt and checkpoint.pt have their schemas in :mod:`.checkpoint`, config.toml its settings in
+The weights of model.pt and checkpoint.pt (dense, finite tensors) are checked here too; their
+metadata and training state in :mod:`.checkpoint`, config.toml's settings in
 :mod:`robustbench_mm.settings`, report.csv baselines theirs in :mod:`robustbench_mm.report.gate`.
 """
 
@@ -21,6 +22,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import torch
 
 from robustbench_mm.core.errors import UserError
 from robustbench_mm.core.metrics import NEITHER, metric
@@ -54,6 +56,55 @@ def _integers(table: pd.DataFrame, column: str, path: Path, low: int, high: int)
     if bad.any():
         first = values[bad].iloc[0]
         raise _fail(path, f"column {column!r} must hold whole numbers in [{low}, {high}], got {_show(first)}")
+
+
+# ------------------------------------------------------------------------------ model.pt, checkpoint.pt
+
+
+def check_state_dict(state: Any, path: Path, field: str) -> dict[str, torch.Tensor]:
+    """A dict of named dense tensors, bounded in count (not checked against any model here)."""
+    if not isinstance(state, dict) or not 1 <= len(state) <= 100_000:
+        raise UserError(f"{clip_path(path)}: {field} must be a dict of named tensors, got {clip(state, 60)}")
+    name = text(1000, printable=False)
+    for key, value in state.items():
+        try:
+            name(key)
+        except Invalid:
+            raise UserError(
+                f"{clip_path(path)}: {field} has a key that is not a tensor name: {clip(key, 60)}"
+            ) from None
+        if not isinstance(value, torch.Tensor):
+            raise UserError(f"{clip_path(path)}: {field}[{clip(key, 60)}] must be a tensor, got {clip(value, 60)}")
+        if value.layout != torch.strided:
+            raise UserError(
+                f"{clip_path(path)}: {field}[{clip(key, 60)}] must be a dense tensor, got a {_layout(value)} one"
+            )
+        _check_finite(value, path, f"{field}[{clip(key, 60)}]")
+    return state
+
+
+def _layout(tensor: torch.Tensor) -> str:
+    return str(tensor.layout).removeprefix("torch.").replace("_", " ")[:20]
+
+
+def _check_finite(value: torch.Tensor, path: Path, field: str) -> None:
+    """Weights and optimizer state are finite numbers: NaN or inf there is a damaged file (training
+    stops before it would save one), which must not be blamed on the learning rate later."""
+    if value.is_floating_point() and value.device.type != "meta" and not bool(torch.isfinite(value).all()):
+        raise UserError(
+            f"{clip_path(path)}: {field} holds NaN or infinite values: the file is damaged; "
+            "delete it (or train with --force) to start over"
+        )
+
+
+def first_non_finite(state: dict) -> Any:
+    """The key of an optimizer's per-parameter state holding NaN or inf (None: all finite)."""
+    for param, values in list(state.items())[:100_000]:
+        for value in values.values() if isinstance(values, dict) else ():
+            if isinstance(value, torch.Tensor) and value.layout == torch.strided and value.is_floating_point():
+                if not bool(torch.isfinite(value).all()):
+                    return param
+    return None
 
 
 # ------------------------------------------------------------------------------ metrics.csv
