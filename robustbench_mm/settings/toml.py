@@ -60,17 +60,16 @@ def loads(text: str, where: str) -> dict[str, Any]:
 
 
 def _too_deep(data: dict[str, Any]) -> str | None:
-    """The first top-level key whose value nests deeper than MAX_DEPTH (walked without recursion)."""
-    for key, value in data.items():
-        stack = [(value, 1)]
-        while stack:
-            item, depth = stack.pop()
-            if depth > MAX_DEPTH:
-                return plain(key, 40)
-            if isinstance(item, dict):
-                stack.extend((v, depth + 1) for v in item.values())
-            elif isinstance(item, list):
-                stack.extend((v, depth + 1) for v in item)
+    """The dotted key (``run.x``) whose value nests deeper than MAX_DEPTH (walked without recursion)."""
+    stack: list[tuple[Any, int, str]] = [(value, 1, str(key)) for key, value in data.items()]
+    while stack:
+        item, depth, name = stack.pop()
+        if depth > MAX_DEPTH:
+            return plain(name, 60)
+        if isinstance(item, dict):
+            stack.extend((v, depth + 1, f"{name}.{k}") for k, v in item.items())
+        elif isinstance(item, list):
+            stack.extend((v, depth + 1, name) for v in item)
     return None
 
 

@@ -126,7 +126,7 @@ def check_metrics(table: pd.DataFrame, path: Path, expect: dict[str, Any] | None
         try:
             info = metric(str(name))
         except UserError:
-            raise _fail(path, f"column 'metric' holds an unknown metric {clip(str(name), 40)}") from None
+            raise _fail(path, f"column 'metric' holds an unknown metric {plain(str(name), 40)}") from None
         values = rows["value"].astype(float)
         # NaN is "not measured": only a row over no examples or a descriptive quantity may hold it
         unmeasured = values.isna() & (rows["n"] > 0) & (info.direction != NEITHER)
@@ -135,7 +135,7 @@ def check_metrics(table: pd.DataFrame, path: Path, expect: dict[str, Any] | None
             r = rows[outside].iloc[0]
             raise _fail(
                 path,
-                f"value {_show(r['value'])} of {clip(str(name), 40)} ({plain(r['suite'], 30)}/{plain(r['test'], 30)}) "
+                f"value {_show(r['value'])} of {plain(str(name), 40)} ({plain(r['suite'], 30)}/{plain(r['test'], 30)}) "
                 f"is outside its range [{info.low:g}, {info.high:g}]",
             )
     if table.duplicated(subset=["suite", "test", "severity", "metric"]).any():
@@ -151,7 +151,7 @@ def _check_identity(table: pd.DataFrame, path: Path, expect: dict[str, Any] | No
     method = str(table["method"].iloc[0])
     if method not in METHODS:
         raise _fail(
-            path, f"column 'method' names an unknown method {clip(method, 40)}; valid: {', '.join(METHODS.names())}"
+            path, f"column 'method' names an unknown method {plain(method, 40)}; valid: {', '.join(METHODS.names())}"
         )
     for column in IDENTITY:
         if expect is None or expect.get(column) is None:
@@ -160,7 +160,7 @@ def _check_identity(table: pd.DataFrame, path: Path, expect: dict[str, Any] | No
         if str(found) != str(wanted):
             raise _fail(
                 path,
-                f"column {column!r} says {clip(str(found), 60)} but the run's config.toml says {clip(str(wanted), 60)}",
+                f"column {column!r} says {plain(str(found), 60)} but the run's config.toml says {plain(str(wanted), 60)}",
             )
 
 
@@ -177,6 +177,7 @@ def check_per_example(
         for s, t, v, n in metrics[["suite", "test", "severity", "n"]].itertuples(index=False, name=None)
     }
     suites = set(metrics["suite"].astype(str))
+    subset_n = subset_n if isinstance(subset_n, int) else None  # its type is check_record's to refuse
     for key, values in arrays.items():
         name = "|".join(map(str, key[:2])) + f"|{key[2]:g}"
         where = f"array {plain(name, 60)}"
@@ -190,11 +191,11 @@ def check_per_example(
                 raise _fail(path, f"{where} must hold probabilities in [0, 1]")
         elif values.dtype.kind != "b":
             raise _fail(path, f"{where} must hold true/false values, got {plain(str(values.dtype), 20)}")
-        expected = counts.get(key, subset_n)
         if key not in counts and key[0] not in suites:
             raise _fail(path, f"{where} belongs to no row of metrics.csv")
-        if expected is not None and len(values) != expected:
-            raise _fail(path, f"{where} has {len(values)} entries for {expected} test examples")
+        for expected in (counts.get(key), subset_n):  # its row's n, and evaluation.toml's test examples
+            if expected is not None and len(values) != expected:
+                raise _fail(path, f"{where} has {len(values)} entries for {expected} test examples")
     clean = ("clean", "clean", 0.0)
     if clean in counts and clean not in arrays:
         raise _fail(path, "the clean accuracy's array clean|clean|0 is missing")
@@ -241,8 +242,8 @@ def _same_run(table: pd.DataFrame, path: Path, metrics: pd.DataFrame) -> None:
             found = set(table[column].astype(str))
             wanted = str(metrics[column].iloc[0])
             if found != {wanted}:
-                shown = clip(", ".join(sorted(found)), 60)
-                raise _fail(path, f"column {column!r} says {shown} but metrics.csv says {clip(wanted, 60)}")
+                shown = plain(", ".join(sorted(found)), 60)
+                raise _fail(path, f"column {column!r} says {shown} but metrics.csv says {plain(wanted, 60)}")
 
 
 # ------------------------------------------------------------------------------ evaluation.toml
