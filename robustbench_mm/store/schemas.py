@@ -160,7 +160,8 @@ def _check_identity(table: pd.DataFrame, path: Path, expect: dict[str, Any] | No
         if str(found) != str(wanted):
             raise _fail(
                 path,
-                f"column {column!r} says {plain(str(found), 60)} but the run's config.toml says {plain(str(wanted), 60)}",
+                f"column {column!r} says {plain(str(found), 60)} "
+                f"but the run's config.toml says {plain(str(wanted), 60)}",
             )
 
 
