@@ -237,11 +237,19 @@ def check_table(name: str, table: pd.DataFrame, path: Path, metrics: pd.DataFram
     _same_run(table, path, metrics)
 
 
+def _name(value: Any) -> str:
+    """A cell as text: a whole number read as a float ('0.0' where a column also holds an empty cell)
+    as the integer it is."""
+    if isinstance(value, (float, np.floating)) and math.isfinite(value) and value == int(value):
+        return str(int(value))
+    return str(value)
+
+
 def _same_run(table: pd.DataFrame, path: Path, metrics: pd.DataFrame) -> None:
     for column in ("method", "seed"):
         if column in table.columns and not metrics.empty:
-            found = set(table[column].astype(str))
-            wanted = str(metrics[column].iloc[0])
+            found = set(table[column].map(_name))
+            wanted = _name(metrics[column].iloc[0])
             if found != {wanted}:
                 shown = plain(", ".join(sorted(found)), 60)
                 raise _fail(path, f"column {column!r} says {shown} but metrics.csv says {plain(wanted, 60)}")
