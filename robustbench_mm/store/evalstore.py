@@ -65,7 +65,7 @@ def read(run: Path, expect: dict[str, Any] | None = None, digest: str | None = N
     where = folder(run)
     if where is None:
         return None
-    for path in [where, *where.iterdir()] if where != run else []:
+    for path in [where, *(where / name for name in (METRICS, PER_EXAMPLE, RELIABILITY, RECORD)), *where.glob("*.csv")]:
         _inside(run, path)
     record_path = where / RECORD
     metrics = _metrics(where / METRICS, expect)
