@@ -371,6 +371,8 @@ def hostile_report(trained_runs, digits, tmp_path_factory) -> str:
     evaluate_run(run, config=EvalConfig(suites=["clean", "calibration"]), data=digits)
     metrics = pd.read_csv(run / "eval" / "metrics.csv")
     metrics.assign(dataset=HOSTILE).to_csv(run / "eval" / "metrics.csv", index=False)
+    config = run / "config.toml"  # the run's own record must say the same, or the report refuses it
+    config.write_text(config.read_text().replace('dataset = "digits"', f'dataset = "{HOSTILE}"', 1))
     write_report([run], root / "rep", plots=False)
     return (root / "rep" / "report.md").read_text()
 

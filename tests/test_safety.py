@@ -130,8 +130,8 @@ ROWS = 150_000  # ~9 MB per version: a write takes long enough for kills to land
 
 
 def _version_text(k: int) -> str:
-    head = ",".join(COLUMNS) + "\n"
-    return head + "".join(f"r,digits,cnn,erm,0,clean,clean,{i},accuracy,{k},360\n" for i in range(ROWS))
+    head = ",".join(COLUMNS) + "\n"  # the version k is the value: a "value" row may hold any number
+    return head + "".join(f"r,digits,cnn,erm,0,clean,clean,{i},value,{k},360\n" for i in range(ROWS))
 
 
 def _writer_loop(path: str, start: int) -> None:  # runs in the child process

@@ -9,7 +9,9 @@ scheduler instead, after which ``mmbench report`` collects the run directories.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import os
 import shlex
 import sys
 import time
@@ -142,17 +144,24 @@ def run_benchmark(plan: RunPlan, train: TrainConfig, evaluate: EvalConfig) -> in
         specs.append(RunSpec(i, resolved.run_name, cfg, evaluate, plan.runs_dir, plan.force))
     progress = Progress(len(specs), "runs", mode_for(plan.quiet), unit="run", leave=True)
     scheduler = create_scheduler(plan, train, len(specs), chatty=progress.mode == "lines")
+    created = not Path(plan.out).exists()
     ensure_writable_dir(plan.out)
 
     started = time.perf_counter()
-    with scheduler:
-        scheduler.submit(specs)
-        if scheduler.detached:
-            _say(scheduler.summary())
-            if not plan.wait:
-                _say(f"not waiting: `mmbench status {plan.runs_dir}` shows the runs; `mmbench run` again attaches")
-                return 0
-        outcomes = _collect(scheduler, progress, plan)
+    try:
+        with scheduler:
+            scheduler.submit(specs)
+            if scheduler.detached:
+                _say(scheduler.summary())
+                if not plan.wait:
+                    _say(f"not waiting: `mmbench status {plan.runs_dir}` shows the runs; `mmbench run` again attaches")
+                    return 0
+            outcomes = _collect(scheduler, progress, plan)
+    except BaseException:  # refused (a run's lock) or interrupted: leave no empty report folder behind
+        if created:
+            with contextlib.suppress(OSError):
+                os.rmdir(plan.out)  # only ever removes an empty folder
+        raise
     return _report(plan, outcomes, time.perf_counter() - started)
 
 

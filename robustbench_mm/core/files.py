@@ -17,6 +17,7 @@ import pickle
 import re
 import tempfile
 import threading
+import warnings
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -164,7 +165,9 @@ def safe_torch_load(path: str | Path) -> Any:
     if path.stat().st_size == 0:
         raise UserError(f"checkpoint is empty: {clip_path(path)}")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch's note that it checks sparse tensors: the check is what we want
+            warnings.filterwarnings("ignore", message="Validating sparse tensor invariants")
+            return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         # torch's message opens with boilerplate; the line naming the refused global/opcode is the useful one.
         boilerplate = ("Weights only load failed", "Please file an issue", "Check the documentation")

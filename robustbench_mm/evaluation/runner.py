@@ -39,7 +39,7 @@ from robustbench_mm.evaluation.catalog import default_suites, ordered_suites
 from robustbench_mm.evaluation.interface import Suite, SuiteContext
 from robustbench_mm.evaluation.modelcheck import check_arguments, check_output
 from robustbench_mm.settings import EvalConfig
-from robustbench_mm.store.rundir import RunDir
+from robustbench_mm.store.rundir import RunDir, model_digest
 
 
 def check_suites(suites: Sequence[str]) -> list[str]:
@@ -230,7 +230,7 @@ def evaluate_run(
     model, meta = run.load_model(data=data)
     holding = write and (shard is None or shard.main)
     with run.locked("mmbench evaluate") if holding else contextlib.nullcontext():
-        stored = None if fresh else run.evaluation()
+        stored = None if fresh else run.evaluation(same_model=False)  # another model's is dropped below
         done = accumulate.already_done(stored, run, config) if reuse else None
         if done is not None:
             return done
@@ -245,7 +245,7 @@ def evaluate_run(
             shard=shard,
             progress=progress,
         )
-        merged = accumulate.merge(stored, evaluation)
+        merged = accumulate.merge(stored, evaluation, model_digest(run.file("model.pt")))
         if holding:
             accumulate.publish(run, merged, config)
     return merged

@@ -27,7 +27,7 @@ import pandas as pd
 from robustbench_mm.core.errors import UserError
 from robustbench_mm.core.files import read_csv_table, require_numeric
 from robustbench_mm.core.metrics import NEITHER, metric
-from robustbench_mm.core.untrusted import clip
+from robustbench_mm.core.untrusted import clip, plain
 from robustbench_mm.report.markup import markdown_table
 
 KEYS = ["method", "suite", "test", "severity", "metric"]
@@ -54,16 +54,56 @@ def read_report(path: str | Path) -> pd.DataFrame:
     if duplicated.any():
         first = df[duplicated].iloc[0]
         raise UserError(f"{path}: duplicate rows for {clip('/'.join(str(first[k]) for k in KEYS))}")
+    if df["severity"].isna().any():
+        raise UserError(f"{path}: a row has no severity")
+    _check_counts(df, path)
     for name, rows in df.groupby("metric", sort=True):
         info = metric(str(name))  # an unknown metric is refused: it could never fail the gate
-        bad = ~rows["mean"].map(info.valid)
-        if bad.any():
-            r = rows[bad].iloc[0]
-            raise UserError(
-                f"{path}: {clip(str(name))} = {r['mean']!r} is outside its range "
-                f"[{info.low:g}, {info.high:g}] ({clip('/'.join(str(r[k]) for k in KEYS[:4]))})"
-            )
+        _check_values(rows, info, path)
     return df
+
+
+def _check_counts(df: pd.DataFrame, path: Path) -> None:
+    """``seeds`` and ``n``, where present, are whole numbers (at least one seed, no negative count)."""
+    for column, low in (("seeds", 1), ("n", 0)):
+        if column not in df.columns:
+            continue
+        require_numeric(df, path, [column])
+        values = df[column].astype(float)
+        bad = ~values.map(lambda v, low=low: math.isfinite(v) and v == int(v) and low <= v <= 10**9)
+        if bad.any():
+            raise UserError(f"{path}: {column} = {_plain(values[bad].iloc[0])} is not a whole number >= {low}")
+
+
+def _check_values(rows: pd.DataFrame, info, path: Path) -> None:
+    """``mean`` inside the metric's range (NaN only for a row over no examples), ``std`` a finite
+    spread no wider than the range allows (NaN only for a single seed)."""
+    means, stds = rows["mean"].astype(float), rows["std"].astype(float)
+    counts = rows["n"].astype(float) if "n" in rows.columns else pd.Series(1.0, index=rows.index)
+    seeds = rows["seeds"].astype(float) if "seeds" in rows.columns else pd.Series(1.0, index=rows.index)
+    bad = ~means.map(info.valid) | (means.isna() & (counts > 0))
+    if bad.any():
+        r = rows[bad].iloc[0]
+        raise UserError(
+            f"{path}: {plain(str(info.name))} = {_plain(r['mean'])} is outside its range "
+            f"[{info.low:g}, {info.high:g}] ({clip('/'.join(str(r[k]) for k in KEYS[:4]))})"
+        )
+    widest = info.high - info.low if math.isfinite(info.high - info.low) else 1e150  # squares stay finite
+    bad = ~stds.map(lambda v: 0 <= v <= widest) & ~(stds.isna() & (seeds <= 1))
+    if bad.any():
+        r = rows[bad].iloc[0]
+        raise UserError(
+            f"{path}: std of {plain(str(info.name))} = {_plain(r['std'])} is not a spread in [0, {widest:g}] "
+            f"({clip('/'.join(str(r[k]) for k in KEYS[:4]))})"
+        )
+
+
+def _plain(value) -> str:
+    """A number as a plain number in a message ('5', 'nan', '-1'), never numpy's repr."""
+    try:
+        return f"{float(value):g}"
+    except (TypeError, ValueError):
+        return clip(value, 40)
 
 
 def check_comparable(baseline: pd.DataFrame, current: pd.DataFrame) -> None:
@@ -170,12 +210,12 @@ def _scores(table: pd.DataFrame) -> pd.DataFrame:
 
 def _standard_error(r: pd.Series) -> float:
     """SE of the difference of the two seed-means (0 where a table has one seed or no spread)."""
-    total = 0.0
+    parts = []
     for side in ("base", "cur"):
         std, seeds = r.get(f"std_{side}"), r.get(f"seeds_{side}")
         if pd.notna(std) and pd.notna(seeds) and seeds > 1:
-            total += float(std) ** 2 / float(seeds)
-    return math.sqrt(total)
+            parts.append(float(std) / math.sqrt(float(seeds)))
+    return math.hypot(*parts)  # never overflows, whatever the spreads
 
 
 def _status(merge: str, base: float, cur: float, change: float, allowed: float, info) -> str:

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from robustbench_mm.core.errors import UserError
+from robustbench_mm.core.untrusted import plain
 
 try:
     import tomllib
@@ -41,11 +42,35 @@ def _value(value: Any) -> str:
     raise TypeError(f"cannot write {type(value).__name__} to TOML")
 
 
+MAX_DEPTH = 8  # tables and lists within tables: every file the bench writes nests at most 3 deep
+
+
 def loads(text: str, where: str) -> dict[str, Any]:
+    """Parsed TOML, at most MAX_DEPTH levels deep (a crafted "[[[[..." cannot exhaust the stack)."""
     try:
-        return tomllib.loads(text)
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise UserError(f"{where} is not valid TOML: {str(exc)[:160]}") from None
+    except RecursionError:  # tomllib's parser recurses once per level of nesting
+        raise UserError(f"{where} is nested too deep (more than {MAX_DEPTH} levels)") from None
+    deep = _too_deep(data)
+    if deep is not None:
+        raise UserError(f"{where}: {deep} is nested too deep (more than {MAX_DEPTH} levels)")
+    return data
+
+
+def _too_deep(data: dict[str, Any]) -> str | None:
+    """The dotted key (``run.x``) whose value nests deeper than MAX_DEPTH (walked without recursion)."""
+    stack: list[tuple[Any, int, str]] = [(value, 1, str(key)) for key, value in data.items()]
+    while stack:
+        item, depth, name = stack.pop()
+        if depth > MAX_DEPTH:
+            return plain(name, 60)
+        if isinstance(item, dict):
+            stack.extend((v, depth + 1, f"{name}.{k}") for k, v in item.items())
+        elif isinstance(item, list):
+            stack.extend((v, depth + 1, name) for v in item)
+    return None
 
 
 def read_toml(path: str | Path) -> dict[str, Any]:

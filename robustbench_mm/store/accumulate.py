@@ -28,6 +28,7 @@ from robustbench_mm.core.results import COLUMNS, Evaluation, row
 from robustbench_mm.data.threat import ThreatModel
 from robustbench_mm.settings import EvalConfig, to_table, to_toml
 from robustbench_mm.store import evalstore
+from robustbench_mm.store.rundir import model_digest
 
 KEYS = ["suite", "test", "severity", "metric"]
 LOCATION_ONLY = ("data_root", "download")  # where the data is, not what is measured
@@ -40,11 +41,7 @@ def settings_id(config: EvalConfig) -> str:
 
 
 def _digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    return model_digest(path)
 
 
 def _subset_id(indices: np.ndarray) -> str:
@@ -70,12 +67,14 @@ def already_done(stored: evalstore.StoredEvaluation | None, run: Any, config: Ev
     )
 
 
-def merge(stored: evalstore.StoredEvaluation | None, new):
-    """``new`` on top of ``stored`` (see the module docstring); ``new`` itself when nothing is stored."""
-    if stored is None or not _same_model(stored, new):
+def merge(stored: evalstore.StoredEvaluation | None, new, digest: str | None = None):
+    """``new`` on top of ``stored`` (see the module docstring); ``new`` itself when nothing is stored.
+    ``digest``: the sha256 of the model ``new`` evaluated (what decides whether ``stored`` is of it)."""
+    if stored is None or not _same_model(stored, new, digest):
         new.history = []
         return new
     _check_same_examples(stored, new)
+    stored = _as_run(stored, str(new.metrics["run"].iloc[0]))
     keys = set(map(tuple, new.metrics[KEYS].astype({"severity": float}).itertuples(index=False, name=None)))
     old_rows = stored.metrics[
         [
@@ -105,10 +104,34 @@ def _curves(metrics: pd.DataFrame, per_example: dict) -> pd.DataFrame:
     return refresh_metrics(metrics, per_example)[COLUMNS]
 
 
-def _same_model(stored: evalstore.StoredEvaluation, new) -> bool:
-    identity = stored.metrics[["run", "method", "seed"]].drop_duplicates()
-    wanted = new.metrics[["run", "method", "seed"]].drop_duplicates()
+def _same_model(stored: evalstore.StoredEvaluation, new, digest: str | None) -> bool:
+    """Identity by content: the stored evaluation's model.pt sha256 is the new one's. Never the
+    folder's name: a run copied to another folder is the same model, a retrained run is not.
+    Evaluations of the first releases recorded no hash: their method and seed decide."""
+    recorded = (stored.record or {}).get("model", {}).get("sha256")
+    if recorded is not None and digest is not None:
+        return recorded == digest
+    identity = stored.metrics[["method", "seed"]].drop_duplicates()
+    wanted = new.metrics[["method", "seed"]].drop_duplicates()
     return len(identity) == 1 and identity.astype(str).values.tolist() == wanted.astype(str).values.tolist()
+
+
+def _as_run(stored: evalstore.StoredEvaluation, name: str) -> evalstore.StoredEvaluation:
+    """The stored rows under the run's current folder name (a copied run keeps its old name in them)."""
+
+    def renamed(table: pd.DataFrame | None) -> pd.DataFrame | None:
+        if table is None or "run" not in table.columns:
+            return table
+        table = table.copy()
+        table["run"] = name
+        return table
+
+    return dataclasses.replace(
+        stored,
+        metrics=renamed(stored.metrics),
+        reliability=renamed(stored.reliability),
+        tables={k: renamed(v) for k, v in stored.tables.items()},
+    )
 
 
 def _check_same_examples(stored: evalstore.StoredEvaluation, new) -> None:

@@ -36,7 +36,9 @@ from robustbench_mm.core.untrusted import (
     plain,
     text,
 )
+from robustbench_mm.methods import METHODS
 from robustbench_mm.models import ARCHS, create_model, is_arch
+from robustbench_mm.store.schemas import check_state_dict, first_non_finite
 
 FORMAT_NAME = "robustbench_mm.model"
 FORMAT_VERSION = 1
@@ -113,30 +115,18 @@ def validate_model_meta(payload: dict, path: Path) -> dict[str, Any]:
                 meta[key] = check(payload[key])
             except Invalid as exc:
                 raise UserError(f"{clip_path(path)}: bad metadata: {exc.describe(key)}") from None
+    if meta["method"] not in METHODS:
+        raise UserError(
+            f"{clip_path(path)}: bad metadata: method {clip(meta['method'], 40)} is not a method of this bench "
+            f"(valid: {', '.join(METHODS.names())})"
+        )
     for key in ("mean", "std"):
         if len(meta[key]) != meta["in_channels"]:
             raise UserError(
-                f"{clip_path(path)}: bad metadata: "
-                f"{key} has {len(meta[key])} values for {meta['in_channels']} channel(s)"
+                f"{clip_path(path)}: bad metadata: {key} has {len(meta[key])} values "
+                f"for {meta['in_channels']} channel(s)"
             )
     return meta
-
-
-def _check_state_dict(state: Any, path: Path, field: str) -> dict[str, torch.Tensor]:
-    """A dict of named dense tensors, bounded in count (not checked against any model here)."""
-    if not isinstance(state, dict) or not 1 <= len(state) <= 100_000:
-        raise UserError(f"{clip_path(path)}: {field} must be a dict of named tensors, got {clip(state, 60)}")
-    name = text(1000, printable=False)
-    for key, value in state.items():
-        try:
-            name(key)
-        except Invalid:
-            raise UserError(
-                f"{clip_path(path)}: {field} has a key that is not a tensor name: {clip(key, 60)}"
-            ) from None
-        if not isinstance(value, torch.Tensor) or value.layout != torch.strided:
-            raise UserError(f"{clip_path(path)}: {field}[{clip(key, 60)}] must be a tensor, got {clip(value, 60)}")
-    return state
 
 
 def read_model_file(path: Path) -> dict[str, Any]:
@@ -147,7 +137,7 @@ def read_model_file(path: Path) -> dict[str, Any]:
     _check_format(payload, path)
     meta = validate_model_meta(payload, path)
     meta["format"] = MODEL_FORMAT
-    meta["state_dict"] = _check_state_dict(payload["state_dict"], path, "state_dict")
+    meta["state_dict"] = check_state_dict(payload["state_dict"], path, "state_dict")
     return meta
 
 
@@ -162,6 +152,7 @@ def load_model(
     expect_dataset: str | None = None,
     expect_classes: list[str] | None = None,
     expect_input: tuple[int, int] | None = None,
+    expect_method: str | None = None,
 ) -> tuple[nn.Module, dict[str, Any]]:
     """Rebuild the model from a model.pt, checking its metadata before touching weights.
 
@@ -174,6 +165,10 @@ def load_model(
     if expect_dataset is not None and payload["dataset"] != expect_dataset:
         raise UserError(
             f"{where} was trained on {clip_path(payload['dataset'], 80)}, expected {clip_path(expect_dataset, 80)}"
+        )
+    if expect_method is not None and payload["method"] != expect_method:
+        raise UserError(
+            f"{where} holds a {plain(payload['method'])} model, the run's config.toml says {plain(expect_method)}"
         )
     if expect_classes is not None and payload["classes"] != list(expect_classes):
         raise UserError(
@@ -271,7 +266,7 @@ def validate_checkpoint(payload: Any, path: Path, epochs: int, device: torch.dev
         epoch = integer(1, max(int(epochs), 1))(payload["epoch"])
     except Invalid as exc:
         raise UserError(f"{where}: {exc.describe('epoch')}; the run is configured for {epochs} epochs") from None
-    _check_state_dict(payload["model"], path, "model")
+    check_state_dict(payload["model"], path, "model")
     for field, check in (
         ("optimizer", _check_optimizer),
         ("rng", lambda v: _check_rng(v, device)),
@@ -305,6 +300,11 @@ def _check_optimizer(state: Any) -> None:
     for index, group in enumerate(state["param_groups"]):
         if not isinstance(group, dict) or not isinstance(group.get("params"), list):
             raise Invalid("a dict with a 'params' list", group, f"['param_groups'][{index}]")
+    damaged = first_non_finite(state["state"])
+    if damaged is not None:
+        raise Invalid(
+            "finite numbers (the file is damaged)", state["state"][damaged], f"['state'][{clip(damaged, 20)}]"
+        )
 
 
 def _check_log(value: Any, epoch: int) -> None:

@@ -17,6 +17,7 @@ are read from there.
 from __future__ import annotations
 
 import io
+import os
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +31,7 @@ from robustbench_mm.core.files import read_csv_table, require_numeric
 from robustbench_mm.core.results import COLUMNS
 from robustbench_mm.core.untrusted import clip_path, plain
 from robustbench_mm.settings import read_toml, to_toml
+from robustbench_mm.store import schemas
 from robustbench_mm.store.publish import current_generation, publish_generation
 
 LINK = "eval"
@@ -57,24 +59,39 @@ def folder(run: Path) -> Path | None:
     return run if (run / METRICS).exists() else None  # the first releases' layout
 
 
-def read(run: Path) -> StoredEvaluation | None:
+def read(run: Path, expect: dict[str, Any] | None = None, digest: str | None = None) -> StoredEvaluation | None:
+    """The run's current evaluation, every file checked against its schema (:mod:`.schemas`);
+    ``expect``: the run's dataset, arch, method and seed (config.toml); ``digest``: its model.pt's sha256."""
     where = folder(run)
     if where is None:
         return None
+    for path in [where, *(where / name for name in (METRICS, PER_EXAMPLE, RELIABILITY, RECORD)), *where.glob("*.csv")]:
+        _inside(run, path)
     record_path = where / RECORD
-    tables = {
-        p.stem: read_csv_table(p, "a readable table")
-        for p in sorted(where.glob("*.csv"))
-        if p.name not in (METRICS, RELIABILITY) and where != run
-    }
-    return StoredEvaluation(
-        _metrics(where / METRICS),
-        _per_example(where / PER_EXAMPLE),
-        _reliability(where / RELIABILITY),
-        read_toml(record_path) if record_path.exists() else {},
-        where,
-        tables,
-    )
+    metrics = _metrics(where / METRICS, expect)
+    record = read_toml(record_path) if record_path.exists() else {}
+    schemas.check_record(record, record_path)
+    schemas.check_model_hash(record, record_path, digest)
+    per_example = _per_example(where / PER_EXAMPLE)
+    if (where / PER_EXAMPLE).exists():
+        subset_n = (record.get("subset") or {}).get("n")
+        schemas.check_per_example(per_example, where / PER_EXAMPLE, metrics, subset_n)
+    reliability = _reliability(where / RELIABILITY)
+    if reliability is not None:
+        schemas.check_reliability(reliability, where / RELIABILITY, metrics)
+    tables = {}
+    for p in sorted(where.glob("*.csv")) if where != run else []:
+        if p.name not in (METRICS, RELIABILITY):
+            tables[p.stem] = read_csv_table(p, "a readable table")
+            schemas.check_table(p.stem, tables[p.stem], p, metrics)
+    return StoredEvaluation(metrics, per_example, reliability, record, where, tables)
+
+
+def _inside(run: Path, path: Path) -> None:
+    """Links inside a run directory never lead outside it (a copied run is read as it is)."""
+    real, base = os.path.realpath(path), os.path.realpath(run)
+    if os.path.commonpath([real, base]) != base:
+        raise UserError(f"{clip_path(path)} leads outside the run directory {clip_path(run)}; move it away")
 
 
 def write(
@@ -107,7 +124,7 @@ def _per_example_array(values: np.ndarray) -> np.ndarray:
     return values.astype(np.float32) if values.dtype.kind == "f" else values.astype(bool)
 
 
-def _metrics(path: Path) -> pd.DataFrame:
+def _metrics(path: Path, expect: dict[str, Any] | None = None) -> pd.DataFrame:
     if not path.exists():
         raise UserError(f"{clip_path(path)} is missing: the evaluation is incomplete; evaluate the run again")
     df = read_csv_table(path, "a valid metrics file")
@@ -120,6 +137,7 @@ def _metrics(path: Path) -> pd.DataFrame:
         raise UserError(
             f"{clip_path(path)} is not a valid metrics file (line {int(incomplete.idxmax()) + 2} is incomplete)"
         )
+    schemas.check_metrics(df, path, expect)
     return df
 
 

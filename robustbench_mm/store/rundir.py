@@ -16,6 +16,7 @@ none of them spells a file name. Every command that writes holds the run's lock.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -209,6 +210,7 @@ class RunDir:
             device,
             expect_arch=cfg.arch,
             expect_dataset=cfg.dataset,
+            expect_method=cfg.method,
             expect_classes=None if data is None else list(data.classes),
             expect_input=None if data is None else (data.in_channels, data.image_size),
         )
@@ -226,9 +228,16 @@ class RunDir:
 
     # ------------------------------------------------------------------ evaluation
 
-    def evaluation(self) -> evalstore.StoredEvaluation | None:
-        """The run's current evaluation, every file from one generation (None: not evaluated)."""
-        return evalstore.read(self.path)
+    def evaluation(self, same_model: bool = True) -> evalstore.StoredEvaluation | None:
+        """The run's current evaluation, every file from one generation and checked against its
+        schema and this run's config.toml (None: not evaluated). ``same_model``: refuse an
+        evaluation of another model than the run's model.pt (by its sha256)."""
+        expect = None
+        if self.file(CONFIG).exists():
+            cfg = self.read_config()
+            expect = {"dataset": cfg.dataset, "arch": cfg.arch, "method": cfg.method, "seed": cfg.seed}
+        digest = model_digest(self.file(MODEL)) if same_model and self.file(MODEL).is_file() else None
+        return evalstore.read(self.path, expect, digest)
 
     def read_metrics(self) -> pd.DataFrame:
         stored = self.evaluation()
@@ -237,6 +246,15 @@ class RunDir:
                 f"{clip_path(self.path)} has no evaluation; run mmbench evaluate {clip_path(self.path)} first"
             )
         return stored.metrics
+
+
+def model_digest(path: Path) -> str:
+    """The sha256 of a model file: what identifies a model (never its folder's name)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def read_table(path: Path, columns: list[str]) -> pd.DataFrame:
