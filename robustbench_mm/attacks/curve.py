@@ -62,7 +62,8 @@ def curve_at(star: np.ndarray, radii: np.ndarray) -> np.ndarray:
 def curve_rows(star: np.ndarray, grid: list[float], headline: float | None, norm: str) -> tuple[list[dict], dict]:
     """The curve's rows and per-example results for one norm (see the module docstring)."""
     test, n = CURVE_TEST[norm], len(star)
-    rows, per_example = [], {(SUITE, STAR_TEST[norm], 0.0): star.astype(np.float32)}
+    rows: list[dict] = []
+    per_example: dict[tuple, np.ndarray] = {(SUITE, STAR_TEST[norm], 0.0): star.astype(np.float32)}
     for eps in grid:
         alive = star > eps
         rows.append(row(SUITE, test, eps, "accuracy", float(alive.mean()) if n else math.nan, n))

@@ -146,7 +146,7 @@ def _settings(args: argparse.Namespace) -> tuple[Any, TrainConfig, EvalConfig]:
 
 def _positive_int(flag: str, limit: int):
     def parse(text: str) -> int:
-        value = parse_number(text, int, flag)
+        value = int(parse_number(text, int, flag))
         if not 1 <= value <= limit:
             raise UserError(f"{flag} must be in 1..{limit}, got {value}")
         return value
@@ -165,7 +165,7 @@ def _tolerance(flag: str):
 
 
 def _seed(text: str) -> int:
-    value = parse_number(text, int, "--seed")
+    value = int(parse_number(text, int, "--seed"))
     if not 0 <= value < 2**32:
         raise UserError(f"--seed must be in 0..4294967295, got {clip(text, 40)}")
     return value

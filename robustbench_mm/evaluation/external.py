@@ -52,6 +52,7 @@ def evaluate_model(
     from robustbench_mm.models.robustbench_zoo import load_zoo_model
     from robustbench_mm.store import accumulate
 
+    assert options.model is not None and options.dataset is not None  # checked by the options' validation
     data = load_dataset(options.dataset, config.data_root, config.download)
     if options.model.startswith("robustbench:"):
         loaded = load_zoo_model(options.model, data.name, options.robustbench_dir)

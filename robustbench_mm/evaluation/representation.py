@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -66,7 +67,7 @@ PENULTIMATE = "penultimate"
 _FEATURE_BLOCK = 4096  # features per float64 block when forming the n x n Gram
 
 
-def require_mixable(model: nn.Module) -> MixableNet:
+def require_mixable(model: nn.Module) -> Any:  # a MixableNet, or a HookedNet (the same hidden-state methods)
     """The model as a MixableNet (or a HookedNet: hidden states through hooks), or one line saying
     why it has no hidden states to measure."""
     if not isinstance(model, MixableNet) and not callable(getattr(model, "state_names", None)):

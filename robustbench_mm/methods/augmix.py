@@ -71,8 +71,8 @@ OPS: dict[str, Callable[[torch.Tensor, np.random.Generator, float], torch.Tensor
 def jensen_shannon(logits: list[torch.Tensor]) -> torch.Tensor:
     """The reference's consistency term: mean over the views of KL(p_view || mixture), batch-averaged."""
     probs = [F.softmax(z.float(), dim=1) for z in logits]
-    log_mixture = torch.clamp(sum(probs) / len(probs), 1e-7, 1).log()
-    return sum(F.kl_div(log_mixture, p, reduction="batchmean") for p in probs) / len(probs)
+    log_mixture = torch.clamp(torch.stack(probs).mean(0), 1e-7, 1).log()
+    return torch.stack([F.kl_div(log_mixture, p, reduction="batchmean") for p in probs]).mean()
 
 
 @register_method

@@ -16,6 +16,7 @@ evaluation's "restore the mode it found" contract holds. RobustBench's zoo: :mod
 
 from __future__ import annotations
 
+import typing
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -102,7 +103,9 @@ def _state_dict(path: Path) -> dict[str, torch.Tensor]:
 
 def _restore(model: nn.Module, state: dict[str, torch.Tensor], path: Path, arch: str) -> None:
     """Load into the model, or into the library network a HookedNet wraps (torchvision's own keys)."""
-    targets = [model] + ([model.net] if hasattr(model, "net") else [])
+    targets: list[torch.nn.Module] = [model] + (
+        [typing.cast(torch.nn.Module, model.net)] if hasattr(model, "net") else []
+    )
     problem = ""
     for target in targets:
         try:

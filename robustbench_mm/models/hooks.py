@@ -15,6 +15,7 @@ freshly wrapped network whatever its mix points.
 
 from __future__ import annotations
 
+import typing
 from collections.abc import Sequence
 
 import torch
@@ -72,7 +73,8 @@ class HookedNet(nn.Module):
         return [f"layer{k}" for k in self.mix_layers] + (["penultimate"] if self.head_name else [])
 
     def _normalized(self, x: torch.Tensor) -> torch.Tensor:
-        h = (x - self.mean) / self.std
+        mean, std = typing.cast(torch.Tensor, self.mean), typing.cast(torch.Tensor, self.std)  # buffers
+        h = (x - mean) / std
         return h.repeat(1, self.repeat_channels, 1, 1) if self.repeat_channels > 1 else h
 
     def forward(self, x: torch.Tensor, mix: Mix | None = None) -> torch.Tensor:

@@ -45,8 +45,9 @@ def _by_method(runs: RunSet) -> dict[str, list[str]]:
 def stars(runs: RunSet, names: list[str], norm: str = "linf") -> np.ndarray | None:
     """(seeds, examples) ε* of the given runs, or None when any lacks it."""
     key = (SUITE, STAR_TEST[norm], 0.0)
-    arrays = [runs.per_example.get(r, {}).get(key) for r in names]
-    if not arrays or any(a is None for a in arrays) or len({a.shape for a in arrays}) != 1:
+    found = [runs.per_example.get(r, {}).get(key) for r in names]
+    arrays = [a for a in found if a is not None]
+    if not arrays or len(arrays) != len(found) or len({a.shape for a in arrays}) != 1:
         return None
     return np.stack(arrays).astype(np.float64)
 

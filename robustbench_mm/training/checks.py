@@ -20,6 +20,7 @@ def check_trainable(cfg: TrainConfig, data: DatasetSplits) -> None:
     if data.num_classes < 2:
         # a classifier of one class is right by construction: every score of it would mean nothing
         raise UserError(f"{data.name[:200]} has {data.num_classes} class; a classifier needs at least 2")
+    assert cfg.arch is not None  # resolved before the checks run
     check_input_size(cfg.arch, data.in_channels, data.image_size, data.num_classes)
     labels = data.train_y
     held = 0

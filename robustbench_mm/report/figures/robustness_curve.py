@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
+from matplotlib.artist import Artist
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
@@ -30,7 +31,7 @@ def robustness_curve(curves: pd.DataFrame, out_path: str | Path, title: str, hea
         ax.fill_between(
             part["eps"], part["low"] * PCT, part["high"] * PCT, color=colors[method], alpha=0.2, linewidth=0
         )
-    handles = [Line2D([], [], color=colors[m], label=m) for m in methods]
+    handles: list[Artist] = [Line2D([], [], color=colors[m], label=m) for m in methods]
     handles.append(Patch(color="gray", alpha=0.25, label="95% CI (bootstrap over test examples)"))
     if headline:
         ax.axvline(headline, color="gray", linestyle=":", linewidth=1)
