@@ -15,7 +15,7 @@ from robustbench_mm.core.errors import UserError
 from robustbench_mm.core.inference import predict_logits
 
 METHODS = ("erm", "mixup", "manifold-mixup")
-ZOO = ("apgd-ce", "apgd-dlr", "fab", "square", "cw-l2", "deepfool", "autoattack")
+ZOO = ("apgd-ce", "apgd-t", "apgd-ce-l2", "apgd-t-l2", "fab", "square", "cw-l2", "deepfool", "autoattack")
 
 
 @pytest.fixture(scope="module")
@@ -214,7 +214,8 @@ def test_attack_details_and_logits(trained_models, data, clean):
             "pgd",
             0.1,
             {},
-            "unknown attack 'pgd'; valid: apgd-ce, apgd-dlr, autoattack, cw-l2, deepfool, fab, fgsm, pgd-l2, pgd-linf, square",
+            "unknown attack 'pgd'; valid: apgd-ce, apgd-ce-l2, apgd-t, apgd-t-l2, autoattack, autoattack-l2, cw-l2, "
+            "deepfool, fab, fgsm, pgd-l2, pgd-linf, square",
         ),
         ("pgd-linf", -0.1, {}, "ε must be >= 0"),
         ("pgd-linf", float("nan"), {}, "ε must be >= 0"),
@@ -224,7 +225,7 @@ def test_attack_details_and_logits(trained_models, data, clean):
             {},
             "ε=2.0 is larger than the [0,1] pixel range: an L2 radius given to the L∞ attack pgd-linf? use --eps-l2",
         ),
-        ("apgd-dlr", 0.1, {"num_classes": 3}, "apgd-dlr needs at least 4 classes"),
+        ("apgd-t", 0.1, {"num_classes": 3}, "apgd-t needs at least 4 classes"),
         ("autoattack", 0.1, {"num_classes": 3}, "autoattack needs at least 4 classes"),
         ("pgd-linf", 0.1, {"steps": 0}, "steps must be > 0"),
         ("pgd-linf", 0.1, {"restarts": 0}, "restarts must be > 0"),
@@ -259,6 +260,8 @@ def test_torchattacks_zoo_runs(trained_models, data, clean, name):
     x, y = x[:20], y[:20]
     model = trained_models["erm"]
     spec = ATTACKS.get(name)
+    if spec.requires:
+        pytest.importorskip(spec.requires)
     options = {"n_queries": 30} if "n_queries" in spec.options else {}
     steps = {"cw-l2": 20, "deepfool": 5}.get(name, 3)
     res = attack(name, model, x, y, 0.15, num_classes=10, steps=steps, **options)
@@ -269,6 +272,48 @@ def test_torchattacks_zoo_runs(trained_models, data, clean, name):
         assert res.linf.max() <= 0.15 + 1e-6
     if name in ("apgd-ce", "autoattack"):
         assert acc < clean_acc  # ε = 0.15 breaks most of an undefended digits model
+
+
+def test_autoattack_is_the_original_standard_version_with_fixed_settings(trained_models, data, monkeypatch):
+    """``autoattack`` runs Croce & Hein's own code (pyautoattack) in its standard version; its
+    settings are fixed (not from --pgd-steps) and said where the report names it; without the
+    package it is a one-line UserError before any attack runs."""
+    import importlib.util
+
+    spec = ATTACKS.get("autoattack")
+    assert spec.requires == "pyautoattack"
+    for part in ("APGD-CE", "APGD-T (9 targets)", "FAB-T (9 targets)", "Square (5,000 queries)", "100 iterations"):
+        assert part in spec.description
+    x, y = data
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda n, *a: None if n == "pyautoattack" else real(n, *a))
+    with pytest.raises(UserError, match="needs the package pyautoattack"):
+        run_attack("autoattack", trained_models["erm"], x[:4], y[:4], 0.1, num_classes=10)
+    monkeypatch.undo()
+    pytest.importorskip("pyautoattack")
+    from pyautoattack import AutoAttack
+
+    calls = []
+    original = AutoAttack.run_standard_evaluation
+
+    def spy(self, *args, **kwargs):
+        calls.append(
+            (
+                self.version,
+                list(self.attacks_to_run),
+                self.apgd.n_iter,
+                self.apgd_targeted.n_iter,
+                self.apgd_targeted.n_target_classes,
+                self.fab.n_target_classes,
+                self.square.n_queries,
+            )
+        )
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(AutoAttack, "run_standard_evaluation", spy)
+    res = attack("autoattack", trained_models["erm"], x[:8], y[:8], 0.2, num_classes=10, steps=3)
+    assert calls == [("standard", ["apgd-ce", "apgd-t", "fab-t", "square"], 100, 100, 9, 9, 5000)]
+    assert res.linf.max() <= 0.2 + 1e-6
 
 
 # ------------------------------------------------------------------------------------------ fast path

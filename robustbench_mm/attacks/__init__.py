@@ -11,7 +11,7 @@ in :data:`robustbench_mm.evaluation.interface.SUITES`.
 """
 
 from robustbench_mm.attacks import adversarial as suite  # noqa: F401,E402  (registers the adversarial suite)
-from robustbench_mm.attacks import pgd, zoo  # noqa: F401  (register the attacks)
+from robustbench_mm.attacks import pgd, standard, zoo  # noqa: F401  (register the attacks)
 from robustbench_mm.attacks.driver import attack, run_attack
 from robustbench_mm.attacks.registry import ATTACKS, AttackCheckError, AttackResult, AttackSpec, check_adversarial
 from robustbench_mm.attacks.session import AttackSession

@@ -82,6 +82,9 @@ class SuiteOutput:
 
 
 SuiteFn = Callable[[SuiteContext], SuiteOutput]
+# (stored per-example results, new ones) -> the suite's derived per-example results, recomputed
+# over both (e.g. the worst case over every attack): what the store asks when it merges
+DeriveFn = Callable[[dict[Key, np.ndarray], dict[Key, np.ndarray]], dict[Key, np.ndarray]]
 
 
 @dataclass(frozen=True)
@@ -91,21 +94,35 @@ class Suite:
     order: int  # position in the running order: a suite runs after every suite of a smaller order
     default: bool  # run when the user names no suites
     description: str
+    derive: DeriveFn | None = None  # accuracy rows that summarise other per-example results
 
 
 SUITES: Registry[Suite] = Registry("suite")
 
 
 def register_suite(
-    name: str, *, order: int, default: bool = True, description: str = ""
+    name: str, *, order: int, default: bool = True, description: str = "", derive: DeriveFn | None = None
 ) -> Callable[[SuiteFn], SuiteFn]:
-    """Decorator: register ``run`` as suite ``name`` at position ``order``; returns ``run`` unchanged."""
+    """Decorator: register ``run`` as suite ``name`` at position ``order``; returns ``run`` unchanged.
+    ``derive``: how the suite recomputes its summary rows when a new evaluation is merged into a
+    stored one (see :func:`derived`)."""
 
     def add(run: SuiteFn) -> SuiteFn:
-        SUITES.register(name)(Suite(name, run, order, default, description))
+        SUITES.register(name)(Suite(name, run, order, default, description, derive))
         return run
 
     return add
+
+
+def derived(stored: dict[Key, np.ndarray], new: dict[Key, np.ndarray]) -> dict[Key, np.ndarray]:
+    """Every registered suite's derived per-example results over ``stored`` and ``new`` (each an
+    accuracy row: its mean), the hook the store calls when it merges evaluations."""
+    out: dict[Key, np.ndarray] = {}
+    for name in SUITES.names():
+        suite = SUITES.get(name)
+        if suite.derive is not None:
+            out.update(suite.derive(stored, new))
+    return out
 
 
 def running_order(suites: list[Suite]) -> list[Suite]:

@@ -35,7 +35,7 @@ from robustbench_mm.core.results import Evaluation, frame
 from robustbench_mm.data.datasets import DatasetSplits, load_dataset, stratified_subset, to_float
 from robustbench_mm.data.threat import threat_of
 from robustbench_mm.evaluation.catalog import default_suites, ordered_suites
-from robustbench_mm.evaluation.interface import Suite, SuiteContext
+from robustbench_mm.evaluation.interface import Suite, SuiteContext, derived
 from robustbench_mm.settings import EvalConfig, dataset_defaults
 from robustbench_mm.store.rundir import RunDir
 
@@ -240,7 +240,7 @@ def evaluate_run(
             shard=shard,
             progress=progress,
         )
-        merged = accumulate.merge(stored, evaluation)
+        merged = accumulate.merge(stored, evaluation, derive=derived)
         if holding:
             accumulate.publish(run, merged, config)
     return merged

@@ -24,8 +24,8 @@ class EvalConfig:
     )
     attacks: list[str] | None = setting(
         None,
-        "attacks (default: fgsm, pgd-linf, pgd-l2 at every radius, square and "
-        "apgd-dlr at the headline L∞ radius; mmbench list)",
+        "attacks (default: fgsm, pgd-linf, pgd-l2 and square at every radius, and a worst case that "
+        "adds APGD-CE and APGD-T, 100 iterations, on the examples still standing; mmbench list)",
         unique=True,
     )
     eps: list[float] | None = setting(
@@ -33,7 +33,10 @@ class EvalConfig:
     )
     eps_l2: list[float] | None = setting(None, "L2 radii (default: the dataset's grid)", low=0, high=10_000, sort=True)
     pgd_steps: int = setting(
-        10, "steps of PGD (and the iterations of the other iterative attacks)", low=1, high=100_000
+        10,
+        "steps of PGD (and of the other iterative attacks but APGD and AutoAttack: fixed at 100)",
+        low=1,
+        high=100_000,
     )
     pgd_restarts: int = setting(1, "random restarts of the iterative attacks", low=1, high=1000)
     pgd_step_size: float | None = setting(None, "PGD step size (default 2.5·ε/steps)", low=0, low_open=True)
