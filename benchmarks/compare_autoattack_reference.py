@@ -50,13 +50,15 @@ def _reference(model, x, y, eps: float, attacks: list[str] | None, num_classes: 
         return (model(x_adv).argmax(1) == y).numpy()
 
 
-def compare(run: Path, seed: int) -> list[dict]:
+def compare(run: Path, seed: int, n_test: int | None) -> list[dict]:
     model = rb.load_model(run)
     t0 = time.perf_counter()
-    ours = rb.evaluate_run(run, ["clean", "adversarial"], EvalConfig(), write=False)
+    ours = rb.evaluate_run(run, ["clean", "adversarial"], EvalConfig(n_test=n_test), write=False)
     t_ours = time.perf_counter() - t0
     t0 = time.perf_counter()
-    ours_aa = rb.evaluate_run(run, ["clean", "adversarial"], EvalConfig(attacks=["autoattack"]), write=False)
+    ours_aa = rb.evaluate_run(
+        run, ["clean", "adversarial"], EvalConfig(attacks=["autoattack"], n_test=n_test), write=False
+    )
     t_ours_aa = time.perf_counter() - t0
     data = rb.load_dataset(ours.metrics["dataset"].iloc[0])
     idx = torch.as_tensor(ours.indices) if ours.indices is not None else torch.arange(len(data.test_y))
@@ -144,10 +146,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", nargs="+", type=Path)
     parser.add_argument("--seed", type=int, default=0, help="the reference's seed")
+    parser.add_argument("--n-test", type=int, default=None, help="test examples (default: the dataset's)")
     parser.add_argument("--out", type=Path, default=None, help="write the Markdown table here")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    rows = [r for run in args.runs for r in compare(run, args.seed)]
+    rows = [r for run in args.runs for r in compare(run, args.seed, args.n_test)]
     text = markdown(rows, "OMP_NUM_THREADS=1 python " + " ".join(sys.argv))
     print(text)
     if args.out:

@@ -473,3 +473,23 @@ def test_sharded_ranks_split_the_batches_and_together_give_one_process(trained_m
         assert not part.correct[~mine].any() and not part.linf[~mine].any()  # never touched
     assert torch.equal(parts[0].correct | parts[1].correct, whole.correct)
     assert torch.equal(parts[0].linf + parts[1].linf, whole.linf)
+
+
+def test_load_model_gives_the_model_ready_to_evaluate(trained_runs, trained_models, data, tmp_path):
+    """``rb.load_model`` takes a run directory or its model.pt, and gives the model the CLI
+    evaluates: same outputs, eval mode, on the CPU; anything else is a one-line UserError."""
+    import robustbench_mm as rb
+
+    x, _ = data
+    reference = trained_models["erm"]
+    for where in (trained_runs["erm"], trained_runs["erm"] / "model.pt", str(trained_runs["erm"])):
+        model = rb.load_model(where)
+        assert not model.training and next(model.parameters()).device.type == "cpu"
+        with torch.no_grad():
+            assert torch.equal(model(x[:16]), reference(x[:16]))
+    with pytest.raises(UserError, match="no run directory or model file") as info:
+        rb.load_model(tmp_path / "nothing-here")
+    assert "\n" not in str(info.value)
+    (tmp_path / "model.pt").write_bytes(b"not a model")
+    with pytest.raises(UserError):
+        rb.load_model(tmp_path / "model.pt")

@@ -8,10 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 import torch
 
 from robustbench_mm.attacks.registry import AttackResult
-from robustbench_mm.attacks.worstcase import cascade, derive, worst_case
+from robustbench_mm.attacks.worstcase import cascade, derive, linear_reach, worst_case
 
 ROOT = Path(__file__).resolve().parents[1] / "robustbench_mm"
 
@@ -116,3 +117,31 @@ def test_the_report_names_autoattack_and_its_fixed_settings():
     text = "\n".join(setup_lines(RunSet(metrics, threat=DIGITS), summarize(metrics), None))
     assert "autoattack at ε 0.1" in text
     assert "FAB-T (9 targets), Square (5,000 queries), 100 iterations" in text and "not from --pgd-steps" in text
+
+
+def test_the_pre_screen_spares_only_examples_far_from_every_boundary():
+    clean = np.ones(6, dtype=bool)
+    reach = np.array([0.01, 0.05, 0.3, 0.5, 0.19, 0.21])  # first-order distance to the boundary
+    seen = []
+
+    def attack(name, eps, idx):
+        seen.append((eps, idx.tolist()))
+        return _result(np.ones(len(idx), dtype=bool))
+
+    alive, log = cascade({}, clean, [0.1], ["apgd-ce"], attack, reach)
+    assert seen == [(0.1, [0, 1, 4])]  # reach <= 2 ε
+    assert alive[0.1].all() and log[0]["screened"] == 3
+
+
+def test_linear_reach_is_the_distance_to_the_boundary_of_a_linear_model():
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 3)).eval()
+    x, y = torch.rand(5, 1, 2, 2), torch.tensor([0, 1, 2, 0, 1])
+    w, b = model[1].weight.detach(), model[1].bias.detach()
+    z = x.flatten(1) @ w.T + b
+    for norm, p in (("linf", 1), ("l2", 2)):
+        got = linear_reach(model, x, y, norm)
+        for i in range(5):
+            others = [t for t in range(3) if t != int(y[i])]
+            want = min(float(z[i, y[i]] - z[i, t]) / float((w[y[i]] - w[t]).norm(p=p)) for t in others)
+            assert got[i] == pytest.approx(max(want, 0.0), rel=1e-5, abs=1e-6)

@@ -35,6 +35,7 @@ from robustbench_mm.attacks.worstcase import (
     WORST_CASE_NORMS,
     cascade,
     derive,
+    linear_reach,
     stages_for,
 )
 from robustbench_mm.core.errors import UserError
@@ -201,7 +202,8 @@ def _finish(ctx, out, record, run, correct, acc, linf_grid, l2_grid, explicit: b
         stages = [] if explicit else stages_for(norm, ctx.num_classes)
         if not runs and not stages or not grid:
             continue
-        alive, done = cascade(runs, ctx.clean_correct, grid, stages, lambda a, e, idx: run(a, e, subset=idx))
+        reach = linear_reach(ctx.model, ctx.x, ctx.y, norm, _batch(ctx)) if stages else None
+        alive, done = cascade(runs, ctx.clean_correct, grid, stages, lambda a, e, idx: run(a, e, subset=idx), reach)
         for eps, ok in alive.items():
             record(test, eps, ok)
         log += [{"norm": norm, **entry} for entry in done]
@@ -210,6 +212,10 @@ def _finish(ctx, out, record, run, correct, acc, linf_grid, l2_grid, explicit: b
             log, columns=["norm", "severity", "attack", "attacked", "broken"]
         )
     out.rows.extend(_diagnostics(ctx, run, correct, acc, linf_grid, l2_grid))
+
+
+def _batch(ctx: SuiteContext) -> int:
+    return ctx.config.batch_size or 500
 
 
 def _diagnostics(ctx, run, correct, acc, linf_grid, l2_grid) -> list[dict]:
