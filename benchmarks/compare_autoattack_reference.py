@@ -56,9 +56,8 @@ def compare(run: Path, seed: int, n_test: int | None, aa_radii: list[float] | No
     ours = rb.evaluate_run(run, ["clean", "adversarial"], EvalConfig(n_test=n_test), write=False)
     t_ours = time.perf_counter() - t0
     t0 = time.perf_counter()
-    ours_aa = rb.evaluate_run(
-        run, ["clean", "adversarial"], EvalConfig(attacks=["autoattack"], n_test=n_test), write=False
-    )
+    aa = EvalConfig(attacks=["autoattack"], n_test=n_test, eps=aa_radii)
+    ours_aa = rb.evaluate_run(run, ["clean", "adversarial"], aa, write=False)
     t_ours_aa = time.perf_counter() - t0
     data = rb.load_dataset(ours.metrics["dataset"].iloc[0])
     idx = torch.as_tensor(ours.indices) if ours.indices is not None else torch.arange(len(data.test_y))
