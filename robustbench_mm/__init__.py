@@ -3,7 +3,8 @@
 ``evaluate(model, dataset)`` scores any model that takes [0, 1] images; ``evaluate_run(dir)``
 scores a run directory. Both return results in the one schema (see ``core.results.COLUMNS``).
 ``train(TrainConfig(...))`` trains one run, ``run_benchmark(RunPlan(), TrainConfig(), EvalConfig())``
-is ``mmbench run``, ``load_dataset(name, data_root=...)`` loads a dataset.
+is ``mmbench run``, ``load_dataset(name, data_root=...)`` loads a dataset and
+``load_model(run_dir_or_model_pt)`` a trained model, ready to evaluate.
 """
 
 __version__ = "0.1.0"
@@ -13,6 +14,7 @@ _API = {
     "evaluate": "evaluation.runner",
     "evaluate_run": "evaluation.runner",
     "load_dataset": "data.datasets",
+    "load_model": "evaluation.loading",
     "train": "training.loop",
     "TrainConfig": "settings",
     "EvalConfig": "settings",

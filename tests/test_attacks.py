@@ -15,7 +15,7 @@ from robustbench_mm.core.errors import UserError
 from robustbench_mm.core.inference import predict_logits
 
 METHODS = ("erm", "mixup", "manifold-mixup")
-ZOO = ("apgd-ce", "apgd-dlr", "fab", "square", "cw-l2", "deepfool", "autoattack")
+ZOO = ("apgd-ce", "apgd-t", "apgd-ce-l2", "apgd-t-l2", "fab", "square", "cw-l2", "deepfool", "autoattack")
 
 
 @pytest.fixture(scope="module")
@@ -214,8 +214,8 @@ def test_attack_details_and_logits(trained_models, data, clean):
             "pgd",
             0.1,
             {},
-            "unknown attack 'pgd'; "
-            "valid: apgd-ce, apgd-dlr, autoattack, cw-l2, deepfool, fab, fgsm, pgd-l2, pgd-linf, square",
+            "unknown attack 'pgd'; valid: apgd-ce, apgd-ce-l2, apgd-t, apgd-t-l2, autoattack, autoattack-l2, cw-l2, "
+            "deepfool, fab, fgsm, fmn-l2, fmn-linf, pgd-l2, pgd-linf, square",
         ),
         ("pgd-linf", -0.1, {}, "ε must be >= 0"),
         ("pgd-linf", float("nan"), {}, "ε must be >= 0"),
@@ -225,7 +225,7 @@ def test_attack_details_and_logits(trained_models, data, clean):
             {},
             "ε=2.0 is larger than the [0,1] pixel range: an L2 radius given to the L∞ attack pgd-linf? use --eps-l2",
         ),
-        ("apgd-dlr", 0.1, {"num_classes": 3}, "apgd-dlr needs at least 4 classes"),
+        ("apgd-t", 0.1, {"num_classes": 3}, "apgd-t needs at least 4 classes"),
         ("autoattack", 0.1, {"num_classes": 3}, "autoattack needs at least 4 classes"),
         ("pgd-linf", 0.1, {"steps": 0}, "steps must be > 0"),
         ("pgd-linf", 0.1, {"restarts": 0}, "restarts must be > 0"),
@@ -260,6 +260,8 @@ def test_torchattacks_zoo_runs(trained_models, data, clean, name):
     x, y = x[:20], y[:20]
     model = trained_models["erm"]
     spec = ATTACKS.get(name)
+    if spec.requires:
+        pytest.importorskip(spec.requires)
     options = {"n_queries": 30} if "n_queries" in spec.options else {}
     steps = {"cw-l2": 20, "deepfool": 5}.get(name, 3)
     res = attack(name, model, x, y, 0.15, num_classes=10, steps=steps, **options)
@@ -270,6 +272,48 @@ def test_torchattacks_zoo_runs(trained_models, data, clean, name):
         assert res.linf.max() <= 0.15 + 1e-6
     if name in ("apgd-ce", "autoattack"):
         assert acc < clean_acc  # ε = 0.15 breaks most of an undefended digits model
+
+
+def test_autoattack_is_the_original_standard_version_with_fixed_settings(trained_models, data, monkeypatch):
+    """``autoattack`` runs Croce & Hein's own code (pyautoattack) in its standard version; its
+    settings are fixed (not from --pgd-steps) and said where the report names it; without the
+    package it is a one-line UserError before any attack runs."""
+    import importlib.util
+
+    spec = ATTACKS.get("autoattack")
+    assert spec.requires == "pyautoattack"
+    for part in ("APGD-CE", "APGD-T (9 targets)", "FAB-T (9 targets)", "Square (5,000 queries)", "100 iterations"):
+        assert part in spec.description
+    x, y = data
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda n, *a: None if n == "pyautoattack" else real(n, *a))
+    with pytest.raises(UserError, match="needs the package pyautoattack"):
+        run_attack("autoattack", trained_models["erm"], x[:4], y[:4], 0.1, num_classes=10)
+    monkeypatch.undo()
+    pytest.importorskip("pyautoattack")
+    from pyautoattack import AutoAttack
+
+    calls = []
+    original = AutoAttack.run_standard_evaluation
+
+    def spy(self, *args, **kwargs):
+        calls.append(
+            (
+                self.version,
+                list(self.attacks_to_run),
+                self.apgd.n_iter,
+                self.apgd_targeted.n_iter,
+                self.apgd_targeted.n_target_classes,
+                self.fab.n_target_classes,
+                self.square.n_queries,
+            )
+        )
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(AutoAttack, "run_standard_evaluation", spy)
+    res = attack("autoattack", trained_models["erm"], x[:8], y[:8], 0.2, num_classes=10, steps=3)
+    assert calls == [("standard", ["apgd-ce", "apgd-t", "fab-t", "square"], 100, 100, 9, 9, 5000)]
+    assert res.linf.max() <= 0.2 + 1e-6
 
 
 # ------------------------------------------------------------------------------------------ fast path
@@ -429,3 +473,23 @@ def test_sharded_ranks_split_the_batches_and_together_give_one_process(trained_m
         assert not part.correct[~mine].any() and not part.linf[~mine].any()  # never touched
     assert torch.equal(parts[0].correct | parts[1].correct, whole.correct)
     assert torch.equal(parts[0].linf + parts[1].linf, whole.linf)
+
+
+def test_load_model_gives_the_model_ready_to_evaluate(trained_runs, trained_models, data, tmp_path):
+    """``rb.load_model`` takes a run directory or its model.pt, and gives the model the CLI
+    evaluates: same outputs, eval mode, on the CPU; anything else is a one-line UserError."""
+    import robustbench_mm as rb
+
+    x, _ = data
+    reference = trained_models["erm"]
+    for where in (trained_runs["erm"], trained_runs["erm"] / "model.pt", str(trained_runs["erm"])):
+        model = rb.load_model(where)
+        assert not model.training and next(model.parameters()).device.type == "cpu"
+        with torch.no_grad():
+            assert torch.equal(model(x[:16]), reference(x[:16]))
+    with pytest.raises(UserError, match="no run directory or model file") as info:
+        rb.load_model(tmp_path / "nothing-here")
+    assert "\n" not in str(info.value)
+    (tmp_path / "model.pt").write_bytes(b"not a model")
+    with pytest.raises(UserError):
+        rb.load_model(tmp_path / "model.pt")

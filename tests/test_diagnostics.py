@@ -66,19 +66,13 @@ def test_rows_follow_the_schema(outputs):
             "pgd-linf",
             "pgd-l2",
             "square",
-            "apgd-dlr",
             "worst-case",
             "worst-case-l2",
             "curve",  # the robustness curve at the grid radii (FMN-L∞ + the worst case)
         }
-        linf = adv[adv["test"] == "pgd-linf"]["severity"].tolist()
-        assert linf == pytest.approx(list(DIGITS.linf))
+        for name in ("fgsm", "pgd-linf", "square", "worst-case"):  # every attack at every radius
+            assert adv[adv["test"] == name]["severity"].tolist() == pytest.approx(list(DIGITS.linf))
         assert adv[adv["test"] == "pgd-l2"]["severity"].tolist() == pytest.approx(list(DIGITS.l2))
-        for name in ("square", "apgd-dlr"):  # by default at the headline radius only
-            assert adv[adv["test"] == name]["severity"].tolist() == pytest.approx([DIGITS.headline])
-        # APGD-T is part of the worst case: at the headline radius no attack leaves fewer examples
-        acc = {t: v for t, v in adv[adv["severity"] == DIGITS.headline][["test", "value"]].values}
-        assert acc["worst-case"] <= min(acc["apgd-dlr"], acc["pgd-linf"], acc["fgsm"], acc["square"]) + 1e-9
         for r in out.rows:  # a per-example verdict behind every accuracy
             if r["suite"] == "adversarial" and r["metric"] == "accuracy":
                 ok = out.per_example[(r["suite"], r["test"], r["severity"])]
@@ -234,15 +228,58 @@ def test_check_functions():
     assert two < tol < three
 
 
+def test_default_worst_case_runs_apgd_at_every_radius_on_the_survivors(outputs):
+    """APGD-CE and APGD-T (100 iterations) run at every radius where an example still stands, each
+    only on the examples every cheaper attack and every smaller radius left standing."""
+    for ctx, out in outputs.values():
+        stages = out.tables["worst_case_stages"]
+        acc = {(r["test"], r["severity"]): r["value"] for r in out.rows if r["suite"] == "adversarial"}
+        n = len(ctx.y)
+        for norm, grid, test in (("linf", DIGITS.linf, "worst-case"), ("l2", DIGITS.l2, "worst-case-l2")):
+            mine = stages[stages["norm"] == norm]
+            previous = float(ctx.clean_correct.mean())
+            for eps in grid:
+                ran = mine[mine["severity"] == eps]
+                if acc[(test, eps)] > 0:  # someone still stood after the stages, so both ran
+                    assert list(ran["attack"]) == (
+                        ["apgd-ce", "apgd-t"] if norm == "linf" else ["apgd-ce-l2", "apgd-t-l2"]
+                    )
+                if len(ran):  # survivors only: never more than stood at the smaller radius
+                    assert ran["attacked"].iloc[0] <= round(previous * n)
+                    assert (ran["attacked"].diff().dropna() <= 0).all()
+                previous = acc[(test, eps)]
+
+
 def test_default_attacks_catch_what_the_cross_entropy_misses(outputs):
     """On the mixup model, APGD-T (targeted DLR) finds many adversarial examples PGD-10 on the
-    cross-entropy misses, which is why the default set runs it: without it the worst case would
-    overstate mixup's robustness by more than 5 points."""
+    cross-entropy misses, which is why the default worst case runs it at every radius: without it
+    the worst case would overstate mixup's robustness by more than 5 points."""
     ctx, out = outputs["mixup"]
     mid = DIGITS.headline
     acc = {(r["test"], r["severity"]): r["value"] for r in out.rows if r["suite"] == "adversarial"}
-    assert acc[("pgd-linf", mid)] - acc[("apgd-dlr", mid)] > 0.05
-    assert acc[("worst-case", mid)] <= acc[("apgd-dlr", mid)]
+    assert min(acc[("pgd-linf", mid)], acc[("fgsm", mid)], acc[("square", mid)]) - acc[("worst-case", mid)] > 0.05
+
+
+def test_default_worst_case_is_as_strong_as_the_original_autoattack_first_stages(outputs):
+    """On the same examples, the original AutoAttack's APGD-CE + APGD-T (Croce & Hein's code,
+    100 iterations, 9 targets) breaks almost nothing the default worst case calls robust."""
+    pytest.importorskip("pyautoattack")
+    from pyautoattack import AutoAttack
+
+    ctx, out = outputs["mixup"]
+    eps = DIGITS.headline
+    atk = AutoAttack(ctx.model, eps=eps, seed=0, version="custom", attacks=["apgd-ce", "apgd-t"])
+    atk.verbose = False
+    x_adv, _ = atk.run_standard_evaluation(ctx.x, ctx.y, batch_size=len(ctx.y))
+    with torch.no_grad():
+        reference = (ctx.model(x_adv).argmax(1) == ctx.y).numpy()
+    ours = out.per_example[("adversarial", "worst-case", eps)]
+    n = len(ours)
+    # robust for us, broken by the original: two random-start attacks differ by a few examples either
+    # way (4 of 360 here, none screened out: every example the original breaks at 0.1 has a
+    # first-order reach below 1.1 ε), hence 1.5% rather than the benchmark's 1% goal
+    assert (ours & ~reference).sum() <= max(3, 0.015 * n)
+    assert ours.mean() <= reference.mean() + 0.015
 
 
 def test_default_attacks_skip_what_the_dataset_cannot_support(trained_models, digits):
@@ -261,8 +298,9 @@ def test_default_attacks_skip_what_the_dataset_cannot_support(trained_models, di
     keep = digits.test_y < 3
     model = FirstThree(trained_models["erm"]).eval()
     ctx = _context(model, digits.test_x[keep][:60], digits.test_y[keep][:60], num_classes=3)
-    tests = {r["test"] for r in SUITES.get("adversarial").run(ctx).rows}
-    assert "apgd-dlr" not in tests and "pgd-linf" in tests
+    out = SUITES.get("adversarial").run(ctx)
+    assert "pgd-linf" in {r["test"] for r in out.rows}
+    assert set(out.tables["worst_case_stages"]["attack"]) <= {"apgd-ce", "apgd-ce-l2"}
 
 
 def test_fgsm_overshooting_at_a_large_radius_is_not_called_masking():

@@ -146,13 +146,13 @@ def test_the_worst_case_covers_every_attack_evaluated_so_far(trained_runs, tmp_p
     base = ["--eps", "0.1", "--eps-l2", "0.5", "--suite", "clean,adversarial"]
     assert main(["evaluate", str(run), *base, "--attacks", "fgsm"]) == 0
     fgsm_only = RunDir(run).evaluation()
-    assert main(["evaluate", str(run), *base, "--attacks", "apgd-dlr"]) == 0
+    assert main(["evaluate", str(run), *base, "--attacks", "pgd-linf"]) == 0
     both = RunDir(run).evaluation()
     key = ("adversarial", "worst-case", 0.1)
     worst, fgsm, apgd = (
         both.per_example[key],
         both.per_example[("adversarial", "fgsm", 0.1)],
-        both.per_example[("adversarial", "apgd-dlr", 0.1)],
+        both.per_example[("adversarial", "pgd-linf", 0.1)],
     )
     assert (worst == (fgsm & apgd)).all()  # recomputed over both evaluations' attacks
     assert worst.sum() < fgsm_only.per_example[key].sum()

@@ -10,7 +10,7 @@ them is an evaluation lens: :mod:`robustbench_mm.evaluation.adversarial`.
 Importing this package registers every attack in :data:`ATTACKS`.
 """
 
-from robustbench_mm.attacks import minimum_norm, pgd, zoo  # noqa: F401  (register the attacks)
+from robustbench_mm.attacks import minimum_norm, pgd, standard, zoo  # noqa: F401  (register the attacks)
 from robustbench_mm.attacks.driver import attack, run_attack
 from robustbench_mm.attacks.registry import ATTACKS, AttackCheckError, AttackResult, AttackSpec, check_adversarial
 from robustbench_mm.attacks.session import AttackSession

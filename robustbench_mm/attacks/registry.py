@@ -15,6 +15,7 @@ driver (:mod:`.driver`) runs every attack through the checks here, so no attack 
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -87,6 +88,7 @@ class AttackSpec:
     single_step: bool = False
     use_attack_copy: bool = False  # takes its steps on attack_copy(model): the same function, faster
     description: str = ""
+    requires: str = ""  # the module of an optional extra the attack needs (checked by validate)
 
 
 ATTACKS: Registry[AttackSpec] = Registry("attack")
@@ -149,6 +151,11 @@ def validate(
         raise UserError(f"unknown attack precision {precision!r}; valid: {', '.join(PRECISIONS)}")
     if batch_size < 0:
         raise UserError(f"attack batch size must be >= 0 (0: from free memory), got {batch_size}")
+    if spec.requires and importlib.util.find_spec(spec.requires) is None:
+        raise UserError(
+            f"attack {name} needs the package {spec.requires}: pip install {spec.requires} "
+            "(the extra robustbench-mm[autoattack])"
+        )
     unknown = sorted(set(options or {}) - set(spec.options))
     if unknown:
         valid = ", ".join(spec.options) or "none"

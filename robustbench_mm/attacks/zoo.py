@@ -1,4 +1,6 @@
-"""torchattacks-backed attacks: APGD-CE, APGD-DLR (targeted), FAB, Square, CW-L2, DeepFool, AutoAttack.
+"""torchattacks-backed attacks: APGD-CE and APGD-T (L∞ and L2), FAB, Square, CW-L2, DeepFool.
+
+(The standard AutoAttack itself is the original code: :mod:`.standard`.)
 
 The adapter keeps torchattacks' attack code and leaves its habits we do not want:
 
@@ -76,7 +78,7 @@ def _zoo(build: Callable[[BatchJob], torchattacks.Attack]):
 def _apgd_ce(job: BatchJob):
     return torchattacks.APGD(
         job.model,
-        norm="Linf",
+        norm=_NORM[job.options.get("norm", "linf")],
         eps=job.eps,
         steps=job.steps,
         n_restarts=job.restarts,
@@ -86,11 +88,11 @@ def _apgd_ce(job: BatchJob):
     )
 
 
-def _apgd_dlr(job: BatchJob):
-    # targeted APGD on the DLR loss (AutoAttack's "apgd-t")
+def _apgd_t(job: BatchJob):
+    # targeted APGD on the DLR loss, AutoAttack's "apgd-t": the 9 likeliest wrong classes in turn
     atk = torchattacks.APGDT(
         job.model,
-        norm="Linf",
+        norm=_NORM[job.options.get("norm", "linf")],
         eps=job.eps,
         steps=job.steps,
         n_restarts=job.restarts,
@@ -99,6 +101,13 @@ def _apgd_dlr(job: BatchJob):
     )
     atk.n_target_classes = _targets(job.num_classes)
     return atk
+
+
+def _with_norm(build: Callable[[BatchJob], torchattacks.Attack], norm: str):
+    def with_norm(job: BatchJob):
+        return build(dataclasses.replace(job, options={**job.options, "norm": norm}))
+
+    return with_norm
 
 
 def _fab(job: BatchJob):
@@ -141,30 +150,32 @@ def _deepfool(job: BatchJob):
     return torchattacks.DeepFool(job.model, steps=job.steps, overshoot=float(job.options.get("overshoot", 0.02)))
 
 
-def _autoattack(job: BatchJob):
-    atk = torchattacks.AutoAttack(
-        job.model, norm="Linf", eps=job.eps, version="standard", n_classes=job.num_classes, seed=job.seed()
-    )
-    for sub in atk._autoattack.attacks:  # APGD-CE, APGD-T, FAB-T, Square
-        if hasattr(sub, "n_target_classes"):
-            sub.n_target_classes = _targets(job.num_classes)
-        if isinstance(sub, torchattacks.Square):
-            sub.n_queries = int(job.options.get("n_queries", sub.n_queries))
-        elif hasattr(sub, "steps"):
-            sub.steps = job.steps
-    return atk
-
-
 _DLR = " (targeted DLR loss: the 4 largest logits; AutoAttack refuses 3 classes)"
-_spec("apgd-ce", "linf", True, _apgd_ce, description="APGD on cross-entropy (torchattacks)")
+_spec("apgd-ce", "linf", True, _apgd_ce, description="APGD on cross-entropy (torchattacks' port of AutoAttack's)")
 _spec(
-    "apgd-dlr",
+    "apgd-t",
     "linf",
     True,
-    _apgd_dlr,
+    _apgd_t,
     min_classes=4,
     min_classes_why=_DLR,
-    description="targeted APGD on the DLR loss (torchattacks APGDT)",
+    description="targeted APGD on the DLR loss, 9 targets (torchattacks' port of AutoAttack's apgd-t)",
+)
+_spec(
+    "apgd-ce-l2",
+    "l2",
+    True,
+    _with_norm(_apgd_ce, "l2"),
+    description="APGD-L2 on cross-entropy (torchattacks' port of AutoAttack's)",
+)
+_spec(
+    "apgd-t-l2",
+    "l2",
+    True,
+    _with_norm(_apgd_t, "l2"),
+    min_classes=4,
+    min_classes_why=_DLR,
+    description="targeted APGD-L2 on the DLR loss, 9 targets (torchattacks' port of AutoAttack's apgd-t)",
 )
 _spec("fab", "linf", True, _fab, description="FAB-L∞ (torchattacks)")
 _spec(
@@ -191,14 +202,4 @@ _spec(
     _deepfool,
     options=("overshoot",),
     description="DeepFool, minimal perturbation (torchattacks)",
-)
-_spec(
-    "autoattack",
-    "linf",
-    True,
-    _autoattack,
-    min_classes=4,
-    min_classes_why=_DLR,
-    options=("n_queries",),
-    description="AutoAttack standard (torchattacks)",
 )

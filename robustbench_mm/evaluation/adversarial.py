@@ -7,7 +7,9 @@ Rows (``results.row``):
 * ``adversarial / worst-case / ε / accuracy`` (L∞) and ``worst-case-l2`` (L2): an example counts
   only if it survives *every* attack of that norm at *every* radius ≤ ε (an adversarial example
   found at a smaller radius is one at the larger radius too), so the curve never rises with ε and
-  never lies above any single attack -- RobustBench's "robust accuracy is the worst case";
+  never lies above any single attack -- RobustBench's "robust accuracy is the worst case". By
+  default it also runs APGD-CE and APGD-T (100 iterations) at every radius on the examples still
+  standing (:mod:`.worstcase`); their work per radius is the table ``worst_case_stages``;
 * unbounded attacks (cw-l2, deepfool): ``accuracy`` at severity 0 (the attack failed on the
   example) and ``median-l2``: the median over examples of the L2 perturbation it needed
   (0 for examples misclassified clean, +inf where it failed) -- the radius at which robust
@@ -21,6 +23,7 @@ import math
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 
 from robustbench_mm.attacks import curve as min_norm
@@ -28,6 +31,15 @@ from robustbench_mm.attacks import diagnostics as diag
 from robustbench_mm.attacks.driver import attack
 from robustbench_mm.attacks.registry import ATTACKS, AttackResult, validate
 from robustbench_mm.attacks.session import AttackSession
+from robustbench_mm.attacks.worstcase import (
+    APGD_ITERATIONS,
+    STAGES,
+    WORST_CASE_NORMS,
+    cascade,
+    derive,
+    linear_reach,
+    stages_for,
+)
 from robustbench_mm.core.errors import UserError
 from robustbench_mm.core.results import row
 from robustbench_mm.data.threat import ThreatModel, headline_radius
@@ -43,22 +55,14 @@ from robustbench_mm.evaluation.interface import (
 from robustbench_mm.settings import EvalConfig
 
 SUITE = "adversarial"
-DEFAULT_ATTACKS = ("fgsm", "pgd-linf", "pgd-l2", "square", "apgd-dlr")
-# Run by default at the headline L∞ radius only (every radius when named in --attacks): the
-# black-box check, and APGD-T, the targeted DLR attack of AutoAttack. On the digits models
-# APGD-T leaves 5-14 points less accuracy than PGD-10 on the cross-entropy at ε = 0.1 (mixup's
-# flattened softmax hides from the CE gradient), so without it the default worst case would
-# overstate robustness and mis-rank the methods. Each costs several PGD-10 runs per radius,
-# hence one radius by default. (The radii themselves are the dataset's threat model: threat.py.)
-HEADLINE_ONLY_BY_DEFAULT = ("square", "apgd-dlr")
-
+# Run on every example at every radius; the worst case then adds AutoAttack's APGD-CE and APGD-T
+# on the survivors (worstcase.STAGES). Square is the black-box check of gradient masking.
+DEFAULT_ATTACKS = ("fgsm", "pgd-linf", "pgd-l2", "square")
 SQUARE_QUERIES = 50  # default-set Square: the black-box diagnostic, kept short (a query costs a forward pass)
 CW_STEPS = 100
 DEEPFOOL_STEPS = 50
 MORE_STEPS = (2,)  # non-monotone-steps: PGD with 2x the configured steps (budget: one extra run)
 DIAGNOSTIC_CALLS = 1 + len(MORE_STEPS)  # attack calls the checks make: the unbounded PGD, more steps
-# the worst case per norm: the test's name and the norm of the attacks it combines
-WORST_CASE_NORMS = {"worst-case": "linf", "worst-case-l2": "l2"}
 
 
 def eps_grids(threat: ThreatModel, config: EvalConfig) -> tuple[list[float], list[float]]:
@@ -69,6 +73,8 @@ def eps_grids(threat: ThreatModel, config: EvalConfig) -> tuple[list[float], lis
 
 
 def _steps(name: str, config: EvalConfig) -> int:
+    if name.startswith("apgd-"):
+        return APGD_ITERATIONS  # AutoAttack's fixed budget, whatever --pgd-steps says
     return {"cw-l2": max(CW_STEPS, config.pgd_steps), "deepfool": max(DEEPFOOL_STEPS, config.pgd_steps)}.get(
         name, config.pgd_steps
     )
@@ -91,7 +97,7 @@ def _plan(ctx: SuiteContext) -> tuple[list[str], bool, list[float], list[float]]
                 name,
                 eps,
                 ctx.num_classes,
-                steps=cfg.pgd_steps,
+                steps=_steps(name, cfg),
                 restarts=cfg.pgd_restarts,
                 step_size=cfg.pgd_step_size,
                 precision=cfg.attack_precision,
@@ -100,31 +106,16 @@ def _plan(ctx: SuiteContext) -> tuple[list[str], bool, list[float], list[float]]
     return names, explicit, linf, l2
 
 
-def worst_case(
-    runs: dict[tuple[str, float], np.ndarray], clean: np.ndarray | None, grid: list[float] | None = None
-) -> dict[float, np.ndarray]:
-    """Per radius ε, the examples correct under every attack in ``runs`` at every radius up to ε
-    (an adversarial example found at a smaller radius is one at ε too). ``runs``: (attack, ε) ->
-    bool per example, already false where the clean image is misclassified."""
-    grid = sorted({e for _, e in runs}) if grid is None else grid
-    alive = (clean if clean is not None else np.ones(len(next(iter(runs.values()))), dtype=bool)).copy()
-    out = {}
-    for eps in grid:
-        for (_, e), ok in runs.items():
-            if e == eps:
-                alive &= ok
-        out[float(eps)] = alive.copy()
-    return out
-
-
-def _grid(name: str, explicit: bool, linf: list[float], l2: list[float], headline: float | None) -> list[float]:
+def _grid(name: str, linf: list[float], l2: list[float]) -> list[float]:
     """The radii attack ``name`` runs at (unbounded attacks: one run, at 0)."""
-    spec = ATTACKS.get(name)
-    if spec.norm == "none":
-        return [0.0]
-    if name in HEADLINE_ONLY_BY_DEFAULT and not explicit:
-        return [headline] if headline is not None else []  # one radius by default
-    return linf if spec.norm == "linf" else l2
+    norm = ATTACKS.get(name).norm
+    return [0.0] if norm == "none" else linf if norm == "linf" else l2
+
+
+def _stage_calls(explicit: bool, num_classes: int, linf: list[float], l2: list[float]) -> int:
+    if explicit:
+        return 0
+    return sum(len(stages_for(norm, num_classes)) * len(linf if norm == "linf" else l2) for norm in STAGES)
 
 
 @register_suite(
@@ -140,6 +131,8 @@ def _grid(name: str, explicit: bool, linf: list[float], l2: list[float], headlin
     + (Column("Median ε*", "curve", "median-eps"), Column("Curve area to ε={eps} (%)", "curve", "auc", HEADLINE_EPS)),
     sections=(Section("Adversarial accuracy (%) by attack and ε", "grid"),),
     verdict=(Question("worst-case robust accuracy at ε = {eps}", "worst-case", severity=HEADLINE_EPS, rank=10),),
+    derive=derive,
+    refresh=min_norm.refresh_metrics,
 )
 def adversarial_suite(ctx: SuiteContext) -> SuiteOutput:
     cfg = ctx.config
@@ -152,7 +145,8 @@ def adversarial_suite(ctx: SuiteContext) -> SuiteOutput:
     session = ctx.attacks or AttackSession(model)  # model copies and clean verdicts built once
     assert ctx.threat is not None  # SuiteContext fills it in
     headline = headline_radius(linf_grid, ctx.threat)
-    calls = sum(len(_grid(name, explicit, linf_grid, l2_grid, headline)) for name in names) + DIAGNOSTIC_CALLS
+    calls = sum(len(_grid(name, linf_grid, l2_grid)) for name in names) + DIAGNOSTIC_CALLS
+    calls += _stage_calls(explicit, ctx.num_classes, linf_grid, l2_grid)  # at most: survivors only
     calls += len(minimum)
     bar = ctx.progress(calls, "adversarial", unit="attack")
 
@@ -201,7 +195,7 @@ def adversarial_suite(ctx: SuiteContext) -> SuiteOutput:
     with bar:
         for name in names:
             options: dict[str, Any] = {"n_queries": SQUARE_QUERIES} if name == "square" and not explicit else {}
-            for eps in _grid(name, explicit, linf_grid, l2_grid, headline):
+            for eps in _grid(name, linf_grid, l2_grid):
                 keep = name == "pgd-linf" and eps == smallest_linf
                 res = run(name, eps, keep_logits=keep, **options)
                 ok = res.correct.numpy()
@@ -213,7 +207,7 @@ def adversarial_suite(ctx: SuiteContext) -> SuiteOutput:
                 if keep:
                     assert res.logits is not None  # asked for with keep_logits
                     out.logits[(SUITE, name, float(eps))] = res.logits
-        _finish(ctx, out, record, run, correct, acc, linf_grid, l2_grid)
+        _finish(ctx, out, record, run, correct, acc, linf_grid, l2_grid, explicit)
         min_norm.add_to_suite(ctx, run, out, minimum, linf_grid, l2_grid, headline)
     return out
 
@@ -226,18 +220,30 @@ def _median_l2(name: str, res: AttackResult, ok: np.ndarray, clean_correct: np.n
     return row(SUITE, name, 0.0, "median-l2", float(np.median(needed)) if n else math.nan, n)
 
 
-def _finish(ctx, out, record, run, correct, acc, linf_grid, l2_grid) -> None:
-    """The worst case per example (every attack of the norm, every radius up to ε), then the
-    gradient-masking checks."""
+def _finish(ctx, out, record, run, correct, acc, linf_grid, l2_grid, explicit: bool) -> None:
+    """The worst case per example (every attack of the norm, every radius up to ε; by default
+    APGD-CE and APGD-T on the survivors), then the gradient-masking checks."""
+    log: list[dict] = []
     for test, norm in WORST_CASE_NORMS.items():
         grid = linf_grid if norm == "linf" else l2_grid
         runs = {k: v for k, v in correct.items() if ATTACKS.get(k[0]).norm == norm}
-        if not runs:
+        stages = [] if explicit else stages_for(norm, ctx.num_classes)
+        if not runs and not stages or not grid:
             continue
-        for eps, alive in worst_case(runs, ctx.clean_correct, grid).items():
-            record(test, eps, alive)
-
+        reach = linear_reach(ctx.model, ctx.x, ctx.y, norm, _batch(ctx)) if stages else None
+        alive, done = cascade(runs, ctx.clean_correct, grid, stages, lambda a, e, idx: run(a, e, subset=idx), reach)
+        for eps, ok in alive.items():
+            record(test, eps, ok)
+        log += [{"norm": norm, **entry} for entry in done]
+    if log:
+        out.tables["worst_case_stages"] = pd.DataFrame(
+            log, columns=["norm", "severity", "attack", "attacked", "broken"]
+        )
     out.rows.extend(_diagnostics(ctx, run, correct, acc, linf_grid, l2_grid))
+
+
+def _batch(ctx: SuiteContext) -> int:
+    return ctx.config.batch_size or 500
 
 
 def _diagnostics(ctx, run, correct, acc, linf_grid, l2_grid) -> list[dict]:

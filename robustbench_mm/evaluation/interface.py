@@ -84,6 +84,10 @@ class SuiteOutput:
 
 
 SuiteFn = Callable[[SuiteContext], SuiteOutput]
+# (stored per-example results, new ones) -> the suite's derived per-example results, recomputed
+# over both (e.g. the worst case over every attack): what the store asks when it merges
+DeriveFn = Callable[[dict[Key, np.ndarray], dict[Key, np.ndarray]], dict[Key, np.ndarray]]
+RefreshFn = Callable[["pd.DataFrame", dict[Key, np.ndarray]], "pd.DataFrame"]
 
 HEADLINE_EPS = None  # a Column's severity: the radius the headline quotes (the threat model's)
 ALL_TESTS = "*"  # a Column's test: the mean over every test of the suite (its "mean" row aside)
@@ -141,6 +145,8 @@ class Suite:
     sections: tuple[Section, ...] = ()  # its tables under the report's detailed results
     headline_order: int | None = None  # where its columns go in the headline (None: ``order``)
     verdict: tuple[Question, ...] = ()  # what the verdict asks of it
+    derive: DeriveFn | None = None  # per-example results that summarise others (the worst case)
+    refresh: RefreshFn | None = None  # rows recomputed from the merged per-example results (the curve)
 
 
 SUITES: Registry[Suite] = Registry("suite")
@@ -156,19 +162,53 @@ def register_suite(
     sections: tuple[Section, ...] = (),
     headline_order: int | None = None,
     verdict: tuple[Question, ...] = (),
+    derive: DeriveFn | None = None,
+    refresh: RefreshFn | None = None,
 ) -> Callable[[SuiteFn], SuiteFn]:
     """Decorator: register ``run`` as suite ``name`` at position ``order``, with its place in the
-    report; returns ``run`` unchanged."""
+    report; returns ``run`` unchanged. ``derive`` / ``refresh``: how the suite recomputes its
+    summary rows when a new evaluation is merged into a stored one (see :func:`derived`)."""
 
     def add(run: SuiteFn) -> SuiteFn:
         SUITES.register(name)(
             Suite(
-                name, run, order, default, description, tuple(headline), tuple(sections), headline_order, tuple(verdict)
+                name,
+                run,
+                order,
+                default,
+                description,
+                tuple(headline),
+                tuple(sections),
+                headline_order,
+                tuple(verdict),
+                derive,
+                refresh,
             )
         )
         return run
 
     return add
+
+
+def derived(stored: dict[Key, np.ndarray], new: dict[Key, np.ndarray]) -> dict[Key, np.ndarray]:
+    """Every registered suite's derived per-example results over ``stored`` and ``new`` (each an
+    accuracy row: its mean), the hook the store calls when it merges evaluations."""
+    out: dict[Key, np.ndarray] = {}
+    for name in SUITES.names():
+        suite = SUITES.get(name)
+        if suite.derive is not None:
+            out.update(suite.derive(stored, new))
+    return out
+
+
+def refreshed(metrics: pd.DataFrame, per_example: dict[Key, np.ndarray]) -> pd.DataFrame:
+    """Every registered suite's rows recomputed from the merged per-example results (the
+    robustness curve over the merged worst case), the second hook the store calls."""
+    for name in SUITES.names():
+        suite = SUITES.get(name)
+        if suite.refresh is not None:
+            metrics = suite.refresh(metrics, per_example)
+    return metrics
 
 
 def running_order(suites: list[Suite]) -> list[Suite]:

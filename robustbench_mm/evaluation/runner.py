@@ -36,7 +36,7 @@ from robustbench_mm.data.cards import card_for, threat_of
 from robustbench_mm.data.datasets import DatasetSplits, load_dataset, stratified_subset, to_float
 from robustbench_mm.data.splits import training_split
 from robustbench_mm.evaluation.catalog import default_suites, ordered_suites
-from robustbench_mm.evaluation.interface import Suite, SuiteContext
+from robustbench_mm.evaluation.interface import Suite, SuiteContext, derived, refreshed
 from robustbench_mm.evaluation.modelcheck import check_arguments, check_output
 from robustbench_mm.settings import EvalConfig
 from robustbench_mm.store.rundir import RunDir, model_digest
@@ -245,7 +245,9 @@ def evaluate_run(
             shard=shard,
             progress=progress,
         )
-        merged = accumulate.merge(stored, evaluation, model_digest(run.file("model.pt")))
+        merged = accumulate.merge(
+            stored, evaluation, model_digest(run.file("model.pt")), derive=derived, refresh=refreshed
+        )
         if holding:
             accumulate.publish(run, merged, config)
     return merged

@@ -53,8 +53,14 @@ def setup_lines(runs: RunSet, summary: pd.DataFrame, seconds: float | None) -> l
         groups = "; ".join(f"{', '.join(names)} at ε {radii}" for radii, names in radii_of.items())
         lines.append(
             f"- **Attacks**: {groups} (ε 0: unbounded attacks); the worst case at ε counts every attack at "
-            "every radius up to ε" + ("; FMN (minimum norm) for the robustness curve" if curve else "")
+            "every radius up to ε and, with the default attacks, APGD-CE and APGD-T (100 iterations, 9 targets) "
+            "run at every radius on the examples still standing"
+            + ("; FMN (minimum norm) for the robustness curve" if curve else "")
         )
+        if any(name.startswith("autoattack") for name in attacks):
+            from robustbench_mm.attacks.standard import SETTINGS  # the attacks' own words, only when needed
+
+            lines.append(f"- **autoattack**: {SETTINGS}")
     lines.append(f"- **Software**: robustbench_mm {__version__}, {_versions()}, Python {platform.python_version()}")
     lines.append(f"- **Hardware**: {_hardware()}")
     if seconds is not None:

@@ -26,8 +26,8 @@ class EvalConfig:
     )
     attacks: list[str] | None = setting(
         None,
-        "attacks (default: fgsm, pgd-linf, pgd-l2 at every radius, square and "
-        "apgd-dlr at the headline L∞ radius; mmbench list)",
+        "attacks (default: fgsm, pgd-linf, pgd-l2 and square at every radius, and a worst case that "
+        "adds APGD-CE and APGD-T, 100 iterations, on the examples still standing; mmbench list)",
         unique=True,
     )
     eps: list[float] | None = setting(
@@ -42,7 +42,10 @@ class EvalConfig:
         None, "L2 radii (default: the dataset's grid)", low=0, low_open=True, high=L2_MAX, sort=True
     )
     pgd_steps: int = setting(
-        10, "steps of PGD (and the iterations of the other iterative attacks)", low=1, high=100_000
+        10,
+        "steps of PGD (and of the other iterative attacks but APGD and AutoAttack: fixed at 100)",
+        low=1,
+        high=100_000,
     )
     pgd_restarts: int = setting(1, "random restarts of the iterative attacks", low=1, high=1000)
     # bounded by the largest L2 radius: a bigger step leaves every ball in one step, and 1e308 overflows

@@ -2,9 +2,11 @@
 
 The new rows replace the rows of the same (suite, test, severity, metric); every other row stays,
 and so do the per-example results and reliability bins the new evaluation did not recompute.
-Numbers that summarise other rows are recomputed from the merged per-example results, so they
+Numbers that summarise other rows are recomputed from the per-example results of both, so they
 always cover everything measured: the worst case over attacks (an evaluation that adds
-``--attacks autoattack`` to an earlier default one reports the worst over both).
+``--attacks autoattack`` to an earlier default one reports the worst over both). The store knows
+no suite: the caller hands :func:`merge` the hook (``derive``) that computes them, the suites'
+own rule (``evaluation.interface.derived``).
 
 Merging is refused when the two evaluations looked at different test examples, and an
 evaluation of another model (the run was retrained) is dropped rather than merged. Each
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -67,9 +70,23 @@ def already_done(stored: evalstore.StoredEvaluation | None, run: Any, config: Ev
     )
 
 
-def merge(stored: evalstore.StoredEvaluation | None, new, digest: str | None = None):
-    """``new`` on top of ``stored`` (see the module docstring); ``new`` itself when nothing is stored.
-    ``digest``: the sha256 of the model ``new`` evaluated (what decides whether ``stored`` is of it)."""
+Derive = Callable[[dict, dict], dict]  # (stored per-example, new per-example) -> derived per-example
+Refresh = Callable[[pd.DataFrame, dict], pd.DataFrame]  # (merged rows, merged per-example) -> rows
+
+
+def merge(
+    stored: evalstore.StoredEvaluation | None,
+    new,
+    digest: str | None = None,
+    derive: Derive | None = None,
+    refresh: Refresh | None = None,
+):
+    """``new`` on top of ``stored`` (see the module docstring); ``new`` itself when nothing is
+    stored. ``digest``: the sha256 of the model ``new`` evaluated (what decides whether ``stored``
+    is of it). ``derive(stored, new)``: the per-example results that summarise others, recomputed
+    over both (each becomes an accuracy row, replacing the row of the same key); then
+    ``refresh(metrics, per_example)``: rows recomputed from the merged per-example results (the
+    robustness curve), the suites' own rules as well."""
     if stored is None or not _same_model(stored, new, digest):
         new.history = []
         return new
@@ -84,8 +101,10 @@ def merge(stored: evalstore.StoredEvaluation | None, new, digest: str | None = N
     ]
     per_example = {**stored.per_example, **new.per_example}
     metrics = pd.concat([old_rows, new.metrics], ignore_index=True)[COLUMNS]
-    metrics, per_example = _worst_cases(metrics, per_example)
-    metrics = _curves(metrics, per_example)
+    if derive is not None:
+        metrics, per_example = _derived(metrics, per_example, derive(stored.per_example, new.per_example))
+    if refresh is not None:
+        metrics = refresh(metrics, per_example)[COLUMNS]
     reliability = new.reliability if new.reliability is not None else stored.reliability
     tables = {**stored.tables, **new.tables}
     stored_seconds = (stored.record or {}).get("seconds")
@@ -95,13 +114,6 @@ def merge(stored: evalstore.StoredEvaluation | None, new, digest: str | None = N
     )
     merged.history = list(stored.record.get("history", {}).get("settings", []))
     return merged
-
-
-def _curves(metrics: pd.DataFrame, per_example: dict) -> pd.DataFrame:
-    """The robustness curve again over the merged worst case (attacks/curve.py)."""
-    from robustbench_mm.attacks.curve import refresh_metrics
-
-    return refresh_metrics(metrics, per_example)[COLUMNS]
 
 
 def _same_model(stored: evalstore.StoredEvaluation, new, digest: str | None) -> bool:
@@ -146,31 +158,20 @@ def _check_same_examples(stored: evalstore.StoredEvaluation, new) -> None:
         )
 
 
-def _worst_cases(metrics: pd.DataFrame, per_example: dict) -> tuple[pd.DataFrame, dict]:
-    """Recompute the worst case over every attack of each norm from the per-example results."""
-    from robustbench_mm.attacks import ATTACKS
-    from robustbench_mm.evaluation.adversarial import worst_case
-
+def _derived(metrics: pd.DataFrame, per_example: dict, derived: dict) -> tuple[pd.DataFrame, dict]:
+    """``derived`` (key -> bool per example) into the merged results: its arrays and accuracy rows."""
+    if not derived:
+        return metrics, per_example
     identity = metrics.iloc[0][["run", "dataset", "arch", "method", "seed"]].to_dict()
-    clean = per_example.get(("clean", "clean", 0.0))
-    rows = []
-    for test, norm in (("worst-case", "linf"), ("worst-case-l2", "l2")):
-        runs = {
-            (t, sev): ok
-            for (suite, t, sev), ok in per_example.items()
-            if suite == "adversarial" and t in ATTACKS and ATTACKS.get(t).norm == norm
-        }
-        if not runs:
-            continue
-        for suite, t, sev in [k for k in per_example if k[0] == "adversarial" and k[1] == test]:
-            del per_example[(suite, t, sev)]
-        for eps, alive in worst_case(runs, clean).items():
-            per_example[("adversarial", test, eps)] = alive
-            rows.append({**identity, **row("adversarial", test, eps, "accuracy", float(alive.mean()), len(alive))})
-    kept = metrics[~((metrics["suite"] == "adversarial") & metrics["test"].isin(["worst-case", "worst-case-l2"]))]
-    return pd.concat([kept, pd.DataFrame(rows, columns=COLUMNS)], ignore_index=True)[
-        COLUMNS
-    ] if rows else metrics, per_example
+    per_example = {**per_example, **derived}
+    rows = [
+        {**identity, **row(suite, test, sev, "accuracy", float(ok.mean()) if len(ok) else 0.0, len(ok))}
+        for (suite, test, sev), ok in derived.items()
+    ]
+    replaced = {(s, t, float(sev), "accuracy") for s, t, sev in derived}
+    keys = metrics[KEYS].astype({"severity": float}).itertuples(index=False, name=None)
+    kept = metrics[[tuple(k) not in replaced for k in keys]]
+    return pd.concat([kept, pd.DataFrame(rows, columns=COLUMNS)], ignore_index=True)[COLUMNS], per_example
 
 
 def publish(run: Any, evaluation, config: EvalConfig) -> None:

@@ -1,0 +1,98 @@
+"""Evaluation time per model before and after the stronger default worst case, side by side.
+
+"before" is the package at ``--before`` (a git revision: its source is exported to a temporary
+folder with ``git archive``), "after" the working tree. Both evaluate the same run directories
+with the default suites and settings (``rb.evaluate_run(run, write=False)``), each in its own
+process on one torch thread, in turn model by model (interleaved, so drift of a shared machine
+affects both alike). Reported: wall seconds, CPU seconds of the process (the fair measure on a
+loaded machine: one thread), the adversarial suite's seconds, and the worst case per radius.
+
+Run::
+
+    OMP_NUM_THREADS=1 python benchmarks/cost_default_worst_case.py /tmp/aa/runs/* --before 690d53b \\
+        --out benchmarks/default_worst_case_cost.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+CHILD = """
+import json, sys, time
+sys.path.insert(0, sys.argv[1])
+import torch
+torch.set_num_threads(1)
+import robustbench_mm as rb
+from robustbench_mm.settings import EvalConfig
+wall, cpu = time.perf_counter(), time.process_time()
+ev = rb.evaluate_run(sys.argv[2], config=EvalConfig(), write=False)
+wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+m = ev.metrics
+worst = m[m.test == "worst-case"].sort_values("severity")
+print(json.dumps({"wall": wall, "cpu": cpu, "adversarial": ev.suite_seconds.get("adversarial"),
+                  "method": m.method.iloc[0], "worst": dict(zip(worst.severity.astype(float), worst.value))}))
+"""
+
+
+def _measure(source: Path, run: Path) -> dict:
+    env = {"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"}
+    out = subprocess.run(
+        [sys.executable, "-c", CHILD, str(source), str(run)], capture_output=True, text=True, env=env, check=True
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("runs", nargs="+", type=Path)
+    parser.add_argument("--before", default="690d53b", help="git revision of the 'before' package")
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        archive = subprocess.run(
+            ["git", "-C", str(ROOT), "archive", args.before, "robustbench_mm"], capture_output=True, check=True
+        )
+        subprocess.run(["tar", "-x", "-C", tmp], input=archive.stdout, check=True)
+        rows = []
+        for run in args.runs:
+            before, after = _measure(Path(tmp), run), _measure(ROOT, run)
+            rows.append((before, after))
+            print(before, after, flush=True)
+    lines = [
+        "# Evaluation time per model: the default worst case before and after",
+        "",
+        "Made by `benchmarks/cost_default_worst_case.py` (see its docstring):",
+        "",
+        f"    OMP_NUM_THREADS=1 python {' '.join(sys.argv)}",
+        "",
+        f"*before*: revision `{args.before}` (FGSM, PGD-10 at every radius; Square-50 and APGD-T with 10 "
+        "iterations at the headline only). *after*: FGSM, PGD-10, Square-50 at every radius, then APGD-CE "
+        "and APGD-T (100 iterations, 9 targets) at every radius on the examples still standing. Default suites, "
+        "digits models, default evaluation subset, one torch thread; seconds.",
+        "",
+        "| method | CPU before | CPU after | ratio | wall before | wall after | adversarial suite before | after |"
+        " worst case before (ε: %) | after |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for before, after in rows:
+        show = lambda r: ", ".join(f"{float(e):g}: {100 * v:.1f}" for e, v in r["worst"].items())  # noqa: E731
+        lines.append(
+            f"| {after['method']} | {before['cpu']:.1f} | {after['cpu']:.1f} | {after['cpu'] / before['cpu']:.2f} | "
+            f"{before['wall']:.1f} | {after['wall']:.1f} | {before['adversarial']:.1f} | {after['adversarial']:.1f} | "
+            f"{show(before)} | {show(after)} |"
+        )
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if args.out:
+        args.out.write_text(text)
+
+
+if __name__ == "__main__":
+    main()
