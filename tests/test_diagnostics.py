@@ -232,7 +232,7 @@ def test_default_worst_case_runs_apgd_at_every_radius_on_the_survivors(outputs):
     """APGD-CE and APGD-T (100 iterations) run at every radius where an example still stands, each
     only on the examples every cheaper attack and every smaller radius left standing."""
     for ctx, out in outputs.values():
-        stages = out.tables["worst_case_stages"]
+        stages = out.tables["worst-case-stages"]
         acc = {(r["test"], r["severity"]): r["value"] for r in out.rows if r["suite"] == "adversarial"}
         n = len(ctx.y)
         for norm, grid, test in (("linf", DIGITS.linf, "worst-case"), ("l2", DIGITS.l2, "worst-case-l2")):
@@ -300,7 +300,7 @@ def test_default_attacks_skip_what_the_dataset_cannot_support(trained_models, di
     ctx = _context(model, digits.test_x[keep][:60], digits.test_y[keep][:60], num_classes=3)
     out = SUITES.get("adversarial").run(ctx)
     assert "pgd-linf" in {r["test"] for r in out.rows}
-    assert set(out.tables["worst_case_stages"]["attack"]) <= {"apgd-ce", "apgd-ce-l2"}
+    assert set(out.tables["worst-case-stages"]["attack"]) <= {"apgd-ce", "apgd-ce-l2"}
 
 
 def test_fgsm_overshooting_at_a_large_radius_is_not_called_masking():

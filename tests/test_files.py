@@ -365,12 +365,21 @@ def test_nan_weights_in_model_pt_are_refused(ws, capsys):
 
 
 def test_a_refused_run_leaves_no_empty_out_folder(ws, capsys, monkeypatch):
-    from robustbench_mm.app import pipeline
+    from robustbench_mm.app import schedulers
 
-    def refused(*args, **kwargs):
-        raise UserError(f"{R} is in use by process 1 (mmbench train); wait for it to finish or stop it")
+    class Refusing:  # a scheduler whose first run is refused by its lock, after the --out folder exists
+        detached = False
 
-    monkeypatch.setattr(pipeline, "_run_all", refused)
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def submit(self, specs):
+            raise UserError(f"{R} is in use by process 1 (mmbench train); wait for it to finish or stop it")
+
+    monkeypatch.setattr(schedulers, "create_scheduler", lambda *args, **kwargs: Refusing())
     code = main(["run", "--runs-dir", "runs", "--out", "fresh-report", "--methods", "erm", "--seeds", "0"])
     assert code == 2 and "is in use" in capsys.readouterr().err
     assert not (ws / "fresh-report").exists()

@@ -9,7 +9,7 @@ Rows (``results.row``):
   found at a smaller radius is one at the larger radius too), so the curve never rises with ε and
   never lies above any single attack -- RobustBench's "robust accuracy is the worst case". By
   default it also runs APGD-CE and APGD-T (100 iterations) at every radius on the examples still
-  standing (:mod:`.worstcase`); their work per radius is the table ``worst_case_stages``;
+  standing (:mod:`.worstcase`); their work per radius is the table ``worst-case-stages``;
 * unbounded attacks (cw-l2, deepfool): ``accuracy`` at severity 0 (the attack failed on the
   example) and ``median-l2``: the median over examples of the L2 perturbation it needed
   (0 for examples misclassified clean, +inf where it failed) -- the radius at which robust
@@ -236,7 +236,7 @@ def _finish(ctx, out, record, run, correct, acc, linf_grid, l2_grid, explicit: b
             record(test, eps, ok)
         log += [{"norm": norm, **entry} for entry in done]
     if log:
-        out.tables["worst_case_stages"] = pd.DataFrame(
+        out.tables["worst-case-stages"] = pd.DataFrame(
             log, columns=["norm", "severity", "attack", "attacked", "broken"]
         )
     out.rows.extend(_diagnostics(ctx, run, correct, acc, linf_grid, l2_grid))

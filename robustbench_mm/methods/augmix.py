@@ -85,10 +85,19 @@ class AugMix(Method):
     description = "AugMix (Hendrycks et al. 2020): mixed augmentation chains + Jensen-Shannon consistency"
 
     augmix_width: int = setting(3, "AugMix: augmentation chains mixed per view", low=1, high=16)
-    augmix_depth: int = setting(-1, "AugMix: operations per chain (-1: 1-3, drawn per image)", low=-1, high=16)
+    augmix_depth: int = setting(
+        -1, "AugMix: operations per chain (-1: 1-3, drawn per image; 0: none, each chain is the image)", low=-1, high=16
+    )
     augmix_severity: float = setting(3.0, "AugMix: operation severity (1-10)", low=1, high=10)
-    augmix_alpha: float = setting(1.0, "AugMix: Dirichlet/Beta parameter of the mixing weights", low=0, low_open=True)
-    jsd_weight: float = setting(12.0, "AugMix: weight λ of the Jensen-Shannon consistency loss", low=0, high=1000)
+    augmix_alpha: float = setting(
+        1.0, "AugMix: Dirichlet/Beta parameter of the mixing weights", low=0, low_open=True, high=1000
+    )
+    jsd_weight: float = setting(
+        12.0,
+        "AugMix: weight λ of the Jensen-Shannon consistency loss (0: none, cross-entropy on the clean view)",
+        low=0,
+        high=1000,
+    )
     augmix_ops: list[str] = setting(
         list(OPS), "AugMix: the operations chains draw from", choices=tuple(OPS), unique=True
     )

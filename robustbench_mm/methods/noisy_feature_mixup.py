@@ -53,8 +53,8 @@ class NoisyFeatureMixup(BlendMethod):
     mix_layers: list[int] = setting(
         [0, 1, 2], "eligible mixing layers (0 = input, k = after stage k)", low=0, high=64, unique=True
     )
-    add_noise: float = setting(0.4, "NFM: additive noise level (std = level x Beta(2, 5))", low=0, high=100)
-    mult_noise: float = setting(0.2, "NFM: multiplicative noise level (1 ± level x Beta(2, 5))", low=0, high=1)
+    add_noise: float = setting(0.4, "NFM: additive noise level (std = level x Beta(2, 5); 0: none)", low=0, high=100)
+    mult_noise: float = setting(0.2, "NFM: multiplicative noise level (1 ± level x Beta(2, 5); 0: none)", low=0, high=1)
 
     def layers(self) -> tuple[int, ...]:
         return tuple(self.mix_layers)

@@ -41,7 +41,9 @@ class TRADES(Method):
 
     at_eps: float | None = setting(None, "PGD-AT: L∞ radius (default: the dataset's headline radius)", low=0, high=1)
     at_steps: int = setting(10, "PGD-AT: attack steps per training batch", low=1, high=1000)
-    beta: float = setting(6.0, "TRADES: weight of the robust (KL) term", low=0, high=1000)
+    beta: float = setting(
+        6.0, "TRADES: weight of the robust (KL) term (0: none, plain training on clean images)", low=0, high=1000
+    )
 
     def resolved(self, data=None) -> TRADES:
         if self.at_eps is None and data is not None:

@@ -15,7 +15,7 @@ import functools
 import torch
 
 from robustbench_mm.core.errors import UserError
-from robustbench_mm.models.registry import ARCHS, create_model
+from robustbench_mm.models.registry import ARCHS, create_model, is_arch
 
 PROBE_MAX = 1024  # sizes searched for an architecture's minimum (beyond: "none up to 1024")
 
@@ -52,7 +52,8 @@ def min_size(arch: str, channels: int) -> int | None:
 
 def check_input_size(arch: str, channels: int, size: int, classes: int) -> None:
     """Refuse, in one line, images ``arch`` cannot take (naming its minimum and the architectures that can)."""
-    ARCHS.get(arch)  # an unknown name: the registry's own one-line error
+    if not is_arch(arch):  # torchvision:/timm: names are probed like registered ones
+        ARCHS.get(arch)  # an unknown name: the registry's own one-line error
     if takes(arch, channels, size, classes):
         return
     smallest = min_size(arch, channels)

@@ -101,6 +101,7 @@ class RunPlan(JobOptions, ReportOptions):
         "the limit stops (its checkpoint stays) and the report covers what finished",
         low=0,
         low_open=True,
+        high=525_600,  # a year
     )
     wait: bool = setting(
         True, "with --launcher slurm/local: wait for the jobs and write the report (--no-wait: submit and return)"
@@ -110,9 +111,14 @@ class RunPlan(JobOptions, ReportOptions):
     cpus_per_run: int | None = setting(
         None, "with --launcher slurm/local: CPU cores per job (default 1)", low=1, high=1024
     )
-    mem_gb: float | None = setting(None, "with --launcher slurm/local: memory per job in GB", low=0, low_open=True)
+    mem_gb: float | None = setting(
+        None, "with --launcher slurm/local: memory per job in GB", low=0, low_open=True, high=65_536
+    )
     timeout_min: int = setting(
-        240, "with --launcher slurm/local: a job's time limit; at the limit it is requeued and resumes", low=1
+        240,
+        "with --launcher slurm/local: a job's time limit; at the limit it is requeued and resumes",
+        low=1,
+        high=525_600,
     )
     # each method's own settings for this plan (a preset's [method.<name>] tables); flags such as
     # --alpha apply to every planned method that has the setting

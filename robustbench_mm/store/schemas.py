@@ -144,12 +144,18 @@ def check_metrics(table: pd.DataFrame, path: Path, expect: dict[str, Any] | None
     _check_identity(table, path, expect)
 
 
+_LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:+/-]{0,119}")  # a method's name or a saved model's label
+
+
 def _check_identity(table: pd.DataFrame, path: Path, expect: dict[str, Any] | None) -> None:
     """The rows' dataset, arch, method and seed are the run's (config.toml), and the method exists."""
     from robustbench_mm.methods import METHODS
 
     method = str(table["method"].iloc[0])
-    if method not in METHODS:
+    if expect is None:  # no config.toml: a saved model's evaluation (mmbench evaluate --model), named by its label
+        if not _LABEL.fullmatch(method):
+            raise _fail(path, f"column 'method' is not a plain label: {plain(method, 40)}")
+    elif method not in METHODS:
         raise _fail(
             path, f"column 'method' names an unknown method {plain(method, 40)}; valid: {', '.join(METHODS.names())}"
         )
