@@ -21,7 +21,7 @@ from unittest import mock
 
 import torch
 
-from robustbench_mm.attacks import curve
+from robustbench_mm.attacks import eps_star as curve
 from robustbench_mm.data.datasets import load_dataset
 from robustbench_mm.evaluation.runner import evaluate
 from robustbench_mm.settings import TrainConfig

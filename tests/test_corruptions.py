@@ -497,3 +497,16 @@ def test_cuda_images_with_cpu_or_cuda_generators(name: str) -> None:
         assert torch.equal(y, corrupt(x, name, 5, make()))
     if name in DETERMINISTIC:
         torch.testing.assert_close(y.cpu(), corrupt(x.cpu(), name, 5, _gen()), atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize("size", [1, 2, 3])
+def test_every_corruption_takes_images_of_a_few_pixels(size: int) -> None:
+    """The family of tiny images (an image folder of 1x1 .. 3x3 trains with --arch mlp): every
+    corruption at every severity keeps the shape and stays finite in [0, 1] (elastic_transform's
+    affine anchors once coincided below 3 px: a singular matrix)."""
+    x = torch.rand(4, 3, size, size, generator=_gen(1))
+    for name in CORRUPTIONS.names():
+        for severity in range(1, 6):
+            y = corrupt(x, name, severity, _gen())
+            assert y.shape == x.shape and bool(torch.isfinite(y).all()), (name, severity)
+            assert float(y.min()) >= 0 and float(y.max()) <= 1, (name, severity)

@@ -14,12 +14,12 @@ import torch
 from torch import nn
 
 from robustbench_mm.attacks import attack
-from robustbench_mm.attacks.curve import area_under_curve, curve_at, curve_rows, eps_star, refresh
+from robustbench_mm.attacks.eps_star import area_under_curve, curve_at, curve_rows, eps_star, refresh
 from robustbench_mm.attacks.minimum_norm import fmn
 from robustbench_mm.core.results import COLUMNS
 from robustbench_mm.report import assess, report_table
 from robustbench_mm.report.collect import RunSet
-from robustbench_mm.report.curve import curve_table, gaps
+from robustbench_mm.report.curve_stats import curve_table, gaps
 
 
 @pytest.fixture(scope="module")
@@ -220,7 +220,7 @@ def test_a_report_of_real_runs_has_the_curve(trained_runs, tmp_path):
 
 
 def test_a_merged_evaluation_recomputes_the_curve_over_the_new_worst_case():
-    from robustbench_mm.attacks.curve import refresh_metrics
+    from robustbench_mm.attacks.eps_star import refresh_metrics
     from robustbench_mm.core.results import frame, row
 
     per_example = {

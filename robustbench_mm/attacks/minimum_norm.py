@@ -3,7 +3,7 @@ Adaptive Norm Constraints") for L∞ and L2, registered as ``fmn-linf`` and ``fm
 
 A bounded attack answers "is this example broken at ε?"; a minimum-norm attack answers "how far
 is the nearest adversarial example it can find?": per example an upper bound on the smallest
-adversarial radius ε*, from which robust accuracy at *every* ε follows (:mod:`.curve`).
+adversarial radius ε*, from which robust accuracy at *every* ε follows (:mod:`.eps_star`).
 
 FMN alternates a normalised gradient step on the logit margin (true class minus the best other
 class) with a projection onto an ε-ball whose radius adapts per example: it shrinks by a factor

@@ -106,7 +106,7 @@ def _evaluate_model(args: argparse.Namespace, cfg: EvalConfig, progress: str) ->
     if args.run_dirs:
         raise UserError("evaluate takes run directories or --model, not both")
     from robustbench_mm.core import distributed
-    from robustbench_mm.evaluation.external import evaluate_model
+    from robustbench_mm.evaluation.saved_models import evaluate_model
 
     path, evaluation = evaluate_model(external, cfg, progress)
     _print_evaluation(path, evaluation, distributed.Dist())

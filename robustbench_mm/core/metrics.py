@@ -71,7 +71,7 @@ register(Metric("flag", "check fired", LOWER, 0.0, 1.0, "", 1.0, 2))
 register(Metric("value", "measured quantity", NEITHER))
 # unbounded attacks: the median L2 perturbation an attack needed (higher = more robust)
 register(Metric("median-l2", "median L2 needed", HIGHER, 0.0, math.inf, "L2", 1.0, 3))
-# the robustness curve (attacks/curve.py): the median over examples of the smallest adversarial
+# the robustness curve (attacks/eps_star.py): the median over examples of the smallest adversarial
 # radius found (in the threat model's norm) and the area under the curve up to the headline
 # radius, normalised to [0, 1]
 register(Metric("median-eps", "median ε*", HIGHER, 0.0, math.inf, "", 1.0, 4))

@@ -162,7 +162,7 @@ def elastic_transform(x: torch.Tensor, severity: int, generator: torch.Generator
 
     # random affine: cv2.getAffineTransform(pts1, pts1 + U(-jitter, jitter)), then warpAffine
     # with OpenCV's BORDER_REFLECT_101 (reflection about border pixel centres: align_corners=True)
-    cx, cy, sq = w // 2, h // 2, min(h, w) // 3
+    cx, cy, sq = w // 2, h // 2, max(min(h, w) // 3, 1)  # anchors apart even on images under 3 px
     pts1 = torch.tensor([[cx + sq, cy + sq], [cx + sq, cy - sq], [cx - sq, cy - sq]], dtype=torch.float64)
     pts2 = pts1 + U.uniform((n, 3, 2), -jitter, jitter, generator, f64)
     src = torch.cat([pts1, torch.ones(3, 1, dtype=torch.float64)], dim=1)  # (3, 3)

@@ -26,8 +26,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from robustbench_mm.attacks import curve as min_norm
 from robustbench_mm.attacks import diagnostics as diag
+from robustbench_mm.attacks import eps_star as min_norm
 from robustbench_mm.attacks.driver import attack
 from robustbench_mm.attacks.registry import ATTACKS, AttackResult, validate
 from robustbench_mm.attacks.session import AttackSession

@@ -21,8 +21,8 @@ from typing import Any
 
 from robustbench_mm.core.errors import UserError
 from robustbench_mm.core.untrusted import clip, clip_path, plain
-from robustbench_mm.models.external import LoadedModel
 from robustbench_mm.models.hooks import HookedNet
+from robustbench_mm.models.saved import LoadedModel
 from robustbench_mm.models.thirdparty import last_linear
 
 THREATS = ("Linf", "L2", "corruptions")

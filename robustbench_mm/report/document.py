@@ -29,9 +29,9 @@ from robustbench_mm.report.cells import (
     per_test_table,
 )
 from robustbench_mm.report.collect import RunSet
-from robustbench_mm.report.curve import gaps as curve_gaps
-from robustbench_mm.report.lenses import lens_blocks
+from robustbench_mm.report.curve_stats import gaps as curve_gaps
 from robustbench_mm.report.markup import Block
+from robustbench_mm.report.paper_claims import lens_blocks
 from robustbench_mm.report.setup import setup_lines
 from robustbench_mm.report.verdict import CONFOUNDED, Guard, clean_gaps, guard, verdict_lines
 

@@ -12,7 +12,7 @@ from robustbench_mm.core.files import atomic_write_text
 from robustbench_mm.methods import method_sort_key
 from robustbench_mm.report.cells import pooled_suites
 from robustbench_mm.report.collect import RunSet
-from robustbench_mm.report.curve import differences as curve_differences
+from robustbench_mm.report.curve_stats import differences as curve_differences
 
 KEYS = ["method", "suite", "test", "severity", "metric"]
 BOOTSTRAP_SAMPLES = 1000

@@ -163,7 +163,7 @@ def saturated(table: pd.DataFrame, headline: float | None) -> bool:
 
 def curve_parts(diffs: pd.DataFrame, method: str, show, gap=None) -> list[str]:
     """The verdict on the robustness curve: median ε*, the area under the curve, and the radius
-    where the method differs most from ERM (``gap``: :class:`robustbench_mm.report.curve.Gap`)."""
+    where the method differs most from ERM (``gap``: :class:`robustbench_mm.report.curve_stats.Gap`)."""
     parts = []
     mine = diffs[(diffs.method == method) & (diffs.test == "curve")]
     for metric, scale, unit, digits in (("median-eps", 1.0, "", 4), ("auc", 100.0, " points", 1)):

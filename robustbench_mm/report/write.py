@@ -65,7 +65,7 @@ def write_report(
 
 def _curve_figure(runs, staging: Path, title: str) -> list[Path]:
     """robustness_curve.png when the runs hold per-example ε* (the minimum-norm attack ran)."""
-    from robustbench_mm.report.curve import curve_table, headline_of_auc
+    from robustbench_mm.report.curve_stats import curve_table, headline_of_auc
     from robustbench_mm.report.figures.robustness_curve import robustness_curve
 
     curves = curve_table(runs)

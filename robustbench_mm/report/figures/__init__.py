@@ -3,7 +3,7 @@ page, and the paper's lenses (singular-value spectra, confidence between classes
 
 Everything is a pandas operation over the one results schema (``results.COLUMNS``) plus, for
 reliability diagrams, the per-run reliability bins (``calibration.reliability_bins`` with the run
-identity added). Conventions shared by every figure (:mod:`.common`):
+identity added). Conventions shared by every figure (:mod:`.shared`):
 
 - Many runs are summarised per method as mean ± 1 std over seeds (the band / error bar), so a
   reader sees at once whether a difference between methods exceeds the seed-to-seed noise.
@@ -16,20 +16,10 @@ identity added). Conventions shared by every figure (:mod:`.common`):
 - Every PNG is written atomically (temp file in the same directory, then ``os.replace``), so a
   report page never links a half-written image.
 
-Modules by job: :mod:`.common` (shared helpers), :mod:`.reliability`, :mod:`.curves`,
+Modules by job: :mod:`.shared` (shared helpers), :mod:`.reliability`, :mod:`.curves`,
 :mod:`.summary`, :mod:`.lenses`, :mod:`.render` (:func:`render_all`).
 """
 
-from robustbench_mm.report.figures.common import (
-    DPI,
-    PCT,
-    RESULT_COLUMNS,
-    method_colors,
-    method_order,
-    save_png,
-    seed_stats,
-    severity_label,
-)
 from robustbench_mm.report.figures.curves import accuracy_vs_eps, accuracy_vs_severity
 from robustbench_mm.report.figures.lenses import (
     SPECTRUM_COLUMNS,
@@ -49,6 +39,16 @@ from robustbench_mm.report.figures.reliability import (
     reliability_figure,
 )
 from robustbench_mm.report.figures.render import FIGURES, render_all
+from robustbench_mm.report.figures.shared import (
+    DPI,
+    PCT,
+    RESULT_COLUMNS,
+    method_colors,
+    method_order,
+    save_png,
+    seed_stats,
+    severity_label,
+)
 from robustbench_mm.report.figures.summary import summary_figure
 
 __all__ = [

@@ -13,7 +13,7 @@ import pandas as pd
 from matplotlib.lines import Line2D
 
 from robustbench_mm.core.errors import UserError
-from robustbench_mm.report.figures.common import (
+from robustbench_mm.report.figures.shared import (
     PCT,
     accuracy_rows,
     band_line,

@@ -1,6 +1,6 @@
 """Figures of the paper's own lenses: singular-value spectra, confidence between classes, outlier AUROC.
 
-Same conventions as the other figures (:mod:`.common`): many runs are summarised per method as
+Same conventions as the other figures (:mod:`.shared`): many runs are summarised per method as
 mean ± 1 std over seeds (each seed counted once), a method keeps its registered colour
 everywhere, figures are ``matplotlib.figure.Figure`` objects (no pyplot) written atomically.
 
@@ -20,7 +20,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from robustbench_mm.core.errors import UserError
-from robustbench_mm.report.figures.common import (
+from robustbench_mm.report.figures.shared import (
     PCT,
     RESULT_COLUMNS,
     band,

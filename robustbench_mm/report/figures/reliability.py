@@ -23,7 +23,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 from robustbench_mm.core.errors import UserError
-from robustbench_mm.report.figures.common import PCT, finish, method_colors, method_order, new_figure, require
+from robustbench_mm.report.figures.shared import PCT, finish, method_colors, method_order, new_figure, require
 
 BIN_COLUMNS = ("method", "bin", "lower", "upper", "count", "accuracy", "confidence")
 GAP_HATCH_COLOR = "0.45"

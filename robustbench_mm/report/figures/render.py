@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from robustbench_mm.report.figures.common import RESULT_COLUMNS, accuracy_rows, require
 from robustbench_mm.report.figures.curves import accuracy_vs_eps, accuracy_vs_severity
 from robustbench_mm.report.figures.lenses import plot_auroc, plot_interpolation, plot_spectra
 from robustbench_mm.report.figures.reliability import reliability_diagram
+from robustbench_mm.report.figures.shared import RESULT_COLUMNS, accuracy_rows, require
 from robustbench_mm.report.figures.summary import summary_figure
 
 FIGURES = (

@@ -1,5 +1,5 @@
 """The robustness curve: robust accuracy at every ε from each example's smallest adversarial
-radius ε* (:mod:`robustbench_mm.report.curve`), one line per method with its 95% band
+radius ε* (:mod:`robustbench_mm.report.curve_stats`), one line per method with its 95% band
 (paired bootstrap over test examples, seeds pooled), the headline radius marked."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 from robustbench_mm.core.errors import UserError
-from robustbench_mm.report.figures.common import PCT, finish, method_colors, method_order, new_figure
+from robustbench_mm.report.figures.shared import PCT, finish, method_colors, method_order, new_figure
 
 FILE = "robustness_curve.png"
 

@@ -11,7 +11,8 @@ from matplotlib.axes import Axes
 from matplotlib.patches import Patch
 
 from robustbench_mm.core.errors import UserError
-from robustbench_mm.report.figures.common import (
+from robustbench_mm.report.figures.reliability import BIN_COLUMNS, bins_ece
+from robustbench_mm.report.figures.shared import (
     PCT,
     RESULT_COLUMNS,
     accuracy_rows,
@@ -25,7 +26,6 @@ from robustbench_mm.report.figures.common import (
     seed_stats,
     severity_label,
 )
-from robustbench_mm.report.figures.reliability import BIN_COLUMNS, bins_ece
 
 
 def summary_figure(results_df: pd.DataFrame, bins_df: pd.DataFrame | None, out_path: str | Path, title: str) -> Path:

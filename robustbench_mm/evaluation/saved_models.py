@@ -48,8 +48,8 @@ def evaluate_model(
     options: ExternalModelOptions, config: EvalConfig, progress: str = "off", say=print
 ) -> tuple[Path, Evaluation]:
     """Load ``options.model`` for ``options.dataset``, evaluate it and publish the result."""
-    from robustbench_mm.models.external import load_file
     from robustbench_mm.models.robustbench_zoo import load_zoo_model
+    from robustbench_mm.models.saved import load_file
     from robustbench_mm.store import accumulate
 
     assert options.model is not None and options.dataset is not None  # checked by the options' validation

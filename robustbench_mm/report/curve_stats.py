@@ -1,5 +1,5 @@
 """The robustness curve across runs: robust accuracy at every ε from each example's ε*
-(:mod:`robustbench_mm.attacks.curve`), the median ε* and the area under the curve up to the
+(:mod:`robustbench_mm.attacks.eps_star`), the median ε* and the area under the curve up to the
 headline radius, each against ERM with a paired-bootstrap 95% CI over test examples (seeds
 pooled, as every other difference in the report), and the radius where a method and ERM differ
 most.
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from robustbench_mm.attacks.curve import CURVE_TEST, STAR_TEST, area_under_curve, curve_at
+from robustbench_mm.attacks.eps_star import CURVE_TEST, STAR_TEST, area_under_curve, curve_at
 from robustbench_mm.methods import method_sort_key
 from robustbench_mm.report.collect import RunSet
 
