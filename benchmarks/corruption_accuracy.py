@@ -23,23 +23,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-CIFAR_C_15 = [
-    "gaussian_noise",
-    "shot_noise",
-    "impulse_noise",
-    "defocus_blur",
-    "glass_blur",
-    "motion_blur",
-    "zoom_blur",
-    "snow",
-    "frost",
-    "fog",
-    "brightness",
-    "contrast",
-    "elastic_transform",
-    "pixelate",
-    "jpeg_compression",
-]
+from robustbench_mm.corruptions.common import CIFAR10_C
+
+CIFAR_C_15 = list(CIFAR10_C[:15])  # the 15 benchmark corruptions (the published files' order)
 TOLERANCE = 1.5  # accuracy points, mean over the five severities
 
 ACC_HELPER = textwrap.dedent(
