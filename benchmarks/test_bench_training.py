@@ -22,7 +22,11 @@ def _stepper(method_name: str, x, y):
     torch.manual_seed(0)
     model, _ = to_training_layout(create_model("cnn", 10, 1, 8).train(), torch.device("cpu"), amp=False)
     method = create_method(method_name)
-    optimizer = make_optimizer(model.parameters(), TrainConfig(lr=0.05, weight_decay=5e-4), torch.device("cpu"))
+    optimizer = make_optimizer(
+        model.parameters(),
+        TrainConfig(lr=0.05, weight_decay=5e-4, epochs=1, batch_size=64, schedule="step"),
+        torch.device("cpu"),
+    )
     randomness = Step(np.random.default_rng(0), torch.Generator())
 
     def step():

@@ -109,7 +109,11 @@ def training_throughput(
     options = {"pairing": pairing} if method_name != "erm" else {}
     method = create_method(method_name, options)
     method.check_model(model)
-    optimizer = make_optimizer(model.parameters(), TrainConfig(lr=0.1, weight_decay=1e-4), device)
+    optimizer = make_optimizer(
+        model.parameters(),
+        TrainConfig(lr=0.1, weight_decay=1e-4, epochs=1, batch_size=512, schedule="trapezoid"),
+        device,
+    )
     step_model = torch.compile(model) if compile_model else model
     data_x = torch.randint(0, 256, (n_images, 3, 32, 32), dtype=torch.uint8, device=device)
     data_y = torch.randint(0, 10, (n_images,), device=device)
