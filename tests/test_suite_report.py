@@ -31,6 +31,8 @@ def test_the_headline_is_the_suites_columns_in_their_order(summary):
         "FGSM ε=0.1 (%)",
         "PGD ε=0.1 (%)",
         "Worst case ε=0.1 (%)",
+        "Median ε*",
+        "Curve area to ε=0.1 (%)",
         "ECE (%)",
         "NLL",
         "ECE after TS (%)",
