@@ -31,20 +31,23 @@ import torch
 torch.set_num_threads(1)
 import robustbench_mm as rb
 from robustbench_mm.settings import EvalConfig
+# argv[3]: "default", or "autoattack@EPS" (the adversarial suite with the standard AutoAttack at one radius)
+config = EvalConfig() if sys.argv[3] == "default" else EvalConfig(
+    suites=["adversarial"], attacks=["autoattack"], eps=[float(sys.argv[3].split("@")[1])])
 wall, cpu = time.perf_counter(), time.process_time()
-ev = rb.evaluate_run(sys.argv[2], config=EvalConfig(), write=False)
+ev = rb.evaluate_run(sys.argv[2], config=config, write=False)
 wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
 m = ev.metrics
-worst = m[m.test == "worst-case"].sort_values("severity")
+worst = m[m.test == ("worst-case" if sys.argv[3] == "default" else "autoattack")].sort_values("severity")
 print(json.dumps({"wall": wall, "cpu": cpu, "adversarial": ev.suite_seconds.get("adversarial"),
                   "method": m.method.iloc[0], "worst": dict(zip(worst.severity.astype(float), worst.value))}))
 """
 
 
-def _measure(source: Path, run: Path) -> dict:
+def _measure(source: Path, run: Path, what: str = "default") -> dict:
     env = {"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"}
     out = subprocess.run(
-        [sys.executable, "-c", CHILD, str(source), str(run)], capture_output=True, text=True, env=env, check=True
+        [sys.executable, "-c", CHILD, str(source), str(run), what], capture_output=True, text=True, env=env, check=True
     )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -54,6 +57,9 @@ def main() -> None:
     parser.add_argument("runs", nargs="+", type=Path)
     parser.add_argument("--before", default="690d53b", help="git revision of the 'before' package")
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument(
+        "--autoattack-eps", type=float, default=None, help="also time the standard AutoAttack at this one radius"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         archive = subprocess.run(
@@ -63,8 +69,9 @@ def main() -> None:
         rows = []
         for run in args.runs:
             before, after = _measure(Path(tmp), run), _measure(ROOT, run)
-            rows.append((before, after))
-            print(before, after, flush=True)
+            standard = _measure(ROOT, run, f"autoattack@{args.autoattack_eps}") if args.autoattack_eps else None
+            rows.append((before, after, standard))
+            print(before, after, standard, flush=True)
     lines = [
         "# Evaluation time per model: the default worst case before and after",
         "",
@@ -73,20 +80,24 @@ def main() -> None:
         f"    OMP_NUM_THREADS=1 python {' '.join(sys.argv)}",
         "",
         f"*before*: revision `{args.before}` (FGSM, PGD-10 at every radius; Square-50 and APGD-T with 10 "
-        "iterations at the headline only). *after*: FGSM, PGD-10, Square-50 at every radius, then APGD-CE "
-        "and APGD-T (100 iterations, 9 targets) at every radius on the examples still standing. Default suites, "
-        "digits models, default evaluation subset, one torch thread; seconds.",
+        "iterations at the headline only). *after*: FGSM, PGD-10, Square-50 at every radius, FMN-L∞, then "
+        "APGD-CE and APGD-T (100 iterations, 9 targets) at every radius on the examples still standing and "
+        "within 1.75x their FMN distance (L2: 2x the first-order distance). *AutoAttack*: the adversarial "
+        "suite alone with `--attacks autoattack` (the original standard version: APGD-CE, APGD-T, FAB-T, "
+        "Square-5000) at the one radius `--autoattack-eps`. Default suites, digits models, default evaluation "
+        "subset, one torch thread; seconds.",
         "",
-        "| method | CPU before | CPU after | ratio | wall before | wall after | adversarial suite before | after |"
-        " worst case before (ε: %) | after |",
+        "| method | CPU before | CPU after | ratio | adversarial suite before | after | AutoAttack at one ε |"
+        " worst case before (ε: %) | after | AutoAttack |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for before, after in rows:
+    for before, after, standard in rows:
         show = lambda r: ", ".join(f"{float(e):g}: {100 * v:.1f}" for e, v in r["worst"].items())  # noqa: E731
+        aa = f"{standard['cpu']:.1f}" if standard else "-"
         lines.append(
             f"| {after['method']} | {before['cpu']:.1f} | {after['cpu']:.1f} | {after['cpu'] / before['cpu']:.2f} | "
-            f"{before['wall']:.1f} | {after['wall']:.1f} | {before['adversarial']:.1f} | {after['adversarial']:.1f} | "
-            f"{show(before)} | {show(after)} |"
+            f"{before['adversarial']:.1f} | {after['adversarial']:.1f} | {aa} | "
+            f"{show(before)} | {show(after)} | {show(standard) if standard else '-'} |"
         )
     text = "\n".join(lines) + "\n"
     print(text)

@@ -79,17 +79,11 @@ def wanted(names: list[str], explicit: bool) -> list[str]:
     return [n for n in names if n in MINIMUM_NORM] if explicit else list(DEFAULT_MINIMUM_NORM)
 
 
-def minimal_perturbations(
-    run: Callable,
-    names: list[str],
-    clean: np.ndarray,
-    per_example: dict,
-    grids: dict[str, list[float]],
-    headlines: dict[str, float | None],
-) -> tuple[list[dict], dict]:
-    """Run the minimum-norm attacks (``run(name, 0.0, steps=...)`` -> AttackResult) and combine
-    them with the worst case already in ``per_example``: the curve rows of each norm attacked."""
-    rows, found = [], {}
+def distances(run: Callable, names: list[str], clean: np.ndarray) -> dict:
+    """Run the minimum-norm attacks (``run(name, 0.0, steps=...)`` -> AttackResult): per attack,
+    ``(SUITE, name, 0.0)`` -> its distance per example (float32; 0 where the clean image is
+    wrong, +inf where it found nothing). The worst case uses them to pre-screen and as an attack."""
+    found = {}
     for name in names:
         res = run(name, 0.0, steps=FMN_STEPS)
         norm = MINIMUM_NORM[name]
@@ -97,12 +91,31 @@ def minimal_perturbations(
         distance = np.where(res.correct.numpy(), np.inf, distance)
         distance[~clean] = 0.0
         found[(SUITE, name, 0.0)] = distance.astype(np.float32)
+    return found
+
+
+def nearest(found: dict, norm: str) -> np.ndarray | None:
+    """The smallest distance per example over the minimum-norm attacks of ``norm`` in ``found``."""
+    arrays = [v for (_, name, _), v in found.items() if MINIMUM_NORM.get(name) == norm]
+    return np.min(np.stack(arrays), axis=0).astype(np.float64) if arrays else None
+
+
+def minimal_perturbations(
+    found: dict,
+    clean: np.ndarray,
+    per_example: dict,
+    grids: dict[str, list[float]],
+    headlines: dict[str, float | None],
+) -> tuple[list[dict], dict]:
+    """The curve rows of each norm a minimum-norm attack ran for: its distances (``found``, from
+    :func:`distances`) combined with the worst case already in ``per_example``."""
+    rows, kept = [], dict(found)
     combined = {**per_example, **found}
     for norm in MINIMUM_NORM.values():
         more_rows, more = _norm_rows(combined, clean, norm, grids.get(norm, []), headlines.get(norm))
         rows += more_rows
-        found.update(more)
-    return rows, found
+        kept.update(more)
+    return rows, kept
 
 
 def _norm_rows(per_example: dict, clean: np.ndarray, norm: str, grid: list[float], headline: float | None):
@@ -116,13 +129,13 @@ def _norm_rows(per_example: dict, clean: np.ndarray, norm: str, grid: list[float
     return curve_rows(star, sorted(worst) or list(grid), headline, norm)
 
 
-def add_to_suite(ctx, run: Callable, out, names: list[str], linf: list[float], l2: list[float], headline) -> None:
-    """The adversarial suite's hook: after its worst case, the minimum-norm attacks and the curve."""
-    if not names:
+def add_to_suite(ctx, out, found: dict, linf: list[float], l2: list[float], headline) -> None:
+    """The adversarial suite's hook: after its worst case, the curves from the minimum-norm
+    attacks' distances (``found``, :func:`distances`)."""
+    if not found:
         return
     rows, kept = minimal_perturbations(
-        run,
-        names,
+        found,
         ctx.clean_correct,
         out.per_example,
         {"linf": linf, "l2": l2},

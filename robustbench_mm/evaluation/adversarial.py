@@ -207,8 +207,10 @@ def adversarial_suite(ctx: SuiteContext) -> SuiteOutput:
                 if keep:
                     assert res.logits is not None  # asked for with keep_logits
                     out.logits[(SUITE, name, float(eps))] = res.logits
-        _finish(ctx, out, record, run, correct, acc, linf_grid, l2_grid, explicit)
-        min_norm.add_to_suite(ctx, run, out, minimum, linf_grid, l2_grid, headline)
+        # the minimum-norm attacks first: their distances pre-screen the worst case's APGD stages
+        found = min_norm.distances(run, minimum, ctx.clean_correct)
+        _finish(ctx, out, record, run, correct, acc, linf_grid, l2_grid, explicit, found)
+        min_norm.add_to_suite(ctx, out, found, linf_grid, l2_grid, headline)
     return out
 
 
@@ -220,9 +222,10 @@ def _median_l2(name: str, res: AttackResult, ok: np.ndarray, clean_correct: np.n
     return row(SUITE, name, 0.0, "median-l2", float(np.median(needed)) if n else math.nan, n)
 
 
-def _finish(ctx, out, record, run, correct, acc, linf_grid, l2_grid, explicit: bool) -> None:
+def _finish(ctx, out, record, run, correct, acc, linf_grid, l2_grid, explicit: bool, found: dict) -> None:
     """The worst case per example (every attack of the norm, every radius up to ε; by default
-    APGD-CE and APGD-T on the survivors), then the gradient-masking checks."""
+    APGD-CE and APGD-T on the survivors, pre-screened by the minimum-norm distances ``found``
+    where the norm has one), then the gradient-masking checks."""
     log: list[dict] = []
     for test, norm in WORST_CASE_NORMS.items():
         grid = linf_grid if norm == "linf" else l2_grid
@@ -230,8 +233,11 @@ def _finish(ctx, out, record, run, correct, acc, linf_grid, l2_grid, explicit: b
         stages = [] if explicit else stages_for(norm, ctx.num_classes)
         if not runs and not stages or not grid:
             continue
-        reach = linear_reach(ctx.model, ctx.x, ctx.y, norm, _batch(ctx)) if stages else None
-        alive, done = cascade(runs, ctx.clean_correct, grid, stages, lambda a, e, idx: run(a, e, subset=idx), reach)
+        distance = min_norm.nearest(found, norm)
+        reach = linear_reach(ctx.model, ctx.x, ctx.y, norm, _batch(ctx)) if stages and distance is None else None
+        alive, done = cascade(
+            runs, ctx.clean_correct, grid, stages, lambda a, e, idx: run(a, e, subset=idx), reach, distance
+        )
         for eps, ok in alive.items():
             record(test, eps, ok)
         log += [{"norm": norm, **entry} for entry in done]
