@@ -36,7 +36,7 @@ import pytest
 import torch
 import torchattacks
 
-from robustbench_mm.attacks import run_attack
+from robustbench_mm.attacks import AttackSettings, run_attack
 from robustbench_mm.data.datasets import load_dataset
 from robustbench_mm.settings import TrainConfig
 
@@ -83,9 +83,7 @@ def ours(model, x, y, random_start: bool) -> torch.Tensor:
         y,
         EPS,
         num_classes=10,
-        steps=STEPS,
-        step_size=ALPHA,
-        random_start=random_start,
+        settings=AttackSettings(steps=STEPS, step_size=ALPHA, random_start=random_start),
         generator=torch.Generator().manual_seed(SEED),
     )
 

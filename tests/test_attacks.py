@@ -4,12 +4,21 @@ only-correct equivalence, bad input, and every torchattacks-backed attack on a s
 from __future__ import annotations
 
 import copy
+import dataclasses
 
 import pytest
 import torch
 import torchattacks
 
-from robustbench_mm.attacks import ATTACKS, AttackCheckError, AttackSpec, attack, check_adversarial, run_attack
+from robustbench_mm.attacks import (
+    ATTACKS,
+    AttackCheckError,
+    AttackSettings,
+    AttackSpec,
+    attack,
+    check_adversarial,
+    run_attack,
+)
 from robustbench_mm.attacks.pgd import start_noise
 from robustbench_mm.core.errors import UserError
 from robustbench_mm.core.inference import predict_logits
@@ -73,7 +82,15 @@ def test_fgsm_and_pgd_agree_with_torchattacks(trained_models, data, clean, metho
         assert abs(ours - theirs) <= 0.005, ("fgsm", eps, ours, theirs)
 
         alpha = 2.5 * eps / 10
-        ours = run_attack("pgd-linf", model, x, y, eps, num_classes=10, steps=10, step_size=alpha, random_start=False)
+        ours = run_attack(
+            "pgd-linf",
+            model,
+            x,
+            y,
+            eps,
+            num_classes=10,
+            settings=AttackSettings(steps=10, step_size=alpha, random_start=False),
+        )
         atk = _RecordingPGD(model, eps=eps, alpha=alpha, steps=10, random_start=False)
         atk.fooled, atk.labels = [], y
         adv = atk(x, y)
@@ -95,9 +112,10 @@ def test_only_correct_changes_nothing(trained_models, data, name, random_start):
     x, y = data
     model = trained_models["erm"]
     eps = 0.1 if name != "pgd-l2" else 0.5
-    kw = dict(num_classes=10, random_start=random_start, restarts=2)
-    a = run_attack(name, model, x, y, eps, only_correct=True, generator=_gen(3), **kw)
-    b = run_attack(name, model, x, y, eps, only_correct=False, generator=_gen(3), **kw)
+    settings = AttackSettings(random_start=random_start, restarts=2)
+    a = run_attack(name, model, x, y, eps, num_classes=10, settings=settings, generator=_gen(3))
+    off = dataclasses.replace(settings, only_correct=False)
+    b = run_attack(name, model, x, y, eps, num_classes=10, settings=off, generator=_gen(3))
     assert torch.equal(a, b)
 
 
@@ -107,7 +125,9 @@ def test_restarts_and_more_steps_only_help_and_seeding_is_deterministic(trained_
     one = run_attack("pgd-linf", model, x, y, 0.1, num_classes=10, generator=_gen(1))
     again = run_attack("pgd-linf", model, x, y, 0.1, num_classes=10, generator=_gen(1))
     assert torch.equal(one, again)
-    three = run_attack("pgd-linf", model, x, y, 0.1, num_classes=10, restarts=3, generator=_gen(1))
+    three = run_attack(
+        "pgd-linf", model, x, y, 0.1, num_classes=10, settings=AttackSettings(restarts=3), generator=_gen(1)
+    )
     assert not (three & ~one).any()  # the first restart is the same run; later ones only remove
 
 
@@ -178,7 +198,7 @@ def test_model_mode_and_state_restored(trained_models, data, name):
     before = {k: v.clone() for k, v in model.state_dict().items()}
     eps = 0.5 if name == "pgd-l2" else 0.1
     extra = {"n_queries": 20} if name == "square" else {}
-    run_attack(name, model, x[:40], y[:40], eps, num_classes=10, steps=3, **extra)
+    run_attack(name, model, x[:40], y[:40], eps, num_classes=10, settings=AttackSettings(steps=3), **extra)
     assert model.training and all(m.training for m in model.modules())
     after = model.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)  # BatchNorm running stats too
@@ -227,11 +247,19 @@ def test_attack_details_and_logits(trained_models, data, clean):
         ),
         ("apgd-t", 0.1, {"num_classes": 3}, "apgd-t needs at least 4 classes"),
         ("autoattack", 0.1, {"num_classes": 3}, "autoattack needs at least 4 classes"),
-        ("pgd-linf", 0.1, {"steps": 0}, "steps must be > 0"),
-        ("pgd-linf", 0.1, {"restarts": 0}, "restarts must be > 0"),
-        ("pgd-linf", 0.1, {"precision": "fp8"}, "unknown attack precision 'fp8'"),
-        ("pgd-linf", 0.1, {"precision": "bf16"}, "bf16 needs a CUDA device"),
+        ("pgd-linf", 0.1, {"settings": AttackSettings(steps=0)}, "steps must be > 0"),
+        ("pgd-linf", 0.1, {"settings": AttackSettings(restarts=0)}, "restarts must be > 0"),
+        ("pgd-linf", 0.1, {"settings": AttackSettings(step_size=-1.0)}, "step size must be > 0"),
+        ("pgd-linf", 0.1, {"settings": AttackSettings(batch_size=-1)}, "batch size must be >= 0"),
+        ("pgd-linf", 0.1, {"settings": AttackSettings(precision="fp8")}, "unknown attack precision 'fp8'"),
+        ("pgd-linf", 0.1, {"settings": AttackSettings(precision="bf16")}, "bf16 needs a CUDA device"),
         ("square", 0.1, {"queries": 5}, "square has no option queries; valid: n_queries"),
+        (
+            "pgd-linf",
+            0.1,
+            {"steps": 5},
+            "no option steps; valid: target_rank (steps: pass settings=AttackSettings(...))",
+        ),
     ],
 )
 def test_bad_input_is_a_user_error(trained_models, data, name, eps, kwargs, message):
@@ -264,7 +292,7 @@ def test_torchattacks_zoo_runs(trained_models, data, clean, name):
         pytest.importorskip(spec.requires)
     options = {"n_queries": 30} if "n_queries" in spec.options else {}
     steps = {"cw-l2": 20, "deepfool": 5}.get(name, 3)
-    res = attack(name, model, x, y, 0.15, num_classes=10, steps=steps, **options)
+    res = attack(name, model, x, y, 0.15, num_classes=10, settings=AttackSettings(steps=steps), **options)
     acc, clean_acc = res.correct.float().mean(), clean["erm"][:20].float().mean()
     assert 0.0 <= acc <= clean_acc
     assert not (res.correct & ~clean["erm"][:20]).any()
@@ -311,7 +339,9 @@ def test_autoattack_is_the_original_standard_version_with_fixed_settings(trained
         return original(self, *args, **kwargs)
 
     monkeypatch.setattr(AutoAttack, "run_standard_evaluation", spy)
-    res = attack("autoattack", trained_models["erm"], x[:8], y[:8], 0.2, num_classes=10, steps=3)
+    res = attack(
+        "autoattack", trained_models["erm"], x[:8], y[:8], 0.2, num_classes=10, settings=AttackSettings(steps=3)
+    )
     assert calls == [("standard", ["apgd-ce", "apgd-t", "fab-t", "square"], 100, 100, 9, 9, 5000)]
     assert res.linf.max() <= 0.2 + 1e-6
 
@@ -457,7 +487,9 @@ def test_sharded_ranks_split_the_batches_and_together_give_one_process(trained_m
 
     x, y = data
     model = trained_models["mixup"]
-    kwargs = dict(num_classes=10, batch_size=100, **({"n_queries": 30} if name == "square" else {}))
+    kwargs = dict(
+        num_classes=10, settings=AttackSettings(batch_size=100), **({"n_queries": 30} if name == "square" else {})
+    )
     whole = attack(name, model, x, y, 0.1, generator=_gen(3), **kwargs)
     # no process group here: each rank keeps its own batch size and rows
     monkeypatch.setattr(distributed, "all_reduce_min", lambda tensor, ctx: tensor)

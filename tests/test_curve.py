@@ -13,7 +13,7 @@ import pytest
 import torch
 from torch import nn
 
-from robustbench_mm.attacks import attack
+from robustbench_mm.attacks import AttackSettings, attack
 from robustbench_mm.attacks.eps_star import area_under_curve, curve_at, curve_rows, eps_star, refresh
 from robustbench_mm.attacks.minimum_norm import fmn
 from robustbench_mm.core.results import COLUMNS
@@ -75,7 +75,7 @@ def test_fmn_l2_finds_perturbations_as_small_as_adv_lib(linear, digits):
 
 def test_fmn_through_the_driver_gives_verified_adversarial_distances(linear, digits):
     x, y = digits.test_x[:80].float(), digits.test_y[:80]
-    res = attack("fmn-linf", linear, x, y, 0.0, num_classes=10, steps=50, keep_adv=True)
+    res = attack("fmn-linf", linear, x, y, 0.0, num_classes=10, settings=AttackSettings(steps=50), keep_adv=True)
     clean = (linear(x).argmax(1) == y).numpy()
     broken = ~res.correct.numpy() & clean
     assert broken.sum() >= 0.95 * clean.sum()  # a minimum-norm attack breaks (nearly) every example
@@ -86,7 +86,11 @@ def test_fmn_through_the_driver_gives_verified_adversarial_distances(linear, dig
     assert torch.allclose(distance, res.linf[torch.from_numpy(broken)], atol=1e-6)
     # and it is small: a bounded PGD at the median distance leaves about half the examples standing
     median = float(res.linf[torch.from_numpy(broken)].median())
-    pgd = attack("pgd-linf", linear, x, y, median, num_classes=10, steps=20).correct.float().mean()
+    pgd = (
+        attack("pgd-linf", linear, x, y, median, num_classes=10, settings=AttackSettings(steps=20))
+        .correct.float()
+        .mean()
+    )
     assert 0.2 < pgd < 0.8
 
 

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 import robustbench_mm.attacks  # noqa: F401  (registers the attacks and the adversarial suite)
-from robustbench_mm.attacks import attack
+from robustbench_mm.attacks import AttackSettings, attack
 from robustbench_mm.attacks import diagnostics as diag
 from robustbench_mm.attacks.pgd import ranked_targets
 from robustbench_mm.attacks.registry import BatchJob
@@ -59,7 +59,7 @@ def _unbounded(model: nn.Module, x: torch.Tensor, y: torch.Tensor, **options):
         y,
         diag.UNBOUNDED_EPS,
         num_classes=4,
-        steps=20,
+        settings=AttackSettings(steps=20),
         generator=torch.Generator().manual_seed(0),
         keep_logits=True,
         **options,

@@ -33,7 +33,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from robustbench_mm.attacks import run_attack  # noqa: E402
+from robustbench_mm.attacks import AttackSettings, run_attack  # noqa: E402
 from robustbench_mm.data.datasets import CIFAR10_STATS  # noqa: E402
 from robustbench_mm.models import create_model  # noqa: E402
 
@@ -76,13 +76,15 @@ def measure_pgd(
             y,
             eps,
             num_classes=10,
-            steps=steps,
-            step_size=alpha,
-            random_start=True,
+            settings=AttackSettings(
+                steps=steps,
+                step_size=alpha,
+                random_start=True,
+                batch_size=batch,
+                precision=precision,
+                only_correct=only_correct,
+            ),
             generator=torch.Generator().manual_seed(seed),
-            batch_size=batch,
-            precision=precision,
-            only_correct=only_correct,
         )
 
     def theirs() -> torch.Tensor:

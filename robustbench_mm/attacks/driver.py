@@ -29,7 +29,9 @@ from torch import nn
 
 from robustbench_mm.attacks.precision import auto_batch_size, precision_mode
 from robustbench_mm.attacks.registry import (
+    DEFAULT_SETTINGS,
     AttackResult,
+    AttackSettings,
     AttackSpec,
     BatchJob,
     check_adversarial,
@@ -123,14 +125,8 @@ def attack(
     eps: float,
     *,
     num_classes: int,
-    steps: int = 10,
-    restarts: int = 1,
-    step_size: float | None = None,
-    random_start: bool = True,
+    settings: AttackSettings = DEFAULT_SETTINGS,
     generator: torch.Generator | None = None,
-    batch_size: int = 500,
-    only_correct: bool = True,
-    precision: str = "fp32",
     keep_logits: bool = False,
     keep_adv: bool = False,
     session: AttackSession | None = None,
@@ -138,24 +134,19 @@ def attack(
 ) -> AttackResult:
     """Run attack ``name`` on every example of ``x`` and report the per-example outcome.
 
-    ``x`` (float, [0, 1], NCHW) and ``y`` may live anywhere; batches go to the model's device.
+    ``x`` (float, [0, 1], NCHW) and ``y`` (int labels in 0..num_classes-1, one per image) may
+    live anywhere; batches go to the model's device. ``settings`` holds the knobs every attack
+    shares (steps, restarts, step size, random start, batch size, only-correct, precision: see
+    :class:`.registry.AttackSettings`); ``options`` are attack-specific (e.g. ``n_queries`` for
+    square; see ``ATTACKS.get(name).options``). ``keep_logits``/``keep_adv``: the result also
+    holds the adversarial logits (N, num_classes) / images (like ``x``, float32, on the CPU).
     Randomness comes only from ``generator`` (a CPU generator; default: seeded with 0). Libraries
     that seed torch's global RNG (torchattacks) run inside ``fork_rng``: the caller's global RNG
     state is left as it was. ``session`` (for ``model``) shares the model's copies and clean
     verdicts between calls and says which batches this process attacks; None: one process,
     nothing shared.
     """
-    spec = validate(
-        name,
-        eps,
-        num_classes,
-        steps=steps,
-        restarts=restarts,
-        step_size=step_size,
-        precision=precision,
-        batch_size=batch_size,
-        options=options,
-    )
+    spec = validate(name, eps, num_classes, settings, options)
     check_inputs(x, y, num_classes)
     session = session if session is not None else AttackSession(model)
     if session.model is not model:
@@ -164,8 +155,8 @@ def attack(
     device = model_device(model)
     rows = _Rows.empty(x, num_classes, keep_logits, keep_adv)
     start_state = generator.get_state()
-    with evaluating(model), frozen(model), precision_mode(model, device, precision) as (prec, autocast):
-        bs = session.agree_on_batch_size(batch_size or auto_batch_size(model, x, device, autocast))
+    with evaluating(model), frozen(model), precision_mode(model, device, settings.precision) as (prec, autocast):
+        bs = session.agree_on_batch_size(settings.batch_size or auto_batch_size(model, x, device, autocast))
         grad_model, verdict_model = session.model_copies(spec.use_attack_copy, prec)
         for index, start in enumerate(range(0, len(x), bs)):
             if not session.owns(index):
@@ -183,12 +174,12 @@ def attack(
                 grad_model=grad_model,
                 clean_ok=session.clean_verdict(verdict_model, x, y, sl, xb, yb),
                 num_classes=num_classes,
-                steps=int(steps),
-                restarts=int(restarts),
-                step_size=step_size,
-                random_start=random_start,
+                steps=int(settings.steps),
+                restarts=int(settings.restarts),
+                step_size=settings.step_size,
+                random_start=settings.random_start,
                 generator=batch_generator(generator, start_state, index),
-                only_correct=only_correct,
+                only_correct=settings.only_correct,
                 autocast=autocast,
                 options=dict(options),
             )
@@ -204,23 +195,19 @@ def run_attack(
     eps: float,
     *,
     num_classes: int,
-    steps: int = 10,
-    restarts: int = 1,
-    step_size: float | None = None,
-    random_start: bool = True,
+    settings: AttackSettings = DEFAULT_SETTINGS,
     generator: torch.Generator | None = None,
-    batch_size: int = 500,
-    only_correct: bool = True,
-    precision: str = "fp32",
     session: AttackSession | None = None,
     **options: Any,
 ) -> torch.Tensor:
     """Bool per example: still correctly classified under attack ``name`` at radius ``eps``.
 
-    Examples misclassified on clean inputs count as not correct. ``steps``/``restarts`` are the
-    iterations and random restarts of iterative attacks (FGSM ignores them); ``step_size``
-    defaults to 2.5·ε/steps for PGD (Madry et al.). ``options`` are attack-specific
-    (e.g. ``n_queries`` for square, ``c`` for cw-l2); see ``ATTACKS.get(name).options``.
+    :func:`attack`'s ``.correct``: a bool tensor (N,) on the CPU. Examples misclassified on clean
+    inputs count as not correct. ``settings`` (:class:`.registry.AttackSettings`): the knobs
+    every attack shares -- ``steps``/``restarts`` are the iterations and random restarts of
+    iterative attacks (FGSM ignores them), ``step_size`` defaults to 2.5·ε/steps for PGD
+    (Madry et al.). ``options`` are attack-specific (e.g. ``n_queries`` for square, ``c`` for
+    cw-l2); see ``ATTACKS.get(name).options``.
     """
     return attack(
         name,
@@ -229,14 +216,8 @@ def run_attack(
         y,
         eps,
         num_classes=num_classes,
-        steps=steps,
-        restarts=restarts,
-        step_size=step_size,
-        random_start=random_start,
+        settings=settings,
         generator=generator,
-        batch_size=batch_size,
-        only_correct=only_correct,
-        precision=precision,
         session=session,
         **options,
     ).correct

@@ -5,6 +5,7 @@ bounded by ε), how many classes it needs, and a *batch function* that turns one
 :class:`BatchJob` (a batch of clean images plus the settings) into adversarial images. The
 driver (:mod:`.driver`) runs every attack through the checks here, so no attack can skip them:
 
+* :class:`AttackSettings`: the per-call knobs every attack shares (steps, restarts, batch size...);
 * :func:`validate`: the user's numbers (one-line :class:`UserError`);
 * :func:`check_inputs`: the images and labels an attack is asked to run on;
 * :func:`check_adversarial`: every adversarial batch is finite, inside [0, 1] and inside the
@@ -35,6 +36,31 @@ L2_TOL = 1e-5
 
 class AttackCheckError(RuntimeError):
     """An attack produced an example outside the threat model (ε-ball or [0, 1]) or non-finite."""
+
+
+@dataclass(frozen=True)
+class AttackSettings:
+    """The per-call knobs every attack call shares (attack-specific ones are ``options``).
+
+    ``steps``/``restarts``: iterations and random restarts of iterative attacks (FGSM ignores
+    them); ``step_size``: None is the attack's default (2.5·ε/steps for PGD, Madry et al.);
+    ``random_start``: PGD starts from a random point of the ε-ball; ``batch_size``: examples per
+    batch (0: from free CUDA memory); ``only_correct``: attack only the examples classified
+    correctly on clean inputs (the result is the same either way, it saves the work);
+    ``precision``: ``fp32`` | ``bf16`` | ``auto`` (see :func:`.precision.precision_mode`).
+    Checked by :func:`validate`.
+    """
+
+    steps: int = 10
+    restarts: int = 1
+    step_size: float | None = None
+    random_start: bool = True
+    batch_size: int = 500
+    only_correct: bool = True
+    precision: str = "fp32"
+
+
+DEFAULT_SETTINGS = AttackSettings()
 
 
 @dataclass
@@ -116,12 +142,7 @@ def validate(
     name: str,
     eps: float,
     num_classes: int,
-    *,
-    steps: int = 10,
-    restarts: int = 1,
-    step_size: float | None = None,
-    precision: str = "fp32",
-    batch_size: int = 500,
+    settings: AttackSettings = DEFAULT_SETTINGS,
     options: dict[str, Any] | None = None,
 ) -> AttackSpec:
     """Check the user's settings for attack ``name``; return its spec or raise one-line UserError."""
@@ -141,16 +162,7 @@ def validate(
             f"attack {name} needs at least {spec.min_classes} classes{spec.min_classes_why}; "
             f"the dataset has {num_classes}"
         )
-    if int(steps) <= 0:
-        raise UserError(f"attack steps must be > 0, got {steps}")
-    if int(restarts) <= 0:
-        raise UserError(f"attack restarts must be > 0, got {restarts}")
-    if step_size is not None and not (step_size > 0 and math.isfinite(step_size)):
-        raise UserError(f"attack step size must be > 0, got {step_size}")
-    if precision not in PRECISIONS:
-        raise UserError(f"unknown attack precision {precision!r}; valid: {', '.join(PRECISIONS)}")
-    if batch_size < 0:
-        raise UserError(f"attack batch size must be >= 0 (0: from free memory), got {batch_size}")
+    _check_settings(settings)
     if spec.requires and importlib.util.find_spec(spec.requires) is None:
         raise UserError(
             f"attack {name} needs the package {spec.requires}: pip install {spec.requires} "
@@ -159,8 +171,25 @@ def validate(
     unknown = sorted(set(options or {}) - set(spec.options))
     if unknown:
         valid = ", ".join(spec.options) or "none"
-        raise UserError(f"attack {name} has no option {', '.join(unknown)}; valid: {valid}")
+        shared = [k for k in unknown if k in AttackSettings.__dataclass_fields__]
+        hint = f" ({', '.join(shared)}: pass settings=AttackSettings(...))" if shared else ""
+        raise UserError(f"attack {name} has no option {', '.join(unknown)}; valid: {valid}{hint}")
     return spec
+
+
+def _check_settings(settings: AttackSettings) -> None:
+    """One-line UserError unless the per-call knobs are usable (any attack)."""
+    if int(settings.steps) <= 0:
+        raise UserError(f"attack steps must be > 0, got {settings.steps}")
+    if int(settings.restarts) <= 0:
+        raise UserError(f"attack restarts must be > 0, got {settings.restarts}")
+    step_size = settings.step_size
+    if step_size is not None and not (step_size > 0 and math.isfinite(step_size)):
+        raise UserError(f"attack step size must be > 0, got {step_size}")
+    if settings.precision not in PRECISIONS:
+        raise UserError(f"unknown attack precision {settings.precision!r}; valid: {', '.join(PRECISIONS)}")
+    if settings.batch_size < 0:
+        raise UserError(f"attack batch size must be >= 0 (0: from free memory), got {settings.batch_size}")
 
 
 def check_inputs(x: torch.Tensor, y: torch.Tensor, num_classes: int) -> None:

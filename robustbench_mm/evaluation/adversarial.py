@@ -29,7 +29,7 @@ import torch
 from robustbench_mm.attacks import diagnostics as diag
 from robustbench_mm.attacks import eps_star as min_norm
 from robustbench_mm.attacks.driver import attack
-from robustbench_mm.attacks.registry import ATTACKS, AttackResult, validate
+from robustbench_mm.attacks.registry import ATTACKS, AttackResult, AttackSettings, validate
 from robustbench_mm.attacks.session import AttackSession
 from robustbench_mm.attacks.worstcase import (
     APGD_ITERATIONS,
@@ -80,6 +80,19 @@ def _steps(name: str, config: EvalConfig) -> int:
     )
 
 
+def _settings(config: EvalConfig, steps: int) -> AttackSettings:
+    """The shared attack knobs of an evaluation: the config's, with ``steps`` iterations."""
+    return AttackSettings(
+        steps=steps,
+        restarts=config.pgd_restarts,
+        step_size=config.pgd_step_size,
+        random_start=True,
+        batch_size=config.batch_size,
+        only_correct=True,
+        precision=config.attack_precision,
+    )
+
+
 def _plan(ctx: SuiteContext) -> tuple[list[str], bool, list[float], list[float]]:
     cfg = ctx.config
     explicit = cfg.attacks is not None
@@ -93,16 +106,7 @@ def _plan(ctx: SuiteContext) -> tuple[list[str], bool, list[float], list[float]]
     for name in names:  # fail fast, before minutes of attacking
         spec = ATTACKS.get(name)
         for eps in linf if spec.norm == "linf" else l2 if spec.norm == "l2" else [0.0]:
-            validate(
-                name,
-                eps,
-                ctx.num_classes,
-                steps=_steps(name, cfg),
-                restarts=cfg.pgd_restarts,
-                step_size=cfg.pgd_step_size,
-                precision=cfg.attack_precision,
-                batch_size=cfg.batch_size,
-            )
+            validate(name, eps, ctx.num_classes, _settings(cfg, _steps(name, cfg)))
     return names, explicit, linf, l2
 
 
@@ -168,14 +172,8 @@ def adversarial_suite(ctx: SuiteContext) -> SuiteOutput:
             y,
             eps,
             num_classes=ctx.num_classes,
-            steps=steps or _steps(name, cfg),
-            restarts=cfg.pgd_restarts,
-            step_size=cfg.pgd_step_size,
-            random_start=True,
+            settings=_settings(cfg, steps or _steps(name, cfg)),
             generator=ctx.generator(SUITE, name, eps, key),
-            batch_size=cfg.batch_size,
-            only_correct=True,
-            precision=cfg.attack_precision,
             keep_logits=keep_logits,
             session=session,
             **options,
