@@ -131,7 +131,9 @@ def _print_evaluation(run_dir: Path, evaluation: Any, shard: Any) -> None:
         shown = evaluation.threat.show(eps) if evaluation.threat is not None else f"{eps:.4g}"
         print(f"\nat ε = {shown}: " + ", ".join(f"{r.test} {r['mean'] * 100:.1f}%" for _, r in at.iterrows()))
     processes = f", {shard.world} processes" if shard.active else ""
-    where = run_dir / "eval" / "metrics.csv"
+    from robustbench_mm.store.rundir import RunDir
+
+    where = RunDir(run_dir).metrics_path
     print(f"\nwrote {where} ({len(evaluation.metrics)} rows, {evaluation.seconds:.1f} s{processes})\n")
 
 

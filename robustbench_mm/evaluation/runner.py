@@ -245,9 +245,7 @@ def evaluate_run(
             shard=shard,
             progress=progress,
         )
-        merged = accumulate.merge(
-            stored, evaluation, model_digest(run.file("model.pt")), derive=derived, refresh=refreshed
-        )
+        merged = accumulate.merge(stored, evaluation, model_digest(run.model_path), derive=derived, refresh=refreshed)
         if holding:
             accumulate.publish(run, merged, config)
     return merged

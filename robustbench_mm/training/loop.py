@@ -193,7 +193,7 @@ def _start(cfg, method, data, device, dctx, run, state, sync_bn, say, progress) 
     if cfg.compile:
         session.model = typing.cast(torch.nn.Module, torch.compile(model))  # a compiled module calls like one
     if resume_state is not None:
-        path = run.file("checkpoint.pt")
+        path = run.checkpoint_path
         restore_state(core, resume_state["model"], path, f"the checkpoint's weights do not fit a {cfg.arch} model")
         restore_state(
             session.optimizer, resume_state["optimizer"], path, "the checkpoint's optimizer state does not fit"
@@ -217,7 +217,7 @@ def _start(cfg, method, data, device, dctx, run, state, sync_bn, say, progress) 
 
 def _resume_state(run: RunDir, cfg: TrainConfig, device: torch.device) -> dict:
     """The checkpoint to continue from, checked field by field before any of it is used."""
-    path = run.file("checkpoint.pt")
+    path = run.checkpoint_path
     return validate_checkpoint(run.read_checkpoint(), path, cfg.recipe.epochs, device=device)
 
 
