@@ -82,6 +82,21 @@ def test_a_copied_run_keeps_its_evaluation_when_evaluated_again(ws, digits):
     assert set(pd.read_csv(copy / "eval" / "reliability.csv")["run"]) == {"R"}
 
 
+def test_evaluate_reads_each_model_once(ws, monkeypatch, capsys):
+    """``mmbench evaluate A B`` loads every run before it writes to any, and evaluates the
+    models it loaded then: each model.pt is read once per command."""
+    from robustbench_mm.store import checkpoint
+
+    copy = ws / "x" / "R"
+    shutil.copytree(ws / R, copy, symlinks=True)
+    reads: list[Path] = []
+    read = checkpoint.read_model_file
+    monkeypatch.setattr(checkpoint, "read_model_file", lambda path: reads.append(Path(path).resolve()) or read(path))
+    assert main(["evaluate", R, str(copy), "--suite", "clean", "--quiet"]) == 0
+    assert reads == [(ws / R / "model.pt").resolve(), (copy / "model.pt").resolve()]
+    assert "wrote" in capsys.readouterr().out
+
+
 def test_an_evaluation_of_another_model_is_dropped_not_merged(ws, digits):
     """The other side of row 1: the same folder name with another model.pt (by content) starts over."""
     payload = torch.load(ws / R / "model.pt", weights_only=True)

@@ -159,30 +159,9 @@ def load_model(
     ``expect_input`` is the data's (channels, image size)."""
     path = Path(path)
     payload = read_model_file(path)
+    check_expected(payload, path, expect_arch, expect_dataset, expect_classes, expect_input, expect_method)
     where = clip_path(path)
-    if expect_arch is not None and payload["arch"] != expect_arch:
-        raise UserError(f"{where} holds a {payload['arch']} model, expected {plain(expect_arch)}")
-    if expect_dataset is not None and payload["dataset"] != expect_dataset:
-        raise UserError(
-            f"{where} was trained on {clip_path(payload['dataset'], 80)}, expected {clip_path(expect_dataset, 80)}"
-        )
-    if expect_method is not None and payload["method"] != expect_method:
-        raise UserError(
-            f"{where} holds a {plain(payload['method'])} model, the run's config.toml says {plain(expect_method)}"
-        )
-    if expect_classes is not None and payload["classes"] != list(expect_classes):
-        raise UserError(
-            f"{where} was trained on {len(payload['classes'])} classes {_names(payload['classes'])}, "
-            f"the dataset has {len(expect_classes)} {_names(list(expect_classes))}"
-        )
-    if not is_arch(payload["arch"]):
-        raise UserError(f"{where} holds an unknown architecture {payload['arch']!r}; valid: {', '.join(ARCHS.names())}")
     shape = (payload["in_channels"], payload["image_size"])
-    if expect_input is not None and shape != tuple(expect_input):
-        raise UserError(
-            f"{where} takes {shape[0]}-channel {shape[1]}x{shape[1]} images, the dataset has "
-            f"{expect_input[0]}-channel {expect_input[1]}x{expect_input[1]} ones"
-        )
     spec = dict(num_classes=len(payload["classes"]), in_channels=shape[0], image_size=shape[1])
     spec.update(mean=payload["mean"], std=payload["std"], mix_modules=payload.get("mix_modules"))
     # shapes only, no memory: a crafted image_size cannot make us allocate (timm/torchvision models
@@ -196,6 +175,43 @@ def load_model(
     model.eval()
     meta = {k: v for k, v in payload.items() if k != "state_dict"}
     return model.to(device), meta
+
+
+def check_expected(
+    meta: dict[str, Any],
+    path: Path,
+    expect_arch: str | None = None,
+    expect_dataset: str | None = None,
+    expect_classes: list[str] | None = None,
+    expect_input: tuple[int, int] | None = None,
+    expect_method: str | None = None,
+) -> None:
+    """A model file's (checked) metadata against what its user expects (one line otherwise):
+    ``load_model``'s checks, also for a model already loaded without them."""
+    where = clip_path(path)
+    if expect_arch is not None and meta["arch"] != expect_arch:
+        raise UserError(f"{where} holds a {meta['arch']} model, expected {plain(expect_arch)}")
+    if expect_dataset is not None and meta["dataset"] != expect_dataset:
+        raise UserError(
+            f"{where} was trained on {clip_path(meta['dataset'], 80)}, expected {clip_path(expect_dataset, 80)}"
+        )
+    if expect_method is not None and meta["method"] != expect_method:
+        raise UserError(
+            f"{where} holds a {plain(meta['method'])} model, the run's config.toml says {plain(expect_method)}"
+        )
+    if expect_classes is not None and meta["classes"] != list(expect_classes):
+        raise UserError(
+            f"{where} was trained on {len(meta['classes'])} classes {_names(meta['classes'])}, "
+            f"the dataset has {len(expect_classes)} {_names(list(expect_classes))}"
+        )
+    if not is_arch(meta["arch"]):
+        raise UserError(f"{where} holds an unknown architecture {meta['arch']!r}; valid: {', '.join(ARCHS.names())}")
+    shape = (meta["in_channels"], meta["image_size"])
+    if expect_input is not None and shape != tuple(expect_input):
+        raise UserError(
+            f"{where} takes {shape[0]}-channel {shape[1]}x{shape[1]} images, the dataset has "
+            f"{expect_input[0]}-channel {expect_input[1]}x{expect_input[1]} ones"
+        )
 
 
 def _check_fit(blueprint: nn.Module, state: dict[str, torch.Tensor], arch: str, where: str) -> None:

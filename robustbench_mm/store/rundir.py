@@ -248,6 +248,15 @@ class RunDir:
             expect_input=None if data is None else (data.in_channels, data.image_size),
         )
 
+    def check_model_fits(self, meta: dict[str, Any], data: Any) -> None:
+        """The metadata of a model :meth:`load_model` loaded without the data, checked against
+        the data now (its classes, channels and image size), so the model need not be read again."""
+        from robustbench_mm.store.checkpoint import check_expected
+
+        check_expected(
+            meta, self.model_path, expect_classes=list(data.classes), expect_input=(data.in_channels, data.image_size)
+        )
+
     def trained_config(self) -> TrainConfig:
         """The config of a finished run (one-line UserError when there is nothing to evaluate)."""
         if not self.path.is_dir():
