@@ -38,7 +38,7 @@ from robustbench_mm.data.splits import training_split
 from robustbench_mm.evaluation.catalog import default_suites, ordered_suites
 from robustbench_mm.evaluation.interface import Suite, SuiteContext, derived, refreshed
 from robustbench_mm.evaluation.modelcheck import check_arguments, check_output
-from robustbench_mm.settings import EvalConfig
+from robustbench_mm.settings import EvalConfig, TrainConfig
 from robustbench_mm.store.rundir import RunDir, model_digest
 
 
@@ -243,8 +243,8 @@ def evaluate_run(
             data,
             None,
             config,
-            identity=_identity(run, data, meta),
-            holdout=_holdout(data, meta),
+            identity=_identity(run, data, train_cfg),
+            holdout=_holdout(data, train_cfg),
             details=True,
             shard=shard,
             progress=progress,
@@ -255,13 +255,13 @@ def evaluate_run(
     return merged
 
 
-def _identity(run: RunDir, data: DatasetSplits, meta: dict[str, Any]) -> dict[str, Any]:
-    return {"run": run.name, "dataset": data.name, "arch": meta["arch"], "method": meta["method"], "seed": meta["seed"]}
+def _identity(run: RunDir, data: DatasetSplits, cfg: TrainConfig) -> dict[str, Any]:
+    """Which run: config.toml's arch and method (its model.pt's too: :meth:`RunDir.load_model` checks)."""
+    return {"run": run.name, "dataset": data.name, "arch": cfg.arch, "method": cfg.method, "seed": cfg.seed}
 
 
-def _holdout(data: DatasetSplits, meta: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
-    """The training examples the run held out for fitting the calibration temperature."""
-    _, holdout_idx = training_split(
-        len(data.train_y), meta.get("holdout_fraction", 0.0), meta.get("holdout_seed", meta["seed"])
-    )
+def _holdout(data: DatasetSplits, cfg: TrainConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """The training examples the run held out for fitting the calibration temperature: drawn as
+    training drew them, from config.toml's holdout fraction and seed."""
+    _, holdout_idx = training_split(len(data.train_y), cfg.holdout_fraction, cfg.seed)
     return data.train_x[holdout_idx], data.train_y[holdout_idx]

@@ -1,7 +1,11 @@
 """model.pt and checkpoint.pt: what they hold, and checking every field before anything uses it.
 
-model.pt is a state dict plus the metadata needed to rebuild and validate the model;
-checkpoint.pt is what training writes after each epoch to resume from. Both are read with
+model.pt is a state dict plus what rebuilds and checks the model: its architecture, the data it
+takes (classes, channels, image size, normalization), the run it belongs to (dataset, method,
+seed) and its test accuracy. checkpoint.pt is the state training resumes from (weights,
+optimizer, RNGs, log), written after each epoch. Neither holds the training settings: the run's
+config.toml is their one copy (:class:`~.rundir.RunDir`). Files of format 1 and checkpoints of
+earlier versions also carried settings; those are still checked, and never used. Both are read with
 ``torch.load(weights_only=True)`` (no code runs), but their *contents* are still untrusted: a
 hand-edited or crafted file can hold text where a number belongs, a negative epoch, or a
 structure whose mere ``repr`` never ends. So each field is checked for type and range first
@@ -41,8 +45,11 @@ from robustbench_mm.models import ARCHS, create_model, is_arch
 from robustbench_mm.store.schemas import check_state_dict, first_non_finite
 
 FORMAT_NAME = "robustbench_mm.model"
-FORMAT_VERSION = 1
+# 2: the training settings left model.pt (config.toml holds them). A version-1 reader would take
+# the missing holdout settings for "no holdout" and fit another temperature, so it must refuse.
+FORMAT_VERSION = 2
 MODEL_FORMAT = f"{FORMAT_NAME}/{FORMAT_VERSION}"
+READ_FORMATS = tuple(f"{FORMAT_NAME}/{version}" for version in range(1, FORMAT_VERSION + 1))
 
 SEED = integer(0, 2**32 - 1)  # numpy's and torch's seeds are 32-bit: larger ones wrap or fail
 MAX_CLASSES = 100_000
@@ -59,14 +66,15 @@ META_FIELDS: dict[str, Checker] = {
     "std": listof(number(0, 1, lo_open=True), 4, 1, "numbers"),
     "method": text(64),
     "seed": SEED,
+    "mix_modules": optional(listof(text(200), 64, 1, "module names")),  # builds the model
+    "test_accuracy": number(0, 1),
+    # format 1 also held settings (config.toml's copy is the one read): checked, never used
     "holdout_fraction": number(0, 0.5, hi_open=True),
     "holdout_seed": SEED,
     "epoch": integer(1, 10**7),
     "alpha": optional(number(0, 1e6, lo_open=True)),
     "mix_layers": optional(listof(integer(0, 64), 64, 1, "layer numbers")),
-    "mix_modules": optional(listof(text(200), 64, 1, "module names")),
     "method_options": optional(text(20_000, printable=False)),  # JSON of the method's own settings
-    "test_accuracy": number(0, 1),
     "version": text(64),
     "torch": text(64),
 }
@@ -86,7 +94,7 @@ def save_model(path: Path, model: nn.Module, meta: dict[str, Any]) -> None:
 
 def _check_format(payload: Any, path: Path) -> None:
     marker = payload.get("format") if isinstance(payload, dict) else None
-    if marker == MODEL_FORMAT:
+    if marker in READ_FORMATS:
         return
     found = re.fullmatch(re.escape(FORMAT_NAME) + r"/([0-9]{1,6})", marker) if isinstance(marker, str) else None
     if found and int(found.group(1)) > FORMAT_VERSION:
@@ -98,7 +106,7 @@ def _check_format(payload: Any, path: Path) -> None:
         )
         raise UserError(
             f"{clip_path(path)} was written by {writer} (format {marker}); this robustbench_mm {__version__} "
-            f"reads {MODEL_FORMAT} only: upgrade robustbench_mm to use it"
+            f"reads formats up to {MODEL_FORMAT}: upgrade robustbench_mm to use it"
         )
     raise UserError(f"{clip_path(path)} is not a robustbench_mm model file (no {MODEL_FORMAT!r} marker)")
 
@@ -136,7 +144,7 @@ def read_model_file(path: Path) -> dict[str, Any]:
     payload = safe_torch_load(path)
     _check_format(payload, path)
     meta = validate_model_meta(payload, path)
-    meta["format"] = MODEL_FORMAT
+    meta["format"] = payload["format"]
     meta["state_dict"] = check_state_dict(payload["state_dict"], path, "state_dict")
     return meta
 
@@ -268,14 +276,15 @@ def validate_checkpoint(payload: Any, path: Path, epochs: int, device: torch.dev
 
     Keys: ``epoch`` (1..``epochs``), ``model`` (named tensors; whether they fit the model is
     :func:`restore_state`'s check), ``optimizer``, ``rng`` (each RNG state is tried on a
-    throwaway generator: ``device`` is where the augmentation generator lives), ``log`` (JSON:
-    one flat dict per epoch done) and ``config`` (JSON object). One line naming the file and
-    the field otherwise.
+    throwaway generator: ``device`` is where the augmentation generator lives) and ``log`` (JSON:
+    one flat dict per epoch done). Checkpoints of earlier versions also hold ``config`` (the
+    settings as a JSON object; config.toml's copy is the one read): checked when present. One
+    line naming the file and the field otherwise.
     """
     where = clip_path(path)
     if not isinstance(payload, dict):
         raise UserError(f"{where} is not a training checkpoint (got {clip(payload, 40)})")
-    missing = [k for k in ("epoch", "model", "optimizer", "rng", "log", "config") if k not in payload]
+    missing = [k for k in ("epoch", "model", "optimizer", "rng", "log") if k not in payload]
     if missing:
         raise UserError(f"{where} is not a complete training checkpoint: no {', '.join(missing)}")
     try:
@@ -289,6 +298,8 @@ def validate_checkpoint(payload: Any, path: Path, epochs: int, device: torch.dev
         ("log", lambda v: _check_log(v, epoch)),
         ("config", _check_config),
     ):
+        if field == "config" and field not in payload:
+            continue  # written by earlier versions only
         try:
             check(payload[field])
         except Invalid as exc:

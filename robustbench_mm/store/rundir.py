@@ -2,15 +2,17 @@
 
 ```
 <run>/config.toml        [train] the resolved TrainConfig, [method] the method's settings, [run] facts
-<run>/checkpoint.pt      everything a resume needs (rewritten atomically after every epoch)
+<run>/checkpoint.pt      the state a resume needs (rewritten atomically after every epoch)
 <run>/train_log.csv      one row per finished epoch
-<run>/model.pt           the trained model (state dict + metadata), written last
+<run>/model.pt           the trained model: weights and what builds and checks them, written last
 <run>/eval/              the evaluation, published as one unit (see :mod:`.evalstore`)
 <run>/.lock              held by the one command working on the run
 ```
 
 Training, evaluation, the report and ``mmbench run`` ask this module for paths and contents;
-none of them spells a file name. Every command that writes holds the run's lock.
+none of them spells a file name. config.toml is the one copy of the run's settings: neither
+checkpoint.pt nor model.pt repeats them (see :mod:`.checkpoint`), and whoever needs a setting
+reads it here (:meth:`RunDir.read_config`). Every command that writes holds the run's lock.
 """
 
 from __future__ import annotations
