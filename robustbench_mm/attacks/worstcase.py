@@ -35,9 +35,9 @@ STAGES = {"linf": ("apgd-ce", "apgd-t"), "l2": ("apgd-ce-l2", "apgd-t-l2")}
 APGD_ITERATIONS = 100  # AutoAttack's, fixed (not --pgd-steps): the attacks are parameter-free
 # The pre-screen: an example whose first-order distance to every decision boundary is more than
 # twice the radius is not given to the APGD stages at that radius (it still faces FGSM, PGD and
-# Square there). On the digits models every example APGD-CE + APGD-T broke at 0.025-0.15 had a
-# ratio below 1.4 (the linear estimate overstates the distance less than 2x), while the screen
-# spares 85% of the examples at the smallest radius, where almost all stand and the stages cost most.
+# Square there). On the digits models the linear estimate overstated the distance of every
+# example APGD-CE + APGD-T broke by less than 2x, while the screen spares most examples at the
+# smallest radius, where almost all stand and the stages cost most (notes/measurements.md).
 SCREEN_FACTOR = 2.0
 Key = tuple[str, str, float]
 
