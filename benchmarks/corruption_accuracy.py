@@ -91,6 +91,7 @@ def correct(model: torch.nn.Module, u8: np.ndarray, labels: torch.Tensor) -> np.
 def run_parity(a, work: Path) -> dict:
     """Accuracy (%) per corruption and severity for ours, the reference and the reference again."""
     from robustbench_mm.store.checkpoint import load_model
+    from robustbench_mm.store.rundir import RunDir
 
     torch.set_num_threads(1)
     imgs, labels_np, classes = load_test_images(Path(a.images), a.n_acc)
@@ -108,7 +109,7 @@ def run_parity(a, work: Path) -> dict:
         todo = [n for n in names if not (d / f"{n}.npy").exists()]
         if todo:
             reference_outputs(a.ref_python, a.cifar_ref, img_path, todo, a.seed + i, d)
-    model, meta = load_model(Path(a.accuracy_run) / "model.pt")
+    model, meta = load_model(RunDir(a.accuracy_run).model_path)
     if meta["classes"] != classes:
         raise SystemExit(f"the model's classes {meta['classes']} are not the image folder's {classes}")
     labels = torch.from_numpy(labels_np)

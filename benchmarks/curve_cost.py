@@ -16,7 +16,6 @@ import argparse
 import statistics
 import tempfile
 import time
-from pathlib import Path
 from unittest import mock
 
 import torch
@@ -26,6 +25,7 @@ from robustbench_mm.data.datasets import load_dataset
 from robustbench_mm.evaluation.runner import evaluate
 from robustbench_mm.settings import TrainConfig
 from robustbench_mm.store.checkpoint import load_model
+from robustbench_mm.store.rundir import RunDir
 from robustbench_mm.training.loop import train
 
 
@@ -39,7 +39,7 @@ def main() -> None:
     run_dir = args.run_dir
     if run_dir is None:
         run_dir = train(TrainConfig(method="erm"), out_dir=tempfile.mkdtemp(), progress=False, data=data).run_dir
-    model = load_model(Path(run_dir) / "model.pt")[0]
+    model = load_model(RunDir(run_dir).model_path)[0]
 
     def once(with_fmn: bool) -> tuple[float, float, float]:
         defaults = curve.DEFAULT_MINIMUM_NORM if with_fmn else ()

@@ -55,13 +55,14 @@ def digits():
 @pytest.fixture(scope="module")
 def models(tmp_path_factory, digits):
     from robustbench_mm.store.checkpoint import load_model
+    from robustbench_mm.store.rundir import RunDir
     from robustbench_mm.training.loop import train
 
     out = tmp_path_factory.mktemp("runs")
     models = {}
     for method in ("erm", "mixup", "manifold-mixup"):
         result = train(TrainConfig(method=method), out_dir=str(out), progress=False, data=digits, log=lambda s: None)
-        models[method] = load_model(result.run_dir / "model.pt")[0].eval()
+        models[method] = load_model(RunDir(result.run_dir).model_path)[0].eval()
     return models
 
 

@@ -7,6 +7,7 @@ disk changed (``check_bad_input``).
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import shutil
@@ -21,9 +22,11 @@ from test_bad_input import check_bad_input
 
 from robustbench_mm.cli import main
 from robustbench_mm.core.errors import UserError
+from robustbench_mm.core.results import COLUMNS
 from robustbench_mm.evaluation.runner import evaluate_run
 from robustbench_mm.settings import EvalConfig
 from robustbench_mm.store.checkpoint import read_model_file, validate_checkpoint
+from robustbench_mm.store.rundir import RunDir
 
 R = "runs/digits-cnn-erm-s0"
 EVAL = f"{R}/eval"
@@ -82,6 +85,21 @@ def test_a_copied_run_keeps_its_evaluation_when_evaluated_again(ws, digits):
     assert set(pd.read_csv(copy / "eval" / "reliability.csv")["run"]) == {"R"}
 
 
+def test_evaluate_reads_each_model_once(ws, monkeypatch, capsys):
+    """``mmbench evaluate A B`` loads every run before it writes to any, and evaluates the
+    models it loaded then: each model.pt is read once per command."""
+    from robustbench_mm.store import checkpoint
+
+    copy = ws / "x" / "R"
+    shutil.copytree(ws / R, copy, symlinks=True)
+    reads: list[Path] = []
+    read = checkpoint.read_model_file
+    monkeypatch.setattr(checkpoint, "read_model_file", lambda path: reads.append(Path(path).resolve()) or read(path))
+    assert main(["evaluate", R, str(copy), "--suite", "clean", "--quiet"]) == 0
+    assert reads == [(ws / R / "model.pt").resolve(), (copy / "model.pt").resolve()]
+    assert "wrote" in capsys.readouterr().out
+
+
 def test_an_evaluation_of_another_model_is_dropped_not_merged(ws, digits):
     """The other side of row 1: the same folder name with another model.pt (by content) starts over."""
     payload = torch.load(ws / R / "model.pt", weights_only=True)
@@ -89,6 +107,38 @@ def test_an_evaluation_of_another_model_is_dropped_not_merged(ws, digits):
     torch.save(payload, ws / R / "model.pt")
     evaluate_run(ws / R, config=EvalConfig(suites=["clean"]), data=digits)
     assert set(pd.read_csv(ws / EVAL / "metrics.csv")["suite"]) == {"clean"}
+
+
+def test_format_1_files_are_read_as_before(ws, digits):
+    """model.pt of format 1 and checkpoint.pt of earlier versions also carried the training
+    settings; such files still load, and the settings read are config.toml's (the holdout the
+    temperature is fitted on included)."""
+    cfg = RunDir(ws / R).read_config()
+    before = pd.read_csv(ws / EVAL / "metrics.csv")
+    payload = torch.load(ws / R / "model.pt", weights_only=True)
+    assert payload["format"] == "robustbench_mm.model/2" and "holdout_fraction" not in payload
+    payload.update(
+        format="robustbench_mm.model/1",
+        holdout_fraction=cfg.holdout_fraction,
+        holdout_seed=cfg.seed,
+        epoch=cfg.recipe.epochs,
+        alpha=None,
+        mix_layers=None,
+        method_options="{}",
+    )
+    torch.save(payload, ws / R / "model.pt")
+    after = evaluate_run(ws / R, config=EvalConfig(suites=["clean", "calibration"]), data=digits).metrics
+    assert set(after["suite"]) == {"clean", "calibration"}
+    keys = ["suite", "test", "severity", "metric"]
+    old = before[before["suite"].isin(["clean", "calibration"])].sort_values(keys).reset_index(drop=True)
+    new = after.sort_values(keys).reset_index(drop=True)
+    pd.testing.assert_frame_equal(new[COLUMNS], old[COLUMNS], check_dtype=False)
+    state = torch.load(ws / R / "checkpoint.pt", weights_only=True)
+    assert "config" not in state
+    state["config"] = json.dumps({"epochs": cfg.recipe.epochs})
+    validate_checkpoint(state, ws / R / "checkpoint.pt", cfg.recipe.epochs)
+    with pytest.raises(UserError, match="config must be a dict"):
+        validate_checkpoint({**state, "config": "[1]"}, ws / R / "checkpoint.pt", cfg.recipe.epochs)
 
 
 def test_report_refuses_an_evaluation_of_another_model(ws, capsys):

@@ -24,6 +24,7 @@ from test_bad_input import AnyOf, check_bad_input
 from robustbench_mm.core.errors import UserError
 from robustbench_mm.core.untrusted import clip, clip_path
 from robustbench_mm.store.checkpoint import read_model_file, restore_state, validate_checkpoint
+from robustbench_mm.store.rundir import RunDir
 
 ROOT = Path(__file__).resolve().parents[1]
 R = "runs/digits-cnn-erm-s0"
@@ -100,15 +101,15 @@ MODEL_CASES = [
     ("std-buffer-zero", {}, (), ("the weights' std buffer differs from the metadata's std",)),
     (
         "newer-format",
-        {"format": "robustbench_mm.model/2", "version": "9.1.0"},
+        {"format": "robustbench_mm.model/3", "version": "9.1.0"},
         (),
-        ("written by robustbench_mm 9.1.0", "robustbench_mm.model/2", "upgrade"),
+        ("written by robustbench_mm 9.1.0", "robustbench_mm.model/3", "upgrade"),
     ),
     (
         "newer-format-bad-version",
-        {"format": "robustbench_mm.model/3", "version": _nested(30)},
+        {"format": "robustbench_mm.model/4", "version": _nested(30)},
         (),
-        ("written by a newer robustbench_mm", "robustbench_mm.model/3"),
+        ("written by a newer robustbench_mm", "robustbench_mm.model/4"),
     ),
     ("older-format", {"format": "robustbench_mm.model/0"}, (), ("not a robustbench_mm model file",)),
     ("format-nested", {"format": _nested(60)}, (), ("not a robustbench_mm model file",)),
@@ -202,7 +203,7 @@ def test_clip_is_bounded_and_never_calls_repr_on_what_it_shows():
 def checkpoint(trained_runs) -> tuple[dict, int]:
     """A real checkpoint.pt written by training, and the epochs its run was configured for."""
     payload = torch.load(trained_runs["erm"] / "checkpoint.pt", weights_only=True)
-    return payload, json.loads(payload["config"])["epochs"]
+    return payload, RunDir(trained_runs["erm"]).read_config().recipe.epochs
 
 
 def _rng(payload: dict, **changes) -> dict:

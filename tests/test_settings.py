@@ -132,7 +132,7 @@ def test_config_toml_round_trip(tmp_path):
 def test_old_config_layout_is_read(tmp_path):
     """config.toml of the first releases kept alpha/mix_layers/pairing and out_dir in [train]."""
     run = RunDir(tmp_path)
-    run.file("config.toml").write_text(
+    run.config_path.write_text(
         '[train]\ndataset = "digits"\nmethod = "mixup"\nalpha = 1.0\npairing = "flip"\nout_dir = "runs"\nepochs = 3\n'
     )
     cfg = run.read_config()

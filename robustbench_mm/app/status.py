@@ -26,18 +26,18 @@ class RunState:
 
 def run_states(runs_dir: str | Path) -> list[RunState]:
     """Every run under ``runs_dir`` (a folder holding a run's files, or a job record), sorted by name."""
-    from robustbench_mm.store.rundir import RUN_FILES
+    from robustbench_mm.store.rundir import RunDir
 
     root = Path(runs_dir)
     if not root.is_dir():
         raise UserError(f"runs directory not found: {clip_path(root)}")
-    names = {p.name for p in root.iterdir() if p.is_dir() and any((p / f).exists() for f in RUN_FILES)}
+    names = {p.name for p in root.iterdir() if p.is_dir() and RunDir(p).has_files()}
     names |= set(jobrecords.recorded_runs(root))
     return [_state(root, name) for name in sorted(names)]
 
 
 def _state(root: Path, name: str) -> RunState:
-    from robustbench_mm.store.rundir import CHECKPOINT, RunDir
+    from robustbench_mm.store.rundir import RunDir
 
     run = RunDir(root / name)
     record = jobrecords.read_record(root, name)
@@ -47,7 +47,7 @@ def _state(root: Path, name: str) -> RunState:
             return RunState(name, "finished")
     except UserError as exc:
         return RunState(name, "failed", f"damaged: {exc}")
-    holder = _lock_holder(run.path)
+    holder = _lock_holder(run.lock_path)
     if holder:
         return RunState(name, "running", f"({holder}{', ' + job if job else ''})")
     alive = _job_alive(record) if record else None
@@ -56,19 +56,17 @@ def _state(root: Path, name: str) -> RunState:
     if record is not None and (record.failed or alive == ""):
         why = record.failed or jobrecords.last_line(record.stderr) or "no log"
         return RunState(name, "failed", f"({job}) {plain(why, 200)}")
-    started = run.path.is_dir() and (run.is_trained or run.file(CHECKPOINT).exists())
+    started = run.path.is_dir() and (run.is_trained or run.checkpoint_path.exists())
     if started:
         what = "trained, not evaluated" if run.is_trained else "checkpoint kept; the same command resumes it"
         return RunState(name, "interrupted", f"({what}{', ' + job if job else ''})")
     return RunState(name, "not started", f"({job})" if job else "")
 
 
-def _lock_holder(path: Path) -> str:
+def _lock_holder(lock: Path) -> str:
     """'process 1234' when the run's lock file names a live process on this machine, else ''."""
-    from robustbench_mm.core.files import LOCK_NAME
-
     try:
-        pid = (path / LOCK_NAME).read_text(errors="replace")[:64].splitlines()[0].strip()
+        pid = lock.read_text(errors="replace")[:64].splitlines()[0].strip()
     except (OSError, IndexError):
         return ""
     return f"process {pid}" if jobrecords.pid_alive(pid) else ""

@@ -16,7 +16,7 @@ unbounded-not-zero         PGD-L∞ with ε = 1 (any image in [0, 1] is allowed)
                            (after the follow-up for a universal-image optimum, below).
 non-monotone-eps           a multi-step attack's accuracy rises with ε (a larger ball contains the
                            smaller). FGSM is left out: its one step of length ε can overshoot,
-                           and on MNIST models it does (8.2% at 0.2, 8.8% at 0.3).
+                           and on MNIST models it does (notes/measurements.md).
 non-monotone-steps         more PGD steps leave higher accuracy than fewer.
 zero-gradients             the share of correctly classified examples whose input gradient of
                            the loss is zero or non-finite exceeds 1% (AutoAttack warns at any).

@@ -71,8 +71,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     options = EvaluateOptions(**given(args, EvaluateOptions)).validate(cli=True)
     if _evaluate_model(args, cfg, mode_for(options.quiet)):
         return 0
-    for run_dir in args.run_dirs:  # every run must load before any evaluation is written
-        check_run(run_dir)
+    # every run must load before any evaluation is written; each model is read this once
+    loaded = [check_run(run_dir) for run_dir in args.run_dirs]
     # under torchrun: one process per GPU (or gloo on the CPU), attacks sharded, rank 0 writes
     device = resolve_device(cfg.device)
     shard = distributed.setup(device)
@@ -81,7 +81,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             cfg.device = str(distributed.rank_device(device, shard))
         for run_dir in args.run_dirs:
             evaluation = evaluate_run(
-                run_dir, config=cfg, fresh=options.fresh, shard=shard, progress=mode_for(options.quiet)
+                run_dir,
+                config=cfg,
+                fresh=options.fresh,
+                shard=shard,
+                progress=mode_for(options.quiet),
+                loaded=loaded.pop(0),  # released once evaluated
             )
             if shard.main:
                 _print_evaluation(Path(run_dir), evaluation, shard)
@@ -131,7 +136,9 @@ def _print_evaluation(run_dir: Path, evaluation: Any, shard: Any) -> None:
         shown = evaluation.threat.show(eps) if evaluation.threat is not None else f"{eps:.4g}"
         print(f"\nat ε = {shown}: " + ", ".join(f"{r.test} {r['mean'] * 100:.1f}%" for _, r in at.iterrows()))
     processes = f", {shard.world} processes" if shard.active else ""
-    where = run_dir / "eval" / "metrics.csv"
+    from robustbench_mm.store.rundir import RunDir
+
+    where = RunDir(run_dir).metrics_path
     print(f"\nwrote {where} ({len(evaluation.metrics)} rows, {evaluation.seconds:.1f} s{processes})\n")
 
 

@@ -30,8 +30,8 @@ def check_images(x: torch.Tensor) -> None:
 
 
 # On CPU, big batches run in chunks of about 2 MB (float32): every op makes several passes over
-# its input, and passes that stay in cache made the 19-corruption suite on 10,000 CIFAR images
-# about 3x faster on a 2-core machine than one 120 MB batch. A GPU gets the batch whole.
+# its input, and passes that stay in cache are much faster than passes over one 120 MB batch
+# (notes/measurements.md). A GPU gets the batch whole.
 _CPU_CHUNK_VALUES = 1 << 19
 
 
@@ -59,9 +59,9 @@ def empty_cpu(shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
     """An uninitialised CPU tensor; big ones are allocated by NumPy.
 
     Why: a fresh 120 MB output (10,000 CIFAR images) costs about 30k page faults when
-    PyTorch allocates it (glibc ``mmap``, 4 KiB pages), about 0.04 s per corruption on a
-    2-core VM, as much as a whole cheap corruption. NumPy asks the kernel for transparent huge
-    pages on big allocations (``madvise``), which made the first touch about 4x cheaper. The
+    PyTorch allocates it (glibc ``mmap``, 4 KiB pages), as much time as a whole cheap
+    corruption. NumPy asks the kernel for transparent huge pages on big allocations
+    (``madvise``), which makes the first touch much cheaper (notes/measurements.md). The
     tensor shares NumPy's memory, so it cannot be ``resize_``-d in place; nothing here needs that.
     """
     numel = math.prod(shape)
@@ -96,7 +96,7 @@ def run_chunked(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> 
 def zero_below(x: torch.Tensor, threshold: float) -> torch.Tensor:
     """``torch.where(x < threshold, 0, x)`` without ``torch.where``.
 
-    On CPU ``where`` branches per element and is about 5x slower than a vectorised op when the
+    On CPU ``where`` branches per element and is several times slower than a vectorised op when the
     condition looks random (a thresholded noise field); ``F.threshold`` keeps x > t, so t is
     the largest value of x's dtype below ``threshold``: the same result, bit for bit.
     """
@@ -145,8 +145,8 @@ def fold_index(i: torch.Tensor, n: int, mode: str) -> torch.Tensor:
 def band_matrix(n: int, taps: tuple[float, ...], mode: str, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
     """The (n, n) matrix of a 1-D 'same' correlation with odd-length ``taps``, border folded in.
 
-    Why matrices: on CPU, PyTorch's depthwise/one-channel ``conv2d`` is 5-20x slower than a
-    BLAS matmul for these tiny images, and a matrix also carries the border rule for free.
+    Why matrices: on CPU, PyTorch's depthwise/one-channel ``conv2d`` is much slower than a
+    BLAS matmul for these tiny images (notes/measurements.md), and a matrix also carries the border rule for free.
     ``(M @ x)`` filters along H, ``(x @ M.T)`` along W. Cached: treat the result as read-only.
     """
     r = len(taps) // 2
@@ -257,8 +257,8 @@ def motion_blur(x: torch.Tensor, radius: float, sigma: float, degrees: torch.Ten
     streak, edge pixels repeated. Taps carrying under 0.1% of the weight are dropped.
 
     All taps' clamped row and column offsets are computed at once; per tap, one broadcast add
-    builds the (int32) flat index and one ``index_select`` reads, 1.2-1.7x faster than int64
-    ``gather`` (a padded copy of the image made the reads slower).
+    builds the (int32) flat index and one ``index_select`` reads, faster than int64 ``gather``
+    (a padded copy of the image made the reads slower).
     """
     width = 2 * math.ceil(radius) + 1
     i = torch.arange(width, dtype=torch.float64)
@@ -292,7 +292,7 @@ def sparse_sum_of_separables(
 
     A sum of many separable resamplings (zoom blur: up to 26 zooms) is not separable, but it is
     very sparse: about six taps per pixel for CIFAR. One sparse product then replaces 2 * 26
-    dense matmuls (about 20x faster on CPU) and never builds an (H*W)^2 dense matrix.
+    dense matmuls (much faster on CPU) and never builds an (H*W)^2 dense matrix.
     """
     h, w = pairs[0][0].shape[0], pairs[0][1].shape[0]
     rows, cols, vals = [], [], []
@@ -302,7 +302,7 @@ def sparse_sum_of_separables(
         rows.append((r1.view(-1, 1) * w + r2.view(1, -1)).reshape(-1))
         cols.append((c1.view(-1, 1) * w + c2.view(1, -1)).reshape(-1))
         vals.append((mh[r1, c1].view(-1, 1) * mw[r2, c2].view(1, -1)).reshape(-1) * scale)
-    with warnings.catch_warnings():  # "sparse CSR support is in beta": CSR @ dense is 10x COO's speed
+    with warnings.catch_warnings():  # "sparse CSR support is in beta": CSR @ dense beats COO's
         warnings.simplefilter("ignore", UserWarning)
         coo = torch.sparse_coo_tensor(
             torch.stack([torch.cat(rows), torch.cat(cols)]), torch.cat(vals), (h * w, h * w), check_invariants=True

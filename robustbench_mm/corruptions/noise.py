@@ -90,7 +90,7 @@ def poisson_counts(x: torch.Tensor, c: float, generator: torch.Generator) -> tor
       to about 1e-7. Only batches that hold an off-grid pixel pay for it.
 
     The random stream differs from ``torch.poisson``'s; the law is Poisson's (tested). On CPU
-    about 5x faster than ``torch.poisson`` for 8-bit images, about 2x for others.
+    faster than ``torch.poisson``, most of all for 8-bit images (notes/measurements.md).
     """
     cdf, guide, width = _poisson_tables(float(c), x.device)
     flat = x.reshape(-1).clamp(0.0, 1.0)

@@ -251,7 +251,7 @@ def _distance_to_edges_bits(mask: torch.Tensor, cap: int = 20) -> torch.Tensor:
     """:func:`_distance_to_edges` on bit masks: each image row is one int64 (W <= 62).
 
     A 3x3 dilation is then a few integer ops on N * H words (shift left and right, or, and the
-    same with the rows above and below) instead of a max-pool over N * H * W floats, about 15x
+    same with the rows above and below) instead of a max-pool over N * H * W floats, much
     faster for CIFAR. The capped distance is a count of the iterations k = 0 .. cap-1 at which
     a pixel is not yet reached; those "not reached" sets only shrink, so the count's binary
     digit i is the XOR of the sets of iterations k = 2**i - 1, 2 * 2**i - 1, ... (no adder;

@@ -38,7 +38,7 @@ from robustbench_mm.data.splits import training_split
 from robustbench_mm.evaluation.catalog import default_suites, ordered_suites
 from robustbench_mm.evaluation.interface import Suite, SuiteContext, derived, refreshed
 from robustbench_mm.evaluation.modelcheck import check_arguments, check_output
-from robustbench_mm.settings import EvalConfig
+from robustbench_mm.settings import EvalConfig, TrainConfig
 from robustbench_mm.store.rundir import RunDir, model_digest
 
 
@@ -191,13 +191,11 @@ def _with_identity(table: pd.DataFrame, identity: dict[str, Any]) -> pd.DataFram
     return table
 
 
-def check_run(run_dir: str | Path):
-    """The run directory's training config, after checking that its model.pt loads (one-line
-    UserError otherwise): ``mmbench evaluate A B`` checks every run before writing to any."""
-    run = RunDir(run_dir)
-    cfg = run.trained_config()
-    run.load_model()
-    return cfg
+def check_run(run_dir: str | Path) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """The run directory's model and its metadata, loaded and checked against config.toml
+    (one-line UserError otherwise): ``mmbench evaluate A B`` loads every run before writing to
+    any, and hands each loaded model to :func:`evaluate_run` (``loaded``), so it is read once."""
+    return RunDir(run_dir).load_model()
 
 
 def evaluate_run(
@@ -211,9 +209,11 @@ def evaluate_run(
     reuse: bool = False,
     shard: distributed.Dist | None = None,
     progress: str = "off",
+    loaded: tuple[torch.nn.Module, dict[str, Any]] | None = None,
 ) -> Evaluation:
     """Evaluate a run directory's model and publish the result into the run (under ``shard``:
-    rank 0 writes).
+    rank 0 writes). ``loaded``: the run's model and metadata as :func:`check_run` loaded them
+    (then checked against the data here, not read again).
 
     Evaluations accumulate: the new rows replace the rows of the same (suite, test, severity,
     metric) and every other row stays (``fresh`` starts over). ``reuse``: when the run's stored
@@ -227,7 +227,11 @@ def evaluate_run(
     config = _settings(config, suites, {})
     if data is None:
         data = load_dataset(train_cfg.dataset, config.data_root or train_cfg.data_root, config.download)
-    model, meta = run.load_model(data=data)
+    if loaded is None:
+        model, meta = run.load_model(data=data)
+    else:
+        model, meta = loaded
+        run.check_model_fits(meta, data)
     holding = write and (shard is None or shard.main)
     with run.locked("mmbench evaluate") if holding else contextlib.nullcontext():
         stored = None if fresh else run.evaluation(same_model=False)  # another model's is dropped below
@@ -239,27 +243,25 @@ def evaluate_run(
             data,
             None,
             config,
-            identity=_identity(run, data, meta),
-            holdout=_holdout(data, meta),
+            identity=_identity(run, data, train_cfg),
+            holdout=_holdout(data, train_cfg),
             details=True,
             shard=shard,
             progress=progress,
         )
-        merged = accumulate.merge(
-            stored, evaluation, model_digest(run.file("model.pt")), derive=derived, refresh=refreshed
-        )
+        merged = accumulate.merge(stored, evaluation, model_digest(run.model_path), derive=derived, refresh=refreshed)
         if holding:
             accumulate.publish(run, merged, config)
     return merged
 
 
-def _identity(run: RunDir, data: DatasetSplits, meta: dict[str, Any]) -> dict[str, Any]:
-    return {"run": run.name, "dataset": data.name, "arch": meta["arch"], "method": meta["method"], "seed": meta["seed"]}
+def _identity(run: RunDir, data: DatasetSplits, cfg: TrainConfig) -> dict[str, Any]:
+    """Which run: config.toml's arch and method (its model.pt's too: :meth:`RunDir.load_model` checks)."""
+    return {"run": run.name, "dataset": data.name, "arch": cfg.arch, "method": cfg.method, "seed": cfg.seed}
 
 
-def _holdout(data: DatasetSplits, meta: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
-    """The training examples the run held out for fitting the calibration temperature."""
-    _, holdout_idx = training_split(
-        len(data.train_y), meta.get("holdout_fraction", 0.0), meta.get("holdout_seed", meta["seed"])
-    )
+def _holdout(data: DatasetSplits, cfg: TrainConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """The training examples the run held out for fitting the calibration temperature: drawn as
+    training drew them, from config.toml's holdout fraction and seed."""
+    _, holdout_idx = training_split(len(data.train_y), cfg.holdout_fraction, cfg.seed)
     return data.train_x[holdout_idx], data.train_y[holdout_idx]

@@ -36,8 +36,9 @@ class ExternalRun:
     def name(self) -> str:
         return self.path.name
 
-    def file(self, name: str) -> Path:
-        return self.source if name == "model.pt" else self.path / name
+    @property
+    def model_path(self) -> Path:
+        return self.source
 
 
 def run_name(label: str) -> str:

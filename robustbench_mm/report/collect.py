@@ -53,7 +53,7 @@ def collect(run_dirs: Sequence[str | Path]) -> RunSet:
             runs.tables[name] = (
                 pd.concat([runs.tables[name], table], ignore_index=True) if name in runs.tables else table
             )
-        if run.file("config.toml").exists():
+        if run.config_path.exists():
             runs.configs[run.name] = run.read_toml()
             runs.facts[run.name] = run.facts()
         log = run.read_train_log()

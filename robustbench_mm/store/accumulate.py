@@ -20,7 +20,7 @@ import dataclasses
 import hashlib
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Protocol
 
 import numpy as np
 import pandas as pd
@@ -37,6 +37,17 @@ KEYS = ["suite", "test", "severity", "metric"]
 LOCATION_ONLY = ("data_root", "download")  # where the data is, not what is measured
 
 
+class Evaluated(Protocol):
+    """What publishing an evaluation needs of a run: its folder and the file its model is in
+    (a :class:`~.rundir.RunDir`, or the folder of a model trained elsewhere)."""
+
+    @property
+    def path(self) -> Path: ...
+
+    @property
+    def model_path(self) -> Path: ...
+
+
 def settings_id(config: EvalConfig) -> str:
     """A digest of the settings that determine an evaluation's numbers."""
     table = {k: v for k, v in to_table(config).items() if k not in LOCATION_ONLY}
@@ -51,12 +62,12 @@ def _subset_id(indices: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(indices, dtype=np.int64).tobytes()).hexdigest()[:16]
 
 
-def already_done(stored: evalstore.StoredEvaluation | None, run: Any, config: EvalConfig):
+def already_done(stored: evalstore.StoredEvaluation | None, run: Evaluated, config: EvalConfig):
     """The stored evaluation when it already holds ``config``'s results for the run's current model."""
     if stored is None or not stored.record:
         return None
     record = stored.record
-    if record.get("model", {}).get("sha256") != _digest(run.file("model.pt")):
+    if record.get("model", {}).get("sha256") != _digest(run.model_path):
         return None
     if settings_id(config) not in record.get("history", {}).get("settings", []):
         return None
@@ -174,7 +185,7 @@ def _derived(metrics: pd.DataFrame, per_example: dict, derived: dict) -> tuple[p
     return pd.concat([kept, pd.DataFrame(rows, columns=COLUMNS)], ignore_index=True)[COLUMNS], per_example
 
 
-def publish(run: Any, evaluation, config: EvalConfig) -> None:
+def publish(run: Evaluated, evaluation, config: EvalConfig) -> None:
     """Write the (merged) evaluation into the run as its new generation."""
     history = [*evaluation.history, settings_id(config)]
     indices = evaluation.indices if evaluation.indices is not None else np.arange(int(evaluation.metrics["n"].max()))
@@ -184,7 +195,7 @@ def publish(run: Any, evaluation, config: EvalConfig) -> None:
             "total": int(evaluation.total or len(indices)),
             "indices": _subset_id(indices),
         },
-        "model": {"sha256": _digest(run.file("model.pt"))},
+        "model": {"sha256": _digest(run.model_path)},
         "history": {"settings": list(dict.fromkeys(history)), "version": __version__},
         "settings": {k: v for k, v in to_table(config).items() if k not in LOCATION_ONLY},
         "seconds": dict(evaluation.suite_seconds),  # wall time per suite: what a CPU-cost estimate reads

@@ -1,7 +1,11 @@
 """model.pt and checkpoint.pt: what they hold, and checking every field before anything uses it.
 
-model.pt is a state dict plus the metadata needed to rebuild and validate the model;
-checkpoint.pt is what training writes after each epoch to resume from. Both are read with
+model.pt is a state dict plus what rebuilds and checks the model: its architecture, the data it
+takes (classes, channels, image size, normalization), the run it belongs to (dataset, method,
+seed) and its test accuracy. checkpoint.pt is the state training resumes from (weights,
+optimizer, RNGs, log), written after each epoch. Neither holds the training settings: the run's
+config.toml is their one copy (:class:`~.rundir.RunDir`). Files of format 1 and checkpoints of
+earlier versions also carried settings; those are still checked, and never used. Both are read with
 ``torch.load(weights_only=True)`` (no code runs), but their *contents* are still untrusted: a
 hand-edited or crafted file can hold text where a number belongs, a negative epoch, or a
 structure whose mere ``repr`` never ends. So each field is checked for type and range first
@@ -11,13 +15,10 @@ structure whose mere ``repr`` never ends. So each field is checked for type and 
 from __future__ import annotations
 
 import contextlib
-import json
-import random
 import re
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -38,11 +39,15 @@ from robustbench_mm.core.untrusted import (
 )
 from robustbench_mm.methods import METHODS
 from robustbench_mm.models import ARCHS, create_model, is_arch
+from robustbench_mm.store.rngstate import check_rng, json_value
 from robustbench_mm.store.schemas import check_state_dict, first_non_finite
 
 FORMAT_NAME = "robustbench_mm.model"
-FORMAT_VERSION = 1
+# 2: the training settings left model.pt (config.toml holds them). A version-1 reader would take
+# the missing holdout settings for "no holdout" and fit another temperature, so it must refuse.
+FORMAT_VERSION = 2
 MODEL_FORMAT = f"{FORMAT_NAME}/{FORMAT_VERSION}"
+READ_FORMATS = tuple(f"{FORMAT_NAME}/{version}" for version in range(1, FORMAT_VERSION + 1))
 
 SEED = integer(0, 2**32 - 1)  # numpy's and torch's seeds are 32-bit: larger ones wrap or fail
 MAX_CLASSES = 100_000
@@ -59,14 +64,15 @@ META_FIELDS: dict[str, Checker] = {
     "std": listof(number(0, 1, lo_open=True), 4, 1, "numbers"),
     "method": text(64),
     "seed": SEED,
+    "mix_modules": optional(listof(text(200), 64, 1, "module names")),  # builds the model
+    "test_accuracy": number(0, 1),
+    # format 1 also held settings (config.toml's copy is the one read): checked, never used
     "holdout_fraction": number(0, 0.5, hi_open=True),
     "holdout_seed": SEED,
     "epoch": integer(1, 10**7),
     "alpha": optional(number(0, 1e6, lo_open=True)),
     "mix_layers": optional(listof(integer(0, 64), 64, 1, "layer numbers")),
-    "mix_modules": optional(listof(text(200), 64, 1, "module names")),
     "method_options": optional(text(20_000, printable=False)),  # JSON of the method's own settings
-    "test_accuracy": number(0, 1),
     "version": text(64),
     "torch": text(64),
 }
@@ -86,7 +92,7 @@ def save_model(path: Path, model: nn.Module, meta: dict[str, Any]) -> None:
 
 def _check_format(payload: Any, path: Path) -> None:
     marker = payload.get("format") if isinstance(payload, dict) else None
-    if marker == MODEL_FORMAT:
+    if marker in READ_FORMATS:
         return
     found = re.fullmatch(re.escape(FORMAT_NAME) + r"/([0-9]{1,6})", marker) if isinstance(marker, str) else None
     if found and int(found.group(1)) > FORMAT_VERSION:
@@ -98,7 +104,7 @@ def _check_format(payload: Any, path: Path) -> None:
         )
         raise UserError(
             f"{clip_path(path)} was written by {writer} (format {marker}); this robustbench_mm {__version__} "
-            f"reads {MODEL_FORMAT} only: upgrade robustbench_mm to use it"
+            f"reads formats up to {MODEL_FORMAT}: upgrade robustbench_mm to use it"
         )
     raise UserError(f"{clip_path(path)} is not a robustbench_mm model file (no {MODEL_FORMAT!r} marker)")
 
@@ -136,7 +142,7 @@ def read_model_file(path: Path) -> dict[str, Any]:
     payload = safe_torch_load(path)
     _check_format(payload, path)
     meta = validate_model_meta(payload, path)
-    meta["format"] = MODEL_FORMAT
+    meta["format"] = payload["format"]
     meta["state_dict"] = check_state_dict(payload["state_dict"], path, "state_dict")
     return meta
 
@@ -159,30 +165,9 @@ def load_model(
     ``expect_input`` is the data's (channels, image size)."""
     path = Path(path)
     payload = read_model_file(path)
+    check_expected(payload, path, expect_arch, expect_dataset, expect_classes, expect_input, expect_method)
     where = clip_path(path)
-    if expect_arch is not None and payload["arch"] != expect_arch:
-        raise UserError(f"{where} holds a {payload['arch']} model, expected {plain(expect_arch)}")
-    if expect_dataset is not None and payload["dataset"] != expect_dataset:
-        raise UserError(
-            f"{where} was trained on {clip_path(payload['dataset'], 80)}, expected {clip_path(expect_dataset, 80)}"
-        )
-    if expect_method is not None and payload["method"] != expect_method:
-        raise UserError(
-            f"{where} holds a {plain(payload['method'])} model, the run's config.toml says {plain(expect_method)}"
-        )
-    if expect_classes is not None and payload["classes"] != list(expect_classes):
-        raise UserError(
-            f"{where} was trained on {len(payload['classes'])} classes {_names(payload['classes'])}, "
-            f"the dataset has {len(expect_classes)} {_names(list(expect_classes))}"
-        )
-    if not is_arch(payload["arch"]):
-        raise UserError(f"{where} holds an unknown architecture {payload['arch']!r}; valid: {', '.join(ARCHS.names())}")
     shape = (payload["in_channels"], payload["image_size"])
-    if expect_input is not None and shape != tuple(expect_input):
-        raise UserError(
-            f"{where} takes {shape[0]}-channel {shape[1]}x{shape[1]} images, the dataset has "
-            f"{expect_input[0]}-channel {expect_input[1]}x{expect_input[1]} ones"
-        )
     spec = dict(num_classes=len(payload["classes"]), in_channels=shape[0], image_size=shape[1])
     spec.update(mean=payload["mean"], std=payload["std"], mix_modules=payload.get("mix_modules"))
     # shapes only, no memory: a crafted image_size cannot make us allocate (timm/torchvision models
@@ -196,6 +181,43 @@ def load_model(
     model.eval()
     meta = {k: v for k, v in payload.items() if k != "state_dict"}
     return model.to(device), meta
+
+
+def check_expected(
+    meta: dict[str, Any],
+    path: Path,
+    expect_arch: str | None = None,
+    expect_dataset: str | None = None,
+    expect_classes: list[str] | None = None,
+    expect_input: tuple[int, int] | None = None,
+    expect_method: str | None = None,
+) -> None:
+    """A model file's (checked) metadata against what its user expects (one line otherwise):
+    ``load_model``'s checks, also for a model already loaded without them."""
+    where = clip_path(path)
+    if expect_arch is not None and meta["arch"] != expect_arch:
+        raise UserError(f"{where} holds a {meta['arch']} model, expected {plain(expect_arch)}")
+    if expect_dataset is not None and meta["dataset"] != expect_dataset:
+        raise UserError(
+            f"{where} was trained on {clip_path(meta['dataset'], 80)}, expected {clip_path(expect_dataset, 80)}"
+        )
+    if expect_method is not None and meta["method"] != expect_method:
+        raise UserError(
+            f"{where} holds a {plain(meta['method'])} model, the run's config.toml says {plain(expect_method)}"
+        )
+    if expect_classes is not None and meta["classes"] != list(expect_classes):
+        raise UserError(
+            f"{where} was trained on {len(meta['classes'])} classes {_names(meta['classes'])}, "
+            f"the dataset has {len(expect_classes)} {_names(list(expect_classes))}"
+        )
+    if not is_arch(meta["arch"]):
+        raise UserError(f"{where} holds an unknown architecture {meta['arch']!r}; valid: {', '.join(ARCHS.names())}")
+    shape = (meta["in_channels"], meta["image_size"])
+    if expect_input is not None and shape != tuple(expect_input):
+        raise UserError(
+            f"{where} takes {shape[0]}-channel {shape[1]}x{shape[1]} images, the dataset has "
+            f"{expect_input[0]}-channel {expect_input[1]}x{expect_input[1]} ones"
+        )
 
 
 def _check_fit(blueprint: nn.Module, state: dict[str, torch.Tensor], arch: str, where: str) -> None:
@@ -241,25 +263,21 @@ def restore_state(target: Any, state: Any, path: Path, what: str) -> None:
 
 # ------------------------------------------------------------------------------ checkpoint.pt
 
-_JSON_LIMIT = 8 << 20  # characters; a 1,200-epoch log is ~0.1 MB
-_WORD = integer(0, 2**32 - 1)
-_NUMPY_STATE = listof(_WORD, 624, 624, "32-bit words")  # MT19937's key
-_PYTHON_STATE = listof(_WORD, 625, 625, "32-bit words")  # random.getstate()[1]: key + position
-
 
 def validate_checkpoint(payload: Any, path: Path, epochs: int, device: torch.device | str | None = None) -> dict:
     """Check a checkpoint.pt (as train.py writes it) before resuming from it; returns it unchanged.
 
     Keys: ``epoch`` (1..``epochs``), ``model`` (named tensors; whether they fit the model is
     :func:`restore_state`'s check), ``optimizer``, ``rng`` (each RNG state is tried on a
-    throwaway generator: ``device`` is where the augmentation generator lives), ``log`` (JSON:
-    one flat dict per epoch done) and ``config`` (JSON object). One line naming the file and
-    the field otherwise.
+    throwaway generator: ``device`` is where the augmentation generator lives) and ``log`` (JSON:
+    one flat dict per epoch done). Checkpoints of earlier versions also hold ``config`` (the
+    settings as a JSON object; config.toml's copy is the one read): checked when present. One
+    line naming the file and the field otherwise.
     """
     where = clip_path(path)
     if not isinstance(payload, dict):
         raise UserError(f"{where} is not a training checkpoint (got {clip(payload, 40)})")
-    missing = [k for k in ("epoch", "model", "optimizer", "rng", "log", "config") if k not in payload]
+    missing = [k for k in ("epoch", "model", "optimizer", "rng", "log") if k not in payload]
     if missing:
         raise UserError(f"{where} is not a complete training checkpoint: no {', '.join(missing)}")
     try:
@@ -269,24 +287,17 @@ def validate_checkpoint(payload: Any, path: Path, epochs: int, device: torch.dev
     check_state_dict(payload["model"], path, "model")
     for field, check in (
         ("optimizer", _check_optimizer),
-        ("rng", lambda v: _check_rng(v, device)),
+        ("rng", lambda v: check_rng(v, device)),
         ("log", lambda v: _check_log(v, epoch)),
         ("config", _check_config),
     ):
+        if field == "config" and field not in payload:
+            continue  # written by earlier versions only
         try:
             check(payload[field])
         except Invalid as exc:
             raise UserError(f"{where}: {exc.describe(field)}") from None
     return payload
-
-
-def _json(value: Any, expected: str, where: str = "") -> Any:
-    if not isinstance(value, str) or len(value) > _JSON_LIMIT:
-        raise Invalid(f"{expected} as JSON text", value, where)
-    try:
-        return json.loads(value)
-    except (ValueError, RecursionError):  # RecursionError: "[[[[..." nested too deep to parse
-        raise Invalid(f"{expected} as JSON text", value, where) from None
 
 
 def _check_optimizer(state: Any) -> None:
@@ -308,7 +319,7 @@ def _check_optimizer(state: Any) -> None:
 
 
 def _check_log(value: Any, epoch: int) -> None:
-    rows = _json(value, "a list of one dict per epoch")
+    rows = json_value(value, "a list of one dict per epoch")
     scalar = (int, float, str, bool, type(None))
     if not isinstance(rows, list):
         raise Invalid("a list of one dict per epoch", rows)
@@ -320,80 +331,5 @@ def _check_log(value: Any, epoch: int) -> None:
 
 
 def _check_config(value: Any) -> None:
-    if not isinstance(_json(value, "a dict of settings"), dict):
+    if not isinstance(json_value(value, "a dict of settings"), dict):
         raise Invalid("a dict of settings as JSON text", value)
-
-
-def _try(where: str, apply: Any, value: Any) -> None:
-    """Apply an RNG state to a throwaway generator: the library's own check of its format."""
-    try:
-        apply()
-    except (ValueError, TypeError, KeyError, IndexError, OverflowError, RuntimeError):
-        raise Invalid("a state its generator accepts", value, where) from None
-
-
-def _generator_state(value: Any, where: str, device: torch.device | str) -> None:
-    if not isinstance(value, torch.Tensor) or value.dtype != torch.uint8 or value.dim() != 1 or value.numel() > 1 << 16:
-        raise Invalid("a torch generator state (a 1-D uint8 tensor)", value, where)
-    device = torch.device(device)
-    if device.type != "cpu" and not (device.type == "cuda" and torch.cuda.is_available()):
-        return  # a device that is not here (or has no generator to try): the resume itself will say so
-    generator = torch.Generator(device=device)
-    _try(where, lambda: generator.set_state(value), value)
-
-
-def _check_rng(rng: Any, device: torch.device | str | None) -> None:
-    if not isinstance(rng, dict):
-        raise Invalid("a dict of RNG states", rng)
-    missing = [k for k in ("torch", "cuda", "data", "augment", "numpy_global", "python", "mix") if k not in rng]
-    if missing:
-        raise Invalid("a dict with every RNG state", rng, shown=f"no {', '.join(missing)}")
-    _generator_state(rng["torch"], "['torch']", "cpu")
-    _generator_state(rng["data"], "['data']", "cpu")
-    _generator_state(rng["augment"], "['augment']", device if device is not None else "cpu")
-    if not isinstance(rng["cuda"], list) or len(rng["cuda"]) > 1024:
-        raise Invalid("a list of CUDA generator states", rng["cuda"], "['cuda']")
-    for index, state in enumerate(rng["cuda"]):
-        _generator_state(state, f"['cuda'][{index}]", "cuda")  # tried only where CUDA is present
-    _check_numpy_state(_json(rng["numpy_global"], "numpy's global RNG state", "['numpy_global']"))
-    _check_python_state(_json(rng["python"], "Python's RNG state", "['python']"))
-    mix = _json(rng["mix"], "a numpy bit generator state", "['mix']")
-    if not isinstance(mix, dict):
-        raise Invalid("a numpy bit generator state", mix, "['mix']")
-    _try("['mix']", lambda: setattr(np.random.PCG64(), "state", mix), mix)
-    if "method" in rng:  # the method's device-side generator (PGD-AT's random start)
-        _generator_state(rng["method"], "['method']", device if device is not None else "cpu")
-
-
-def _check_numpy_state(state: Any) -> None:
-    """``["MT19937", {"__ndarray__": 624 words, "dtype": "uint32"}, pos, has_gauss, cached]``."""
-    where = "['numpy_global']"
-    if (
-        not isinstance(state, list)
-        or len(state) != 5
-        or not isinstance(state[1], dict)
-        or state[1].get("dtype") != "uint32"
-    ):
-        raise Invalid("numpy's MT19937 state", state, where)
-    try:
-        key = _NUMPY_STATE(state[1].get("__ndarray__"))
-        pos, has_gauss = integer(0, 624)(state[2]), integer(0, 1)(state[3])
-        cached = number(-1e308, 1e308)(state[4])
-    except Invalid as exc:
-        raise Invalid(exc.expected, exc.got, where + exc.where, exc.shown) from None
-    legacy = (state[0], np.array(key, dtype=np.uint32), pos, has_gauss, cached)
-    _try(where, lambda: np.random.RandomState().set_state(legacy), state[0])
-
-
-def _check_python_state(state: Any) -> None:
-    """``[3, 625 words, gauss]`` (random.getstate() with tuples as lists)."""
-    where = "['python']"
-    if not isinstance(state, list) or len(state) != 3:
-        raise Invalid("Python's RNG state", state, where)
-    try:
-        version = integer(0, 16)(state[0])
-        words = _PYTHON_STATE(state[1])
-        gauss = optional(number(-1e308, 1e308))(state[2])
-    except Invalid as exc:
-        raise Invalid(exc.expected, exc.got, where + exc.where, exc.shown) from None
-    _try(where, lambda: random.Random().setstate((version, tuple(words), gauss)), state[1][-1])

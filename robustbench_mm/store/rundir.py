@@ -2,15 +2,17 @@
 
 ```
 <run>/config.toml        [train] the resolved TrainConfig, [method] the method's settings, [run] facts
-<run>/checkpoint.pt      everything a resume needs (rewritten atomically after every epoch)
+<run>/checkpoint.pt      the state a resume needs (rewritten atomically after every epoch)
 <run>/train_log.csv      one row per finished epoch
-<run>/model.pt           the trained model (state dict + metadata), written last
+<run>/model.pt           the trained model: weights and what builds and checks them, written last
 <run>/eval/              the evaluation, published as one unit (see :mod:`.evalstore`)
 <run>/.lock              held by the one command working on the run
 ```
 
 Training, evaluation, the report and ``mmbench run`` ask this module for paths and contents;
-none of them spells a file name. Every command that writes holds the run's lock.
+none of them spells a file name. config.toml is the one copy of the run's settings: neither
+checkpoint.pt nor model.pt repeats them (see :mod:`.checkpoint`), and whoever needs a setting
+reads it here (:meth:`RunDir.read_config`). Every command that writes holds the run's lock.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import pandas as pd
 
 from robustbench_mm.core.errors import UserError
 from robustbench_mm.core.files import (
+    LOCK_NAME,
     atomic_torch_save,
     atomic_write_text,
     ensure_writable_dir,
@@ -69,12 +72,44 @@ class RunDir:
     def name(self) -> str:
         return self.path.name
 
-    def file(self, name: str) -> Path:
+    def _file(self, name: str) -> Path:
         return self.path / name
+
+    # ------------------------------------------------------------------ its files
+
+    @property
+    def config_path(self) -> Path:
+        """config.toml: the run's settings (the one copy of them)."""
+        return self._file(CONFIG)
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self._file(CHECKPOINT)
+
+    @property
+    def model_path(self) -> Path:
+        return self._file(MODEL)
+
+    @property
+    def train_log_path(self) -> Path:
+        return self._file(TRAIN_LOG)
+
+    @property
+    def metrics_path(self) -> Path:
+        """The published evaluation's metrics.csv (through the ``eval`` link)."""
+        return self._file(evalstore.LINK) / evalstore.METRICS
+
+    @property
+    def lock_path(self) -> Path:
+        return self._file(LOCK_NAME)
+
+    def has_files(self) -> bool:
+        """Whether the folder holds any file of a run (a run directory, started or not)."""
+        return any(self._file(name).exists() for name in RUN_FILES)
 
     @property
     def is_trained(self) -> bool:
-        return self.file(MODEL).exists()
+        return self.model_path.exists()
 
     # ------------------------------------------------------------------ settings
 
@@ -83,10 +118,10 @@ class RunDir:
         if cfg.method_options:
             text += "\n" + to_toml(cfg.method_options, "method")
         text += "\n" + to_toml(facts, "run")
-        atomic_write_text(self.file(CONFIG), text)
+        atomic_write_text(self.config_path, text)
 
     def read_toml(self) -> dict[str, Any]:
-        return read_toml(self.file(CONFIG))
+        return read_toml(self.config_path)
 
     def read_config(self) -> TrainConfig:
         """The resolved TrainConfig of this run (one-line UserError if missing or malformed)."""
@@ -97,12 +132,12 @@ class RunDir:
             if key in train:
                 method.setdefault(key, train.pop(key))
         train.pop("out_dir", None)
-        where = f"{self.file(CONFIG)} [train]"
+        where = f"{self.config_path} [train]"
         if not train:
-            raise UserError(f"config file {self.file(CONFIG)} has no [train] table")
+            raise UserError(f"config file {self.config_path} has no [train] table")
         cfg = from_table(TrainConfig, train, where)
         if not all(isinstance(k, str) for k in method):
-            raise UserError(f"{self.file(CONFIG)} [method] is malformed")
+            raise UserError(f"{self.config_path} [method] is malformed")
         cfg.method_options = {k: v for k, v in method.items() if v is not None}
         return cfg
 
@@ -126,14 +161,14 @@ class RunDir:
         """What training ``cfg`` into this folder means: ``new``, ``resume`` (a checkpoint of the
         same settings), ``finished`` (the same settings, already trained: nothing to do) or
         ``replace`` (--force). A run of other settings is refused, naming them."""
-        existing = [name for name in RUN_FILES if self.file(name).exists() or self.file(name).is_symlink()]
+        existing = [name for name in RUN_FILES if self._file(name).exists() or self._file(name).is_symlink()]
         if self.path.exists() and not self.path.is_dir():
             raise UserError(f"run directory {clip_path(self.path)} exists and is not a directory")
         if not existing:
             return "new"
         if force:
             return "replace"
-        if not self.file(CONFIG).exists():
+        if not self.config_path.exists():
             raise UserError(
                 f"run directory {clip_path(self.path)} holds files of an unknown run; pass --force to replace them"
             )
@@ -145,7 +180,7 @@ class RunDir:
             )
         if self.is_trained:
             return "finished"
-        return "resume" if self.file(CHECKPOINT).exists() else "new"
+        return "resume" if self.checkpoint_path.exists() else "new"
 
     def prepare(self, replace: bool, say: Callable[[str], None] = lambda s: None) -> None:
         """Make room for a new training.
@@ -156,14 +191,14 @@ class RunDir:
         interrupted: it holds the last complete run and stays, and the interrupted run's files are
         removed.) Without it, the leftovers of a run killed before its first checkpoint go.
         """
-        existing = [name for name in RUN_FILES if self.file(name).exists() or self.file(name).is_symlink()]
+        existing = [name for name in RUN_FILES if self._file(name).exists() or self._file(name).is_symlink()]
         ensure_writable_dir(self.path)
-        backup = self.file(REPLACED)
+        backup = self._file(REPLACED)
         keep = replace and existing and not backup.exists()
         if keep:
             backup.mkdir()
         for name in existing:
-            path = self.file(name)
+            path = self._file(name)
             if keep:
                 path.replace(backup / name)
             elif path.is_dir() and not path.is_symlink():
@@ -179,25 +214,25 @@ class RunDir:
             say(f"the replaced run is kept in {backup} until this one finishes")
 
     def drop_replaced(self) -> None:
-        shutil.rmtree(self.file(REPLACED), ignore_errors=True)
+        shutil.rmtree(self._file(REPLACED), ignore_errors=True)
 
     def read_checkpoint(self) -> Any:
-        return safe_torch_load(self.file(CHECKPOINT))
+        return safe_torch_load(self.checkpoint_path)
 
     def write_checkpoint(self, payload: dict[str, Any]) -> None:
-        atomic_torch_save(payload, self.file(CHECKPOINT))
+        atomic_torch_save(payload, self.checkpoint_path)
 
     def write_train_log(self, rows: list[dict[str, Any]]) -> None:
-        atomic_write_text(self.file(TRAIN_LOG), pd.DataFrame(rows).to_csv(index=False))
+        atomic_write_text(self.train_log_path, pd.DataFrame(rows).to_csv(index=False))
 
     def read_train_log(self) -> pd.DataFrame | None:
-        path = self.file(TRAIN_LOG)
+        path = self.train_log_path
         return read_table(path, ["epoch", "loss", "seconds"]) if path.exists() else None
 
     def save_model(self, model: Any, meta: dict[str, Any]) -> None:
         from robustbench_mm.store.checkpoint import save_model
 
-        save_model(self.file(MODEL), model, meta)
+        save_model(self.model_path, model, meta)
 
     def load_model(self, device: Any = "cpu", data: Any = None) -> tuple[Any, dict[str, Any]]:
         """The trained model and its metadata, checked against config.toml (and the data: its
@@ -206,13 +241,22 @@ class RunDir:
 
         cfg = self.trained_config()
         return load_model(
-            self.file(MODEL),
+            self.model_path,
             device,
             expect_arch=cfg.arch,
             expect_dataset=cfg.dataset,
             expect_method=cfg.method,
             expect_classes=None if data is None else list(data.classes),
             expect_input=None if data is None else (data.in_channels, data.image_size),
+        )
+
+    def check_model_fits(self, meta: dict[str, Any], data: Any) -> None:
+        """The metadata of a model :meth:`load_model` loaded without the data, checked against
+        the data now (its classes, channels and image size), so the model need not be read again."""
+        from robustbench_mm.store.checkpoint import check_expected
+
+        check_expected(
+            meta, self.model_path, expect_classes=list(data.classes), expect_input=(data.in_channels, data.image_size)
         )
 
     def trained_config(self) -> TrainConfig:
@@ -233,10 +277,10 @@ class RunDir:
         schema and this run's config.toml (None: not evaluated). ``same_model``: refuse an
         evaluation of another model than the run's model.pt (by its sha256)."""
         expect = None
-        if self.file(CONFIG).exists():
+        if self.config_path.exists():
             cfg = self.read_config()
             expect = {"dataset": cfg.dataset, "arch": cfg.arch, "method": cfg.method, "seed": cfg.seed}
-        digest = model_digest(self.file(MODEL)) if same_model and self.file(MODEL).is_file() else None
+        digest = model_digest(self.model_path) if same_model and self.model_path.is_file() else None
         return evalstore.read(self.path, expect, digest)
 
     def read_metrics(self) -> pd.DataFrame:

@@ -17,7 +17,7 @@ import sys
 import time
 import typing
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -109,7 +109,7 @@ def train(
         with lock, torch_threads(cfg.cpu_threads if device.type == "cpu" else None):
             state = run.training_state(cfg, force)  # again, now that no one else can change it
             if state == "finished":
-                return _reused(run, say)
+                return _reused(run, cfg, say)
             session = _start(cfg, method, data, device, dctx, run, state, sync_bn, say, progress)
             started = time.perf_counter()
             for epoch in range(session.start_epoch, session.cfg.recipe.epochs):
@@ -129,13 +129,14 @@ def resolve_config(cfg: TrainConfig, data: DatasetSplits) -> tuple[TrainConfig, 
     return cfg, method
 
 
-def _reused(run: RunDir, say: Callable[[str], None]) -> TrainResult:
+def _reused(run: RunDir, cfg: TrainConfig, say: Callable[[str], None]) -> TrainResult:
+    """A finished run of ``cfg`` (config.toml holds the same settings): its model, checked."""
     meta = run.load_model()[1]
     say(f"{run} is up to date (the same settings, trained): reused")
     return TrainResult(
         run_dir=run.path,
         test_accuracy=float(meta.get("test_accuracy", float("nan"))),
-        epochs=int(meta.get("epoch", 0)),
+        epochs=cfg.recipe.epochs,
         seconds=0.0,
         state="finished",
     )
@@ -193,7 +194,7 @@ def _start(cfg, method, data, device, dctx, run, state, sync_bn, say, progress) 
     if cfg.compile:
         session.model = typing.cast(torch.nn.Module, torch.compile(model))  # a compiled module calls like one
     if resume_state is not None:
-        path = run.file("checkpoint.pt")
+        path = run.checkpoint_path
         restore_state(core, resume_state["model"], path, f"the checkpoint's weights do not fit a {cfg.arch} model")
         restore_state(
             session.optimizer, resume_state["optimizer"], path, "the checkpoint's optimizer state does not fit"
@@ -217,7 +218,7 @@ def _start(cfg, method, data, device, dctx, run, state, sync_bn, say, progress) 
 
 def _resume_state(run: RunDir, cfg: TrainConfig, device: torch.device) -> dict:
     """The checkpoint to continue from, checked field by field before any of it is used."""
-    path = run.file("checkpoint.pt")
+    path = run.checkpoint_path
     return validate_checkpoint(run.read_checkpoint(), path, cfg.recipe.epochs, device=device)
 
 
@@ -323,8 +324,7 @@ def _save_checkpoint(s: Session, epoch: int) -> None:
             "model": {k: v.detach().clone() for k, v in s.core.state_dict().items()},
             "optimizer": s.optimizer.state_dict(),
             "rng": s.rand.state(),
-            "log": json.dumps(s.log_rows),
-            "config": json.dumps(asdict(s.cfg)),
+            "log": json.dumps(s.log_rows),  # the settings are config.toml's, written before the first epoch
         }
     )
     # The log follows the checkpoint, so it never claims an epoch a resume would redo.
@@ -339,7 +339,7 @@ def _finish(s: Session, started: float) -> TrainResult:
     )
     if not s.dctx.main:
         return result
-    options = cfg.method_options
+    # what builds and checks the model (and which run it is); its settings stay in config.toml
     s.run.save_model(
         s.core,
         {
@@ -351,14 +351,8 @@ def _finish(s: Session, started: float) -> TrainResult:
             "mean": list(data.mean),
             "std": list(data.std),
             "method": cfg.method,
-            "alpha": options.get("alpha"),
-            "mix_layers": options.get("mix_layers"),
             "mix_modules": cfg.mix_modules,
-            "method_options": json.dumps(options),
             "seed": cfg.seed,
-            "epoch": cfg.epochs,
-            "holdout_fraction": cfg.holdout_fraction,
-            "holdout_seed": cfg.seed,
             "test_accuracy": round(test_accuracy, 6),
         },
     )
