@@ -87,8 +87,8 @@ def main() -> None:
         "Square-5000) at the one radius `--autoattack-eps`. Default suites, digits models, default evaluation "
         "subset, one torch thread; seconds.",
         "",
-        "| method | CPU before | CPU after | ratio | adversarial suite before | after | AutoAttack at one ε |"
-        " worst case before (ε: %) | after | AutoAttack |",
+        "| method | CPU before | CPU after | ratio | adversarial suite, wall before (shared machine) | after |"
+        " AutoAttack at one ε, CPU | worst case before (ε: %) | after | AutoAttack |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for before, after, standard in rows:
