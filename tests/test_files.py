@@ -243,8 +243,35 @@ PER_EXAMPLE_CASES = {
     "ints": (lambda a: a.update({"clean|clean|0": np.ones(360, np.int64)}), "true/false values"),
     "probability-2": (lambda a: a.update({"calibration|confidence|0": np.full(360, 2.0)}), "probabilities in [0, 1]"),
     "stray": (lambda a: a.update({"nowhere|x|1": np.ones(360, bool)}), "belongs to no row"),
+    "negative-distance": (lambda a: a.update({"adversarial|eps-star|0": np.full(360, -0.1)}), "distances >= 0"),
+    "nan-distance": (lambda a: a.update({"adversarial|fmn-linf|0": np.full(360, np.nan)}), "distances >= 0"),
     "nan-severity": (lambda a: a.update({"clean|clean|nan": np.ones(360, bool)}), "has no severity"),
 }
+
+
+def test_distances_per_example_may_exceed_one_or_be_infinite():
+    """The minimum-norm attacks' distances and ε* (core.results.DISTANCE_ARRAYS) are stored as
+    floats >= 0 with +inf where nothing was found: an L2 distance above 1, or an example FMN could
+    not break, must publish (a Noisy Feature Mixup model's evaluation once failed on it)."""
+    from robustbench_mm.attacks.eps_star import STAR_TEST
+    from robustbench_mm.attacks.minimum_norm import MINIMUM_NORM
+    from robustbench_mm.core.results import DISTANCE_ARRAYS
+    from robustbench_mm.store.schemas import check_per_example
+
+    assert {*STAR_TEST.values(), *MINIMUM_NORM} == DISTANCE_ARRAYS  # every distance array the suite stores
+
+    metrics = pd.DataFrame(
+        [
+            {"suite": "adversarial", "test": "curve", "severity": 0.0, "n": 4},
+            {"suite": "clean", "test": "clean", "severity": 0.0, "n": 4},
+        ]
+    )
+    arrays = {("clean", "clean", 0.0): np.ones(4, bool)}
+    arrays |= {("adversarial", test, 0.0): np.array([0.0, 0.3, 2.5, np.inf], np.float32) for test in DISTANCE_ARRAYS}
+    check_per_example(arrays, Path("per_example.npz"), metrics, 4)  # no error
+    arrays[("adversarial", "confidence", 0.0)] = np.array([0.0, 0.3, 2.5, np.inf], np.float32)
+    with pytest.raises(UserError, match="probabilities"):
+        check_per_example(arrays, Path("per_example.npz"), metrics, 4)
 
 
 @pytest.mark.parametrize("name", sorted(PER_EXAMPLE_CASES))

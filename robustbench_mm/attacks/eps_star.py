@@ -32,7 +32,7 @@ from robustbench_mm.core.results import row
 
 SUITE = "adversarial"
 CURVE_TEST = {"linf": "curve", "l2": "curve-l2"}
-STAR_TEST = {"linf": "eps-star", "l2": "eps-star-l2"}
+STAR_TEST = {"linf": "eps-star", "l2": "eps-star-l2"}  # their arrays are distances: core.results.DISTANCE_ARRAYS
 WORST_TEST = {"linf": "worst-case", "l2": "worst-case-l2"}
 
 

@@ -13,6 +13,11 @@ if TYPE_CHECKING:  # core imports no other room; the annotation only names the d
 
 COLUMNS = ["run", "dataset", "arch", "method", "seed", "suite", "test", "severity", "metric", "value", "n"]
 
+# Per-example arrays (per_example.npz) are correctness (bool) or a probability (float in [0, 1]),
+# except these tests, whose array is a distance per example: >= 0, +inf where the attack found no
+# adversarial example (the minimum-norm attacks and the smallest radius ε* they give).
+DISTANCE_ARRAYS = frozenset({"fmn-linf", "fmn-l2", "eps-star", "eps-star-l2"})
+
 
 def row(suite: str, test: str, severity: float, metric: str, value: float, n: int) -> dict[str, Any]:
     """One result row without the run identity (added by the caller that knows the run)."""

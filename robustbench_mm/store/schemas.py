@@ -26,6 +26,7 @@ import torch
 
 from robustbench_mm.core.errors import UserError
 from robustbench_mm.core.metrics import NEITHER, metric
+from robustbench_mm.core.results import DISTANCE_ARRAYS
 from robustbench_mm.core.untrusted import Invalid, clip, clip_path, integer, listof, number, optional, plain, text
 
 IDENTITY = ("dataset", "arch", "method", "seed")  # what a run's config.toml fixes for its evaluation
@@ -177,8 +178,9 @@ def _check_identity(table: pd.DataFrame, path: Path, expect: dict[str, Any] | No
 def check_per_example(
     arrays: dict[tuple[str, str, float], np.ndarray], path: Path, metrics: pd.DataFrame, subset_n: int | None
 ) -> None:
-    """per_example.npz: 1-D arrays of correctness (bool) or a probability (float in [0, 1]), one
-    entry per test example of the metrics row they belong to."""
+    """per_example.npz: 1-D arrays of correctness (bool), a probability (float in [0, 1]) or, for
+    the tests in ``DISTANCE_ARRAYS``, a distance (float >= 0, +inf allowed), one entry per test
+    example of the metrics row they belong to."""
     counts = {
         (str(s), str(t), float(v)): int(n)
         for s, t, v, n in metrics[["suite", "test", "severity", "n"]].itertuples(index=False, name=None)
@@ -193,7 +195,10 @@ def check_per_example(
         if not isinstance(values, np.ndarray) or values.ndim != 1 or values.size == 0:
             shape = getattr(values, "shape", ())
             raise _fail(path, f"{where} must be a non-empty 1-D array, got shape {tuple(shape)[:4]}")
-        if values.dtype.kind == "f":
+        if values.dtype.kind == "f" and str(key[1]) in DISTANCE_ARRAYS:
+            if not bool(np.all(values >= 0)):  # NaN fails too; +inf: nothing found
+                raise _fail(path, f"{where} must hold distances >= 0")
+        elif values.dtype.kind == "f":
             if not bool(np.all((values >= 0) & (values <= 1))):
                 raise _fail(path, f"{where} must hold probabilities in [0, 1]")
         elif values.dtype.kind != "b":
