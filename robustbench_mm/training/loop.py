@@ -142,7 +142,18 @@ def _reused(run: RunDir, cfg: TrainConfig, say: Callable[[str], None]) -> TrainR
     )
 
 
-def _start(cfg, method, data, device, dctx, run, state, sync_bn, say, progress) -> Session:
+def _start(
+    cfg: TrainConfig,
+    method: Method,
+    data: DatasetSplits,
+    device: torch.device,
+    dctx: distributed.Dist,
+    run: RunDir,
+    state: str,
+    sync_bn: bool,
+    say: Callable[[str], None],
+    progress: bool | str,
+) -> Session:
     seed_everything(cfg.seed)
     net = create_model(
         cfg.arch, data.num_classes, data.in_channels, data.image_size, data.mean, data.std, cfg.mix_modules
