@@ -155,6 +155,7 @@ def _start(
     progress: bool | str,
 ) -> Session:
     seed_everything(cfg.seed)
+    assert cfg.arch is not None  # resolve_config filled it in
     net = create_model(
         cfg.arch, data.num_classes, data.in_channels, data.image_size, data.mean, data.std, cfg.mix_modules
     )
