@@ -1,7 +1,8 @@
 """robustbench_mm: does Manifold Mixup make a classifier more robust, and in which sense?
 
 ``evaluate(model, dataset)`` scores any model that takes [0, 1] images (``evaluate_details``: with
-per-example results); ``evaluate_run(dir)`` scores a run directory. Both return results in the one schema (see ``core.results.COLUMNS``).
+per-example results); ``evaluate_run(dir)`` scores a run directory. Both return results in the
+one schema (see ``core.results.COLUMNS``).
 ``train(TrainConfig(...))`` trains one run, ``run_benchmark(RunPlan(), TrainConfig(), EvalConfig())``
 is ``mmbench run``, ``load_dataset(name, data_root=...)`` loads a dataset and
 ``load_model(run_dir_or_model_pt)`` a trained model, ready to evaluate.

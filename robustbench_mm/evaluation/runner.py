@@ -68,7 +68,8 @@ def evaluate_details(
     labels) is used to fit the calibration temperature. Returns an :class:`Evaluation`: the
     results frame (``.metrics``), per-example results and reliability bins (:func:`evaluate`:
     the frame only). ``shard`` (every process of a torchrun job passes its own) splits the
-    attacks' batches between the processes; every process gets the whole result. ``progress``: "bar", "lines" or "off" (see :mod:`.progress`).
+    attacks' batches between the processes; every process gets the whole result.
+    ``progress``: "bar", "lines" or "off" (see :mod:`.progress`).
 
     ``dataset`` is a name (``"mnist"``, ``"imagefolder:<path>"``: ``data_root=`` and
     ``download=`` say where its files are) or a loaded :class:`~robustbench_mm.data.datasets.DatasetSplits`.
