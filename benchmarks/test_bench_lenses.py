@@ -17,8 +17,8 @@ import torch
 from robustbench_mm.core.inference import predict_logits
 from robustbench_mm.data.datasets import load_dataset, to_float
 from robustbench_mm.evaluation.interface import SuiteContext
-from robustbench_mm.evaluation.ood import ood_suite
-from robustbench_mm.evaluation.representation import representation_suite
+from robustbench_mm.evaluation.suites.ood import ood_suite
+from robustbench_mm.evaluation.suites.representation import representation_suite
 from robustbench_mm.models import create_model
 from robustbench_mm.report.figures.boundaries import render_boundaries
 from robustbench_mm.settings import EvalConfig

@@ -31,7 +31,7 @@ CHILD = r"""
 import pickle, sys, time, torch
 torch.set_num_threads(1)
 import robustbench_mm as rb
-import robustbench_mm.evaluation.adversarial as adv
+import robustbench_mm.evaluation.suites.adversarial as adv
 from robustbench_mm.settings import EvalConfig
 
 log = {"stages": [], "correct": {}, "clean": None, "reach": {}}

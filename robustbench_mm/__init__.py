@@ -1,7 +1,8 @@
 """robustbench_mm: does Manifold Mixup make a classifier more robust, and in which sense?
 
-``evaluate(model, dataset)`` scores any model that takes [0, 1] images; ``evaluate_run(dir)``
-scores a run directory. Both return results in the one schema (see ``core.results.COLUMNS``).
+``evaluate(model, dataset)`` scores any model that takes [0, 1] images (``evaluate_details``: with
+per-example results); ``evaluate_run(dir)`` scores a run directory. Both return results in the
+one schema (see ``core.results.COLUMNS``).
 ``train(TrainConfig(...))`` trains one run, ``run_benchmark(RunPlan(), TrainConfig(), EvalConfig())``
 is ``mmbench run``, ``load_dataset(name, data_root=...)`` loads a dataset and
 ``load_model(run_dir_or_model_pt)`` a trained model, ready to evaluate.
@@ -12,6 +13,7 @@ __version__ = "0.1.0"
 # name -> module: the public API, imported on first use (`import robustbench_mm` stays cheap for the CLI)
 _API = {
     "evaluate": "evaluation.runner",
+    "evaluate_details": "evaluation.runner",
     "evaluate_run": "evaluation.runner",
     "load_dataset": "data.datasets",
     "load_model": "evaluation.loading",

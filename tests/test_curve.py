@@ -131,9 +131,9 @@ def test_refresh_recombines_a_new_worst_case_with_the_stored_distances():
 
 
 def test_the_suite_reports_a_curve_never_above_the_worst_case(linear, digits):
-    from robustbench_mm.evaluation.runner import evaluate
+    from robustbench_mm.evaluation.runner import evaluate_details
 
-    ev = evaluate(linear, digits, ["adversarial"], n_test=60, attacks=["pgd-linf", "fmn-linf"], details=True)
+    ev = evaluate_details(linear, digits, ["adversarial"], n_test=60, attacks=["pgd-linf", "fmn-linf"])
     m = ev.metrics
     curve = m[(m.test == "curve") & (m.metric == "accuracy")].set_index("severity")["value"]
     worst = m[(m.test == "worst-case") & (m.metric == "accuracy")].set_index("severity")["value"]

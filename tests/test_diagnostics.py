@@ -14,8 +14,8 @@ from robustbench_mm.attacks import diagnostics as diag
 from robustbench_mm.core.inference import predict_logits
 from robustbench_mm.core.results import COLUMNS, frame
 from robustbench_mm.data.threat import DIGITS
-from robustbench_mm.evaluation.adversarial import eps_grids
 from robustbench_mm.evaluation.interface import SUITES, SuiteContext
+from robustbench_mm.evaluation.suites.adversarial import eps_grids
 from robustbench_mm.settings import EvalConfig
 
 METHODS = ("erm", "mixup", "manifold-mixup")
@@ -306,7 +306,7 @@ def test_default_attacks_skip_what_the_dataset_cannot_support(trained_models, di
 def test_fgsm_overshooting_at_a_large_radius_is_not_called_masking():
     """A real MNIST mixup model: FGSM 8.2% at 0.2 and 8.8% at 0.3 (one long step overshoots), PGD
     monotone. The monotonicity check judges the multi-step attacks only, and still fires on them."""
-    from robustbench_mm.evaluation.adversarial import monotonicity_curves
+    from robustbench_mm.evaluation.suites.adversarial import monotonicity_curves
 
     acc = {
         ("fgsm", 0.1): 0.368,

@@ -13,7 +13,7 @@ from torch import nn
 
 from robustbench_mm.core.errors import UserError
 from robustbench_mm.evaluation.interface import SuiteContext
-from robustbench_mm.evaluation.ood import (
+from robustbench_mm.evaluation.suites.ood import (
     LAMBDAS,
     check_sets,
     detection_metrics,

@@ -13,7 +13,7 @@ import pytest
 
 from robustbench_mm.core.errors import UserError
 from robustbench_mm.core.results import frame, row
-from robustbench_mm.evaluation.ood import LAMBDAS
+from robustbench_mm.evaluation.suites.ood import LAMBDAS
 from robustbench_mm.report import figures as plots
 
 METHODS = ("erm", "mixup", "manifold-mixup")
@@ -137,7 +137,7 @@ def test_importing_the_lenses_leaves_matplotlib_alone() -> None:
     code = (
         "import matplotlib; before = matplotlib.rcParams._get('backend');"
         "import robustbench_mm.report.figures, robustbench_mm.report.figures.boundaries, "
-        "robustbench_mm.evaluation.ood, robustbench_mm.evaluation.representation;"
+        "robustbench_mm.evaluation.suites.ood, robustbench_mm.evaluation.suites.representation;"
         "import sys; "
         "sys.exit(0 if matplotlib.rcParams._get('backend') == before and 'matplotlib.pyplot' not in sys.modules else 1)"
     )

@@ -9,7 +9,7 @@ from torch import nn
 
 from robustbench_mm.core.errors import UserError
 from robustbench_mm.evaluation.interface import SuiteContext
-from robustbench_mm.evaluation.representation import (
+from robustbench_mm.evaluation.suites.representation import (
     METRICS,
     class_spectra,
     collect_hidden_states,

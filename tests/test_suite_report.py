@@ -104,3 +104,17 @@ def test_a_new_suite_shows_up_in_headline_details_and_verdict(summary, monkeypat
         line.index("calibration (clean ECE)") < line.index("haze") < line.index("clean accuracy") for line in lines
     )
     assert np.isfinite(table.query("suite == 'haze'")["mean"]).all()
+
+
+def test_every_module_of_the_suites_package_is_registered_without_a_line_elsewhere():
+    """A new suite is its module in evaluation/suites/: the catalog imports every module there
+    (names none), and every module there registers at least one suite."""
+    import pkgutil
+
+    from robustbench_mm.evaluation import catalog, suites
+
+    modules = {m.name for m in pkgutil.iter_modules(suites.__path__)}
+    source = Path(catalog.__file__).read_text()
+    assert modules and not any(name in source for name in modules)
+    registering = {SUITES.get(name).run.__module__.rsplit(".", 1)[-1] for name in SUITES.names()}
+    assert modules <= registering

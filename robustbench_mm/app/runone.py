@@ -29,6 +29,16 @@ class RunSpec:
         return str(Path(self.runs_dir) / self.name)
 
 
+@dataclass(frozen=True)
+class RunResult:
+    """What :func:`train_and_evaluate` hands back (across processes and cluster jobs: picklable)."""
+
+    run_dir: str
+    test_accuracy: float
+    seconds: float
+    what: str  # trained | resumed | up to date[, evaluation reused]
+
+
 @dataclass
 class Outcome:
     """What became of a run: ``finished`` (trained and evaluated), ``failed``, ``skipped`` (a
@@ -45,6 +55,10 @@ class Outcome:
     def finished(self) -> bool:
         return self.state == "finished"
 
+    @classmethod
+    def finished_with(cls, spec: RunSpec, result: RunResult) -> Outcome:
+        return cls(spec, "finished", test_accuracy=result.test_accuracy, seconds=result.seconds, what=result.what)
+
     def line(self) -> str:
         """The progress line for this run."""
         if self.finished:
@@ -54,10 +68,9 @@ class Outcome:
 
 def train_and_evaluate(
     cfg: TrainConfig, eval_cfg: EvalConfig, out_dir: str, force: bool, chatty: bool, device: str | None
-) -> tuple[str, float, float, str]:
-    """One run end to end (also the body of a worker process or cluster job): (run directory,
-    test accuracy, seconds, what happened). ``chatty``: a line on stderr per epoch and when
-    evaluating starts, named by the run (runs in parallel interleave)."""
+) -> RunResult:
+    """One run end to end (also the body of a worker process or cluster job). ``chatty``: a line
+    on stderr per epoch and when evaluating starts, named by the run (runs in parallel interleave)."""
     from robustbench_mm.evaluation.runner import evaluate_run
 
     if device is not None:
@@ -69,7 +82,7 @@ def train_and_evaluate(
     _say(chatty, cfg, "evaluating")
     evaluation = evaluate_run(result.run_dir, config=eval_cfg, data=data, reuse=True)
     what = describe(result.state, reused_evaluation=evaluation.seconds == 0)
-    return str(result.run_dir), result.test_accuracy, time.perf_counter() - started, what
+    return RunResult(str(result.run_dir), result.test_accuracy, time.perf_counter() - started, what)
 
 
 def train_only(cfg: TrainConfig, out_dir: str, force: bool, chatty: bool, data: Any) -> Any:

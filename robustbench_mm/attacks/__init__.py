@@ -5,7 +5,7 @@ the threat-model check), :mod:`.driver` (:func:`attack`, the loop over batches),
 (what the attacks of one evaluation share), :mod:`.fastcopy` (faster copies of the model for the
 attack steps), :mod:`.precision` (fp32/bf16, batch size from free memory), :mod:`.pgd` and
 :mod:`.zoo` (the attacks), :mod:`.diagnostics` (gradient-masking checks). The ``adversarial``
-suite that runs them is an evaluation lens: :mod:`robustbench_mm.evaluation.adversarial`.
+suite that runs them is an evaluation lens: :mod:`robustbench_mm.evaluation.suites.adversarial`.
 
 Importing this package registers every attack in :data:`ATTACKS`.
 """

@@ -56,7 +56,7 @@ def _validate_eval_names(cfg: EvalConfig) -> None:
     for name in cfg.corruptions or []:
         CORRUPTIONS.get(name)
     if cfg.ood:
-        from robustbench_mm.evaluation.ood import check_sets
+        from robustbench_mm.evaluation.suites.ood import check_sets
 
         check_sets(cfg.ood)
 

@@ -1,20 +1,22 @@
 """Every built-in suite, registered, and the running order of a selection.
 
-The suite interface (:mod:`.interface`) knows no suite; this module imports the modules that
-register one (importing them is what registers them), so the registry is complete wherever the
-catalog is asked.
+The suite interface (:mod:`.interface`) knows no suite; this module imports every module of
+:mod:`.suites` (importing one is what registers its suites), so the registry is complete wherever
+the catalog is asked, and a new suite needs no line here.
 """
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from collections.abc import Sequence
 
 from robustbench_mm.core.errors import UserError
-from robustbench_mm.evaluation import adversarial as _adversarial  # noqa: F401  (adversarial)
-from robustbench_mm.evaluation import builtin_suites  # noqa: F401  (clean, deformation, corruption, calibration)
-from robustbench_mm.evaluation import ood as _ood  # noqa: F401  (ood)
-from robustbench_mm.evaluation import representation as _representation  # noqa: F401  (representation)
+from robustbench_mm.evaluation import suites as _suites
 from robustbench_mm.evaluation.interface import SUITES, Suite, running_order
+
+for _module in pkgutil.iter_modules(_suites.__path__):
+    importlib.import_module(f"{_suites.__name__}.{_module.name}")
 
 
 def all_suites() -> list[Suite]:

@@ -48,7 +48,7 @@ def check_suites(suites: Sequence[str]) -> list[str]:
     return [suite.name for suite in ordered_suites(suites)]
 
 
-def evaluate(
+def evaluate_details(
     model: nn.Module,
     dataset: str | DatasetSplits,
     suites: Sequence[str] | None = None,
@@ -56,20 +56,20 @@ def evaluate(
     *,
     identity: dict[str, Any] | None = None,
     holdout: tuple[torch.Tensor, torch.Tensor] | None = None,
-    details: bool = False,
     shard: distributed.Dist | None = None,
     progress: str = "off",
     **overrides: Any,
-) -> pd.DataFrame | Evaluation:
+) -> Evaluation:
     """Evaluate any model that takes [0, 1] NCHW images on ``dataset``'s test split.
 
     ``suites`` defaults to every default suite (``catalog.default_suites()``: clean, adversarial,
-    deformation, corruption, representation, ood and calibration). Keyword ``overrides`` set :class:`EvalConfig`
-    fields (``eps=[...]``, ``pgd_steps=20``, ...). ``holdout`` (images, labels) is used to fit
-    the calibration temperature; ``details=True`` returns an :class:`Evaluation` with
-    per-example results and reliability bins. ``shard`` (every process of a torchrun job passes
-    its own) splits the attacks' batches between the processes; every process gets the whole
-    result. ``progress``: "bar", "lines" or "off" (see :mod:`.progress`).
+    deformation, corruption, representation, ood and calibration). Keyword ``overrides`` set
+    :class:`EvalConfig` fields (``eps=[...]``, ``pgd_steps=20``, ...). ``holdout`` (images,
+    labels) is used to fit the calibration temperature. Returns an :class:`Evaluation`: the
+    results frame (``.metrics``), per-example results and reliability bins (:func:`evaluate`:
+    the frame only). ``shard`` (every process of a torchrun job passes its own) splits the
+    attacks' batches between the processes; every process gets the whole result.
+    ``progress``: "bar", "lines" or "off" (see :mod:`.progress`).
 
     ``dataset`` is a name (``"mnist"``, ``"imagefolder:<path>"``: ``data_root=`` and
     ``download=`` say where its files are) or a loaded :class:`~robustbench_mm.data.datasets.DatasetSplits`.
@@ -83,7 +83,19 @@ def evaluate(
     with torch_threads(config.cpu_threads if device.type == "cpu" else None):
         evaluation = _evaluate(model, data, config, chosen, device, identity, holdout, shard, progress)
     evaluation.seconds = time.perf_counter() - started
-    return evaluation if details else evaluation.metrics
+    return evaluation
+
+
+def evaluate(
+    model: nn.Module,
+    dataset: str | DatasetSplits,
+    suites: Sequence[str] | None = None,
+    config: EvalConfig | None = None,
+    **kwargs: Any,
+) -> pd.DataFrame:
+    """The results frame of :func:`evaluate_details` (same arguments): one row per
+    (suite, test, severity, metric), the results schema."""
+    return evaluate_details(model, dataset, suites, config, **kwargs).metrics
 
 
 def _evaluate(model, data, config, chosen, device, identity, holdout, shard, progress) -> Evaluation:
@@ -238,14 +250,13 @@ def evaluate_run(
         done = accumulate.already_done(stored, run, config) if reuse else None
         if done is not None:
             return done
-        evaluation = evaluate(
+        evaluation = evaluate_details(
             model,
             data,
             None,
             config,
             identity=_identity(run, data, train_cfg),
             holdout=_holdout(data, train_cfg),
-            details=True,
             shard=shard,
             progress=progress,
         )

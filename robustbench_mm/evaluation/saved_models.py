@@ -18,7 +18,7 @@ from pathlib import Path
 from robustbench_mm.core.results import Evaluation
 from robustbench_mm.data.datasets import load_dataset
 from robustbench_mm.evaluation.catalog import default_suites
-from robustbench_mm.evaluation.runner import evaluate
+from robustbench_mm.evaluation.runner import evaluate_details
 from robustbench_mm.settings import EvalConfig
 from robustbench_mm.settings.external import ExternalModelOptions
 
@@ -68,7 +68,7 @@ def evaluate_model(
     label = options.label or loaded.label
     run = ExternalRun(Path(options.out_dir).expanduser().resolve() / run_name(label), loaded.source)
     identity = {"run": run.name, "dataset": data.name, "arch": loaded.arch, "method": label, "seed": 0}
-    evaluation = evaluate(loaded.model, data, None, config, identity=identity, details=True, progress=progress)
+    evaluation = evaluate_details(loaded.model, data, None, config, identity=identity, progress=progress)
     run.path.mkdir(parents=True, exist_ok=True)
     accumulate.publish(run, evaluation, config)
     return run.path, evaluation

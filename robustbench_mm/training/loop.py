@@ -142,8 +142,20 @@ def _reused(run: RunDir, cfg: TrainConfig, say: Callable[[str], None]) -> TrainR
     )
 
 
-def _start(cfg, method, data, device, dctx, run, state, sync_bn, say, progress) -> Session:
+def _start(
+    cfg: TrainConfig,
+    method: Method,
+    data: DatasetSplits,
+    device: torch.device,
+    dctx: distributed.Dist,
+    run: RunDir,
+    state: str,
+    sync_bn: bool,
+    say: Callable[[str], None],
+    progress: bool | str,
+) -> Session:
     seed_everything(cfg.seed)
+    assert cfg.arch is not None  # resolve_config filled it in
     net = create_model(
         cfg.arch, data.num_classes, data.in_channels, data.image_size, data.mean, data.std, cfg.mix_modules
     )
@@ -155,17 +167,8 @@ def _start(cfg, method, data, device, dctx, run, state, sync_bn, say, progress) 
 
     train_idx, holdout_idx = training_split(len(data.train_y), cfg.holdout_fraction, cfg.seed)
     amp = device.type == "cuda" if cfg.amp == "auto" else cfg.amp == "on"
-    model: torch.nn.Module
-    model, channels_last = to_training_layout(net, device, amp)
-    model.to(device)
-    core = model
-    if dctx.active:
-        from torch.nn.parallel import DistributedDataParallel
-
-        if sync_bn:
-            model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
-            core = model
-        model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    laid_out, channels_last = to_training_layout(net, device, amp)
+    model, core = _distributed(laid_out.to(device), device, dctx, sync_bn)
     train_x, train_y, on_device = place_training_data(data, train_idx, device)
     say(
         f"data: {len(train_y)} training images "
@@ -214,6 +217,19 @@ def _start(cfg, method, data, device, dctx, run, state, sync_bn, say, progress) 
             },
         )
     return session
+
+
+def _distributed(
+    model: torch.nn.Module, device: torch.device, dctx: distributed.Dist, sync_bn: bool
+) -> tuple[torch.nn.Module, torch.nn.Module]:
+    """(the module to train, the module whose weights are saved): DDP-wrapped under torchrun."""
+    if not dctx.active:
+        return model, model
+    from torch.nn.parallel import DistributedDataParallel
+
+    if sync_bn:
+        model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None), model
 
 
 def _resume_state(run: RunDir, cfg: TrainConfig, device: torch.device) -> dict:

@@ -17,7 +17,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from robustbench_mm.app import jobrecords
-from robustbench_mm.app.runone import Outcome, RunSpec, is_complete, train_and_evaluate
+from robustbench_mm.app.runone import Outcome, RunResult, RunSpec, is_complete, train_and_evaluate
 from robustbench_mm.app.schedulers import Scheduler
 from robustbench_mm.core.errors import UserError
 from robustbench_mm.core.untrusted import plain
@@ -43,7 +43,7 @@ class RunTask:
     def __init__(self, spec: RunSpec) -> None:
         self.spec = spec
 
-    def __call__(self) -> tuple[str, float, float, str]:
+    def __call__(self) -> RunResult:
         spec = self.spec
         try:
             return train_and_evaluate(spec.cfg, spec.evaluate, spec.runs_dir, spec.force, True, None)
@@ -173,7 +173,7 @@ class _Attached:
 def _reuse(spec: RunSpec) -> Outcome:
     """A finished run's outcome, from this process (it only reads the run)."""
     result = train_and_evaluate(spec.cfg, spec.evaluate, spec.runs_dir, False, False, None)
-    return Outcome(spec, "finished", test_accuracy=result[1], seconds=result[2], what=result[3])
+    return Outcome.finished_with(spec, result)
 
 
 def _collect(spec: RunSpec, job: Any) -> Outcome:
@@ -184,7 +184,7 @@ def _collect(spec: RunSpec, job: Any) -> Outcome:
         lines = str(exc).strip().splitlines()
         why = (record.failed if record else "") or (lines[-1] if lines else type(exc).__name__)
         return Outcome(spec, "failed", error=plain(why, 300))
-    return Outcome(spec, "finished", test_accuracy=result[1], seconds=result[2], what=result[3])
+    return Outcome.finished_with(spec, result)
 
 
 def waiting_hint(plan: RunPlan) -> str:

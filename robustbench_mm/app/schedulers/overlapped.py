@@ -122,7 +122,7 @@ class OverlappedScheduler(Scheduler):
         """Train one run here and queue its evaluation; an outcome now if nothing is left to queue."""
         if is_complete(spec):  # reused as a whole: no need to wake the evaluating process
             result = train_and_evaluate(spec.cfg, spec.evaluate, spec.runs_dir, False, False, None)
-            return Outcome(spec, "finished", test_accuracy=result[1], seconds=result[2], what=result[3])
+            return Outcome.finished_with(spec, result)
         backlog = len(queued)
         need = max(self._expected_train(spec.cfg.method), backlog * self.eval_s) + self.eval_s
         if need > self.left():

@@ -8,7 +8,7 @@ import signal
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 
-from robustbench_mm.app.runone import Outcome, RunSpec, train_and_evaluate
+from robustbench_mm.app.runone import Outcome, RunResult, RunSpec, train_and_evaluate
 from robustbench_mm.app.schedulers import Scheduler
 from robustbench_mm.settings import EvalConfig, TrainConfig
 
@@ -38,8 +38,8 @@ def _args(spec: RunSpec, chatty: bool) -> tuple[TrainConfig, EvalConfig, str, bo
     return spec.cfg, spec.evaluate, spec.runs_dir, spec.force, chatty
 
 
-def _outcome(spec: RunSpec, result: tuple[str, float, float, str]) -> Outcome:
-    return Outcome(spec, "finished", test_accuracy=result[1], seconds=result[2], what=result[3])
+def _outcome(spec: RunSpec, result: RunResult) -> Outcome:
+    return Outcome.finished_with(spec, result)
 
 
 def _init_worker(parent: int, threads: int) -> None:
@@ -56,9 +56,7 @@ def _init_worker(parent: int, threads: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def _parallel(
-    specs: Sequence[RunSpec], jobs: int, devices: list[str | None], chatty: bool
-) -> Iterator[tuple[str, float, float, str]]:
+def _parallel(specs: Sequence[RunSpec], jobs: int, devices: list[str | None], chatty: bool) -> Iterator[RunResult]:
     """The runs in ``jobs`` worker processes, results in plan order as they come."""
     import multiprocessing as mp
     import os

@@ -5,7 +5,7 @@ mean ± 1 std over seeds (each seed counted once), a method keeps its registered
 everywhere, figures are ``matplotlib.figure.Figure`` objects (no pyplot) written atomically.
 
 Inputs: the results table (``results.COLUMNS``) for the ood figures; for the spectra, the
-table that :func:`robustbench_mm.evaluation.representation.representation_rows` returns with the run
+table that :func:`robustbench_mm.evaluation.suites.representation.representation_rows` returns with the run
 identity added (columns ``method, seed, layer, index, value``).
 """
 

@@ -88,7 +88,7 @@ def severity_label(suite: str, test: str) -> str:
     """x-axis label with units for a test's severity, as the test's owner defines it."""
     if suite == "adversarial":
         from robustbench_mm.attacks import ATTACKS
-        from robustbench_mm.evaluation.adversarial import WORST_CASE_NORMS
+        from robustbench_mm.evaluation.suites.adversarial import WORST_CASE_NORMS
 
         norm = WORST_CASE_NORMS.get(test) or (ATTACKS.get(test).norm if test in ATTACKS else None)
         if norm == "none":
