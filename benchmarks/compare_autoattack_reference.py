@@ -101,7 +101,7 @@ def markdown(rows: list[dict], command: str) -> str:
         "",
         f"    {command}",
         "",
-        "Digits models (`mmbench train --method M`, the default 30 epochs), the default evaluation subset;",
+        "Models from `mmbench train --method M` with their dataset's defaults; the evaluation subset `--n-test`;",
         "accuracies in %. *ref CE+T*: the original AutoAttack (`pyautoattack` "
         f"{_version()}) with `attacks=['apgd-ce', 'apgd-t']`, 100 iterations, 9 targets; *ref AA*: its "
         "standard version. *missed*: examples we call robust that the reference breaks "

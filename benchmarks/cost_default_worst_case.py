@@ -4,7 +4,10 @@
 folder with ``git archive``), "after" the working tree. Both evaluate the same run directories
 with the default suites and settings (``rb.evaluate_run(run, write=False)``), each in its own
 process on one torch thread, in turn model by model (interleaved, so drift of a shared machine
-affects both alike). Reported: wall seconds, CPU seconds of the process (the fair measure on a
+affects both alike). Both evaluate a copy of the run's config.toml and weights, model.pt in
+format 1 (which revisions before format 2 read; it also carried a few training settings, copied
+from config.toml).
+Reported: wall seconds, CPU seconds of the process (the fair measure on a
 loaded machine: one thread), the adversarial suite's seconds, and the worst case per radius.
 
 Run::
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -52,6 +56,29 @@ def _measure(source: Path, run: Path, what: str = "default") -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def _format1_copy(run: Path, folder: Path) -> Path:
+    """The run's config.toml and weights, model.pt rewritten in format 1 (which revisions before 2 read)."""
+    import tomllib
+    import torch
+
+    copy = folder / run.name
+    copy.mkdir()
+    shutil.copy(run / "config.toml", copy / "config.toml")
+    settings = tomllib.loads((run / "config.toml").read_text())
+    payload = torch.load(run / "model.pt", map_location="cpu", weights_only=False)
+    if payload.get("format") == "robustbench_mm.model/2":
+        payload["format"] = "robustbench_mm.model/1"
+        payload.pop("mix_modules", None)
+        payload["holdout_fraction"] = settings["train"]["holdout_fraction"]
+        payload["holdout_seed"] = settings["run"]["holdout_seed"]
+        payload["epoch"] = settings["train"]["epochs"]
+        for key in ("alpha", "mix_layers"):
+            if key in settings.get("method", {}):
+                payload[key] = settings["method"][key]
+    torch.save(payload, copy / "model.pt")
+    return copy
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", nargs="+", type=Path)
@@ -68,8 +95,10 @@ def main() -> None:
         subprocess.run(["tar", "-x", "-C", tmp], input=archive.stdout, check=True)
         rows = []
         for run in args.runs:
-            before, after = _measure(Path(tmp), run), _measure(ROOT, run)
-            standard = _measure(ROOT, run, f"autoattack@{args.autoattack_eps}") if args.autoattack_eps else None
+            # both read the same copy: weights only, no stored evaluation to merge with
+            copy = _format1_copy(run, Path(tmp))
+            before, after = _measure(Path(tmp), copy), _measure(ROOT, copy)
+            standard = _measure(ROOT, copy, f"autoattack@{args.autoattack_eps}") if args.autoattack_eps else None
             rows.append((before, after, standard))
             print(before, after, standard, flush=True)
     lines = [
@@ -84,8 +113,8 @@ def main() -> None:
         "APGD-CE and APGD-T (100 iterations, 9 targets) at every radius on the examples still standing and "
         "within 1.75x their FMN distance (L2: 2x the first-order distance). *AutoAttack*: the adversarial "
         "suite alone with `--attacks autoattack` (the original standard version: APGD-CE, APGD-T, FAB-T, "
-        "Square-5000) at the one radius `--autoattack-eps`. Default suites, digits models, default evaluation "
-        "subset, one torch thread; seconds.",
+        "Square-5000) at the one radius `--autoattack-eps`. Default suites and the default evaluation subset "
+        "of each model's dataset, one torch thread; seconds.",
         "",
         "| method | CPU before | CPU after | ratio | adversarial suite, wall before (shared machine) | after |"
         " AutoAttack at one ε, CPU | worst case before (ε: %) | after | AutoAttack |",

@@ -275,3 +275,21 @@ def test_the_loss_guard_fires_on_a_high_falling_loss_not_on_an_annealed_near_zer
     still_learning = pd.DataFrame({"loss": [2.1, 1.6, 1.2, 0.9]})
     assert loss_fall(still_learning) == pytest.approx(0.25) and loss_fall(still_learning) > STEEP
     assert loss_fall(pd.DataFrame({"loss": [1.0, 0.9]})) is None  # too short to judge
+
+
+def test_the_loss_guard_judges_an_annealed_schedule_at_its_peak_rate():
+    """A real 15-epoch CIFAR-10 ERM log (trapezoid, 83.5% clean): the loss is flat at the peak
+    rate and falls 21% while the rate anneals to 0: not undertrained. The same schedule with a
+    loss still falling steeply at the peak rate is."""
+    import pandas as pd
+
+    from robustbench_mm.report.verdict import STEEP, loss_fall
+
+    lr = [0.0025] + [0.2] * 10 + [0.1777, 0.1332, 0.0888, 0.0444]
+    flat = [1.512, 0.974, 0.828, 0.756, 0.714, 0.683, 0.661, 0.645, 0.629, 0.608, 0.605, 0.564, 0.513, 0.458, 0.390]
+    assert loss_fall(pd.DataFrame({"loss": flat})) > STEEP  # without the rates: the anneal looks like learning
+    assert loss_fall(pd.DataFrame({"loss": flat, "lr": lr})) < STEEP
+    steep = [3.0, 2.8, 2.6, 2.4, 2.2, 2.0, 1.8, 1.6, 1.4, 1.2, 1.0, 0.9, 0.8, 0.7, 0.6]
+    assert loss_fall(pd.DataFrame({"loss": steep, "lr": lr})) > STEEP
+    constant_tail = pd.DataFrame({"loss": steep, "lr": [0.1] * 15})  # no anneal: the last tenths, as before
+    assert loss_fall(constant_tail) == pytest.approx((0.85 - 0.65) / 0.85)

@@ -71,7 +71,7 @@ register_card(
 register_card(
     "cifar10",
     DatasetCard(
-        epochs=9, batch_size=256, lr=0.2, weight_decay=5e-4, arch="fast32", floor=0.8, n_test=1000, threat=COLOUR32
+        epochs=15, batch_size=256, lr=0.2, weight_decay=5e-4, arch="fast32", floor=0.8, n_test=1000, threat=COLOUR32
     ),
 )
 register_card(
@@ -107,7 +107,7 @@ register_card(
 )
 register_card(
     "imagefolder-32-colour",
-    DatasetCard(epochs=9, batch_size=256, lr=0.2, weight_decay=5e-4, arch="fast32", n_test=1000),
+    DatasetCard(epochs=15, batch_size=256, lr=0.2, weight_decay=5e-4, arch="fast32", n_test=1000),
 )
 
 
