@@ -20,6 +20,7 @@ import pytest
 from robustbench_mm.core import files as storage
 from robustbench_mm.core.errors import UserError
 from robustbench_mm.core.files import atomic_write_bytes, atomic_write_text, remove_stale_temps, run_lock
+from robustbench_mm.core.procs import interruptible_children
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {
@@ -340,3 +341,27 @@ def test_a_worker_whose_parent_already_died_stops_at_once():
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV, timeout=DEADLINE)
     assert proc.returncode == -signal.SIGKILL and proc.stdout == ""
+
+
+# ------------------------------------------------------------------------------ cancellable jobs
+
+
+def _a_new_program_ignores_sigint() -> bool:
+    code = "import signal; print(signal.getsignal(signal.SIGINT) == signal.SIG_IGN)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV, timeout=DEADLINE)
+    return {"True": True, "False": False}[done.stdout.strip()]
+
+
+def test_programs_started_in_the_block_take_sigint_where_this_process_ignores_it(sigint_ignored):
+    assert _a_new_program_ignores_sigint()  # what every child inherits outside the block
+    with interruptible_children():
+        assert not _a_new_program_ignores_sigint()
+        os.kill(os.getpid(), signal.SIGINT)  # and this process still ignores it: no KeyboardInterrupt
+        time.sleep(0.01)
+    assert signal.getsignal(signal.SIGINT) == signal.SIG_IGN and _a_new_program_ignores_sigint()
+
+
+def test_a_process_that_takes_sigint_keeps_its_handler_in_the_block():
+    handler = signal.getsignal(signal.SIGINT)
+    with interruptible_children():
+        assert signal.getsignal(signal.SIGINT) is handler and not _a_new_program_ignores_sigint()

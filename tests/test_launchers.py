@@ -73,7 +73,11 @@ def _holder(run: Path) -> int | None:
         return None
 
 
-def test_submitit_jobs_requeue_and_a_killed_job_completes_without_retraining_what_finished(tmp_path, capsys):
+def test_submitit_jobs_requeue_and_a_killed_job_completes_without_retraining_what_finished(
+    tmp_path, capsys, sigint_ignored
+):
+    """Submitted from a process that ignores SIGINT, as a background CI runner starts the tests:
+    the local jobs must take the cancel's SIGINT all the same (they once inherited the ignoring)."""
     pytest.importorskip("submitit")
     plan, train, evaluate = _settings(tmp_path, epochs=12, launcher="local", wait=False)
     assert run_benchmark(plan, train, evaluate) == 0  # submitted; returns at once

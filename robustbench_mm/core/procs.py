@@ -1,4 +1,4 @@
-"""Worker processes that die with their parent.
+"""Worker processes that die with their parent, and jobs that can be interrupted.
 
 ``kill -9`` of ``mmbench run --jobs 2`` used to leave its workers running: they finished
 their run, writing beside a later ``--resume``, and then waited forever for a parent that was
@@ -8,12 +8,14 @@ gone. A worker calls :func:`die_with_parent` first thing (a ProcessPoolExecutor
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import signal
 import sys
 import threading
 import time
+from collections.abc import Iterator
 
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
@@ -69,3 +71,28 @@ def _die() -> None:
     if kill is not None:
         os.kill(os.getpid(), kill)
     os._exit(1)  # no SIGKILL on this platform (or it did not take): leave without cleanup all the same
+
+
+@contextlib.contextmanager
+def interruptible_children() -> Iterator[None]:
+    """Programs started inside this block take SIGINT (``job.cancel()``, ``scancel --signal=INT``)
+    even where this process ignores it.
+
+    A shell without job control starts a background command (``&``, as nohup scripts and some CI
+    runners do) with SIGINT ignored, and an ignored signal stays ignored through fork and exec:
+    the local launcher's detached jobs would then never stop when cancelled. A signal that has a
+    handler is reset to its default by exec instead, so for the duration of the block SIGINT gets
+    a handler that does nothing: this process goes on ignoring it, its new programs do not.
+    """
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGINT) != signal.SIG_IGN:
+        yield  # not ignored here (children inherit the default), or not ours to change
+        return
+    signal.signal(signal.SIGINT, _swallow)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _swallow(signum: int, frame: object) -> None:
+    """A SIGINT handler that ignores it, as SIG_IGN does, but that exec resets to the default."""

@@ -20,6 +20,7 @@ from robustbench_mm.app import jobrecords
 from robustbench_mm.app.runone import Outcome, RunResult, RunSpec, is_complete, train_and_evaluate
 from robustbench_mm.app.schedulers import Scheduler
 from robustbench_mm.core.errors import UserError
+from robustbench_mm.core.procs import interruptible_children
 from robustbench_mm.core.untrusted import plain
 from robustbench_mm.settings import RunPlan
 
@@ -113,7 +114,8 @@ class SubmititScheduler(Scheduler):
             return
         executor = self._executor
         jobs = []
-        with executor.batch():  # one job array on Slurm
+        # (local jobs are processes started here: cancellable whatever this process's SIGINT is)
+        with interruptible_children(), executor.batch():  # one job array on Slurm
             for spec in fresh:
                 jobs.append(executor.submit(RunTask(spec)))
         for spec, job in zip(fresh, jobs, strict=True):
