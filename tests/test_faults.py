@@ -362,6 +362,10 @@ def test_programs_started_in_the_block_take_sigint_where_this_process_ignores_it
 
 
 def test_a_process_that_takes_sigint_keeps_its_handler_in_the_block():
-    handler = signal.getsignal(signal.SIGINT)
-    with interruptible_children():
-        assert signal.getsignal(signal.SIGINT) is handler and not _a_new_program_ignores_sigint()
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # whatever the test runner was given
+    try:
+        with interruptible_children():
+            handler = signal.getsignal(signal.SIGINT)
+            assert handler is signal.default_int_handler and not _a_new_program_ignores_sigint()
+    finally:
+        signal.signal(signal.SIGINT, previous)
