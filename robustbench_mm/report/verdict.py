@@ -87,11 +87,9 @@ def loss_fall(log: pd.DataFrame | None) -> float | None:
     last; 0 when the fall is below :data:`MIN_FALL` nats (None: too few epochs to compare).
 
     An annealed schedule's loss falls while its learning rate decays, however well trained the
-    model (a 15-epoch CIFAR-10 ERM run with the trapezoid schedule: flat at 0.61-0.63 over its
-    last epochs at the peak rate, then 0.56 → 0.39 as the rate fell to 0, a 21% fall). When the
-    log's learning rate changed over the two tenths compared, they are the last two tenths of
-    the epochs trained at half the peak rate or more: was the loss still falling at the rate the
-    model learned at?"""
+    model (the trapezoid schedule's last epochs). When the log's learning rate changed over the
+    two tenths compared, they are the last two tenths of the epochs trained at half the peak rate
+    or more: was the loss still falling at the rate the model learned at?"""
     if log is None or "loss" not in log.columns:
         return None
     losses = log["loss"].to_numpy(dtype=float)
@@ -100,8 +98,8 @@ def loss_fall(log: pd.DataFrame | None) -> float | None:
         rates = log["lr"].to_numpy(dtype=float)
         window = rates[-2 * k :]
         if np.all(np.isfinite(rates)) and window.max() - window.min() > 0.01 * window.max():
-            at_speed = np.flatnonzero(rates >= 0.5 * rates.max())
-            losses = losses[: at_speed[-1] + 1] if len(at_speed) else losses[:0]
+            last_at_speed = np.flatnonzero(rates >= 0.5 * rates.max())[-1]  # the peak itself is one
+            losses = losses[: last_at_speed + 1]
     if len(losses) < 2 * k or len(losses) < 4:
         return None
     before, last = losses[-2 * k : -k].mean(), losses[-k:].mean()
